@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/pinacle/pinacle-node/internal/errdefs"
+)
+
+// Format is an output format chosen with -o.
+type Format string
+
+const (
+	Table Format = "table"
+	JSON  Format = "json"
+	YAML  Format = "yaml"
+)
+
+// AddOutputFlag registers -o/--output on cmd (persistent, so subcommands inherit it).
+func AddOutputFlag(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringP("output", "o", string(Table), "output format: table, json or yaml")
+}
+
+// OutputFormat reads and validates the -o flag of cmd.
+func OutputFormat(cmd *cobra.Command) (Format, error) {
+	f, err := cmd.Flags().GetString("output")
+	if err != nil {
+		return Table, nil
+	}
+	switch Format(f) {
+	case Table, JSON, YAML:
+		return Format(f), nil
+	case "wide", "":
+		return Table, nil
+	}
+	return Table, fmt.Errorf("--output %q: want table, json or yaml: %w", f, errdefs.ErrInvalidArgument)
+}
+
+// Print writes v in the format chosen on cmd; table calls tbl with a tabwriter.
+func Print(cmd *cobra.Command, v any, tbl func(w io.Writer)) error {
+	f, err := OutputFormat(cmd)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	switch f {
+	case JSON:
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	case YAML:
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = out.Write(b)
+		return err
+	default:
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		tbl(tw)
+		return tw.Flush()
+	}
+}
+
+// ErrorBody is the JSON shape of an error, shared by the API and the CLI.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// ExitError carries an exit code that a command wants to pass through as
+// is (for example the exit status of a process run in a sandbox).
+type ExitError struct{ Code int }
+
+func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
+// HandleError prints err the way the chosen format wants (JSON on stderr
+// under -o json) and returns the process exit code.
+func HandleError(cmd *cobra.Command, err error) int {
+	if err == nil {
+		return errdefs.ExitOK
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	c := errdefs.Classify(err)
+	f := Table
+	if cmd != nil {
+		f, _ = OutputFormat(cmd)
+	}
+	if f == JSON {
+		b, _ := json.Marshal(ErrorBody{Code: c.Code, Message: err.Error()})
+		fmt.Fprintln(os.Stderr, string(b))
+	} else {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+	}
+	return c.ExitCode
+}
