@@ -42,7 +42,7 @@ if [ ! -x "$BIN_DIR/runsc" ] || [ "$(cat "$BIN_DIR/.runsc-version" 2>/dev/null)"
 fi
 
 # CNI plugins.
-plugins=(main/bridge main/loopback main/veth ipam/host-local meta/bandwidth meta/firewall meta/portmap meta/tuning)
+plugins=(main/bridge main/loopback ipam/host-local meta/bandwidth meta/firewall meta/portmap meta/tuning)
 mkdir -p "$CNI_BIN_DIR"
 need_cni=0
 for p in "${plugins[@]}"; do
