@@ -18,7 +18,7 @@ type Service struct {
 	DependsOn       []string          `json:"dependsOn,omitempty"`
 	HealthCheck     *HealthCheck      `json:"healthCheck,omitempty"`
 	Restart         RestartPolicy     `json:"restart,omitempty"` // default on-failure
-	StopGracePeriod Duration          `json:"stopGracePeriod,omitempty"`
+	StopGracePeriod Duration          `json:"stopGracePeriod,omitzero"`
 	Port            int               `json:"port,omitempty"` // the port it serves on, if any
 }
 
@@ -40,10 +40,10 @@ type HealthCheck struct {
 	StatusMin   int             `json:"statusMin,omitempty"`   // http; default 200
 	StatusMax   int             `json:"statusMax,omitempty"`   // http; default 399
 	Command     []string        `json:"command,omitempty"`     // exec
-	Interval    Duration        `json:"interval,omitempty"`    // default 10s
-	Timeout     Duration        `json:"timeout,omitempty"`     // default 5s
+	Interval    Duration        `json:"interval,omitzero"`    // default 10s
+	Timeout     Duration        `json:"timeout,omitzero"`     // default 5s
 	Retries     int             `json:"retries,omitempty"`     // consecutive failures before unhealthy; default 3
-	StartPeriod Duration        `json:"startPeriod,omitempty"` // failures during it do not count; default 60s
+	StartPeriod Duration        `json:"startPeriod,omitzero"` // failures during it do not count; default 60s
 }
 
 // HealthCheckType is http, tcp or exec.
