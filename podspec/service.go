@@ -34,15 +34,15 @@ const (
 // HealthCheck is how the supervisor decides a service is healthy.
 type HealthCheck struct {
 	Type        HealthCheckType `json:"type"`
-	Port        int             `json:"port,omitempty"`        // http, tcp
-	Path        string          `json:"path,omitempty"`        // http; default "/"
-	Host        string          `json:"host,omitempty"`        // http, tcp; default 127.0.0.1
-	StatusMin   int             `json:"statusMin,omitempty"`   // http; default 200
-	StatusMax   int             `json:"statusMax,omitempty"`   // http; default 399
-	Command     []string        `json:"command,omitempty"`     // exec
+	Port        int             `json:"port,omitempty"`       // http, tcp
+	Path        string          `json:"path,omitempty"`       // http; default "/"
+	Host        string          `json:"host,omitempty"`       // http, tcp; default 127.0.0.1
+	StatusMin   int             `json:"statusMin,omitempty"`  // http; default 200
+	StatusMax   int             `json:"statusMax,omitempty"`  // http; default 399
+	Command     []string        `json:"command,omitempty"`    // exec
 	Interval    Duration        `json:"interval,omitzero"`    // default 10s
 	Timeout     Duration        `json:"timeout,omitzero"`     // default 5s
-	Retries     int             `json:"retries,omitempty"`     // consecutive failures before unhealthy; default 3
+	Retries     int             `json:"retries,omitempty"`    // consecutive failures before unhealthy; default 3
 	StartPeriod Duration        `json:"startPeriod,omitzero"` // failures during it do not count; default 60s
 }
 
