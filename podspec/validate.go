@@ -478,3 +478,7 @@ func (h *HealthCheck) validate(f string, svcPort int, e *errList) {
 		e.add(f+".retries", "%d must not be negative", h.Retries)
 	}
 }
+
+// IsDNSLabel reports whether s may name a pod, service, port or template:
+// lowercase letters, digits and '-', at most 63, alphanumeric at both ends.
+func IsDNSLabel(s string) bool { return dnsLabel.MatchString(s) }
