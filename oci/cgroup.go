@@ -1,0 +1,195 @@
+package oci
+
+import (
+	"bufio"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// cgroupMounts returns the cgroup v1 hierarchy mount points (one per
+// controller set, e.g. /sys/fs/cgroup/memory) and the v2 mount if any.
+func cgroupMounts() (v1 map[string]string, v2 string) {
+	v1 = map[string]string{}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return v1, ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// ... mountpoint ... - fstype source superopts
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		if !ok {
+			continue
+		}
+		pf, qf := strings.Fields(pre), strings.Fields(post)
+		if len(pf) < 5 || len(qf) < 3 {
+			continue
+		}
+		switch qf[0] {
+		case "cgroup":
+			for _, o := range strings.Split(qf[2], ",") {
+				switch o {
+				case "cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer", "blkio", "net_cls", "net_prio", "hugetlb", "perf_event", "rdma", "misc":
+					v1[o] = pf[4]
+				}
+				if strings.HasPrefix(o, "name=") {
+					v1[o] = pf[4]
+				}
+			}
+		case "cgroup2":
+			v2 = pf[4]
+		}
+	}
+	return v1, v2
+}
+
+// cgroupDirs lists every existing directory of cgroupsPath across hierarchies.
+func cgroupDirs(cgroupsPath string) []string {
+	if cgroupsPath == "" {
+		return nil
+	}
+	v1, v2 := cgroupMounts()
+	seen := map[string]bool{}
+	var dirs []string
+	add := func(root string) {
+		d := filepath.Join(root, cgroupsPath)
+		if !seen[d] {
+			seen[d] = true
+			if st, err := os.Stat(d); err == nil && st.IsDir() {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	for _, root := range v1 {
+		add(root)
+	}
+	if v2 != "" {
+		add(v2)
+	}
+	return dirs
+}
+
+// RemoveCgroup removes cgroupsPath (and any empty children, deepest first)
+// from every hierarchy. Missing is success. runsc removes a container's
+// cgroup on delete; this is the idempotent backstop, and what removes a
+// parent such as /pinacle once it is unused.
+func RemoveCgroup(cgroupsPath string) error {
+	if cgroupsPath == "" || filepath.Clean(cgroupsPath) == "/" {
+		return nil
+	}
+	var errs []error
+	for _, d := range cgroupDirs(cgroupsPath) {
+		// Collect subdirectories deepest first; cgroupfs only allows rmdir.
+		var sub []string
+		_ = filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
+			if err == nil && e.IsDir() {
+				sub = append(sub, p)
+			}
+			return nil
+		})
+		for i := len(sub) - 1; i >= 0; i-- {
+			if err := rmdirRetry(sub[i]); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// rmdirRetry retries EBUSY for a moment: a cgroup is busy until the last
+// task (a just-killed sandbox) has been fully released by the kernel.
+func rmdirRetry(d string) error {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		err := os.Remove(d)
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// memoryEvents reads OOM evidence from the pod's memory cgroup.
+type memoryEvents struct {
+	ok        bool
+	oomKills  uint64
+	underOOM  bool
+	failcnt   uint64
+	maxUsage  uint64
+	usage     uint64
+	limit     uint64
+	pidsLimit uint64
+}
+
+func readMemoryEvents(cgroupsPath string) memoryEvents {
+	var ev memoryEvents
+	if cgroupsPath == "" {
+		return ev
+	}
+	v1, v2 := cgroupMounts()
+	if root, ok := v1["memory"]; ok {
+		d := filepath.Join(root, cgroupsPath)
+		kv := readKV(filepath.Join(d, "memory.oom_control"))
+		if kv == nil {
+			return ev
+		}
+		ev.ok = true
+		ev.oomKills = kv["oom_kill"]
+		ev.underOOM = kv["under_oom"] != 0
+		ev.failcnt = readUint(filepath.Join(d, "memory.failcnt"))
+		ev.maxUsage = readUint(filepath.Join(d, "memory.max_usage_in_bytes"))
+		ev.usage = readUint(filepath.Join(d, "memory.usage_in_bytes"))
+		ev.limit = readUint(filepath.Join(d, "memory.limit_in_bytes"))
+	} else if v2 != "" {
+		d := filepath.Join(v2, cgroupsPath)
+		kv := readKV(filepath.Join(d, "memory.events"))
+		if kv == nil {
+			return ev
+		}
+		ev.ok = true
+		ev.oomKills = kv["oom_kill"]
+		ev.failcnt = kv["max"]
+		ev.maxUsage = readUint(filepath.Join(d, "memory.peak"))
+		ev.usage = readUint(filepath.Join(d, "memory.current"))
+		ev.limit = readUint(filepath.Join(d, "memory.max"))
+	}
+	if root, ok := v1["pids"]; ok {
+		ev.pidsLimit = readUint(filepath.Join(root, cgroupsPath, "pids.max"))
+	}
+	return ev
+}
+
+func readKV(path string) map[string]uint64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	m := map[string]uint64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 {
+			v, _ := strconv.ParseUint(f[1], 10, 64)
+			m[f[0]] = v
+		}
+	}
+	return m
+}
+
+// readUint reads a one-number cgroup file; "max" and errors read as 0.
+func readUint(path string) uint64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	v, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	return v
+}

@@ -1,0 +1,110 @@
+package oci
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/pinacle/pinacle-node/internal/errdefs"
+)
+
+// Exec runs opts.Args in the container through a process.json (the only
+// way to mark stdio as a terminal), inheriting the container's env, cwd,
+// user and capabilities unless overridden.
+func (r *runsc) Exec(ctx context.Context, id string, o ExecOpts) (int, error) {
+	if len(o.Args) == 0 {
+		return -1, fmt.Errorf("exec %s: args: empty: %w", id, errdefs.ErrInvalidArgument)
+	}
+	_, st, err := r.lookup(ctx, id)
+	if err != nil {
+		return -1, fmt.Errorf("exec %s: %w", id, err)
+	}
+	spec, err := ReadSpec(st.Bundle)
+	if err != nil || spec.Process == nil {
+		return -1, fmt.Errorf("exec %s: container spec: %w", id, err)
+	}
+	p := specs.Process{
+		Terminal:        o.Tty,
+		User:            spec.Process.User,
+		Args:            o.Args,
+		Env:             mergeEnv(spec.Process.Env, o.Env),
+		Cwd:             spec.Process.Cwd,
+		Capabilities:    spec.Process.Capabilities,
+		NoNewPrivileges: spec.Process.NoNewPrivileges,
+	}
+	if o.Cwd != "" {
+		p.Cwd = o.Cwd
+	}
+	if o.User != "" {
+		u, err := execUser(spec, o.User)
+		if err != nil {
+			return -1, fmt.Errorf("exec %s: %w", id, err)
+		}
+		p.User = u
+	}
+	if o.AdditionalGids != nil {
+		p.User.AdditionalGids = o.AdditionalGids
+	}
+	pf, err := os.CreateTemp("", "runsc-process-*.json")
+	if err != nil {
+		return -1, err
+	}
+	defer os.Remove(pf.Name())
+	if err := json.NewEncoder(pf).Encode(&p); err != nil {
+		pf.Close()
+		return -1, err
+	}
+	if err := pf.Close(); err != nil {
+		return -1, err
+	}
+	args := []string{"exec", "--process=" + pf.Name()}
+	if o.Detach {
+		args = append(args, "--detach")
+	}
+	if o.ConsoleSocket != "" {
+		args = append(args, "--console-socket="+o.ConsoleSocket)
+	}
+	if o.PidFile != "" {
+		args = append(args, "--pid-file="+o.PidFile)
+	}
+	args = append(args, id)
+	_, code, err := r.run(ctx, call{
+		id: id, args: args,
+		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
+		unbounded: !o.Detach, tty: o.Tty && o.Stdin != nil,
+		exitPassthrough: !o.Detach,
+	})
+	if err != nil {
+		return code, fmt.Errorf("exec %s: %w", id, err)
+	}
+	return code, nil
+}
+
+// execUser resolves "name", "uid", "uid:gid", "name:group" against the
+// container's rootfs.
+func execUser(spec *specs.Spec, user string) (specs.User, error) {
+	if spec.Root != nil && spec.Root.Path != "" {
+		u, err := ResolveUser(spec.Root.Path, user)
+		if err != nil {
+			return specs.User{}, err
+		}
+		return specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.AdditionalGids}, nil
+	}
+	us, gs, _ := strings.Cut(user, ":")
+	uid, err := strconv.ParseUint(us, 10, 32)
+	if err != nil {
+		return specs.User{}, fmt.Errorf("user %q: %w", user, errdefs.ErrInvalidArgument)
+	}
+	var gid uint64
+	if gs != "" {
+		if gid, err = strconv.ParseUint(gs, 10, 32); err != nil {
+			return specs.User{}, fmt.Errorf("user %q: %w", user, errdefs.ErrInvalidArgument)
+		}
+	}
+	return specs.User{UID: uint32(uid), GID: uint32(gid)}, nil
+}

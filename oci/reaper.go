@@ -1,0 +1,199 @@
+package oci
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// BecomeSubreaper makes this process a child subreaper
+// (PR_SET_CHILD_SUBREAPER): the sandbox and gofer processes that `runsc
+// create` and `runsc restore` leave behind become our children when runsc
+// exits. That is what lets Wait learn the exit status of a sandbox whose
+// init has already exited (runsc wait cannot: "exit status is
+// unavailable"), and why a checkpointed sandbox does not linger as a zombie
+// under init.
+//
+// Whoever calls it must reap: this package reaps the processes it knows
+// (sandboxes and gofers it created) in Wait and Delete, and Reap collects
+// the rest; a daemon should call Reap periodically. It never waits on
+// arbitrary children, so os/exec users elsewhere in the process are safe.
+func BecomeSubreaper() error {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %w", err)
+	}
+	return nil
+}
+
+// IsSubreaper reports whether this process is a child subreaper.
+func IsSubreaper() bool {
+	var v int
+	if err := unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafePointer(&v)), 0, 0, 0); err != nil {
+		return false
+	}
+	return v != 0
+}
+
+// reaper tracks the runsc processes that were reparented to us.
+type reaper struct {
+	mu      sync.Mutex
+	tracked map[int]bool            // pid -> awaiting reap
+	exited  map[int]unix.WaitStatus // reaped sandbox statuses not yet consumed by Wait
+}
+
+var theReaper = &reaper{tracked: map[int]bool{}, exited: map[int]unix.WaitStatus{}}
+
+// Reap collects every exited sandbox or gofer process this package has
+// seen; it never blocks.
+func Reap() { theReaper.reap() }
+
+// adopt tracks our children whose argv[0] names a runsc helper
+// (runsc-sandbox, runsc-gofer); called right after a runsc create/restore
+// exits, when its orphans have just been reparented to us.
+func (r *reaper) adopt() {
+	self := os.Getpid()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid(pid) != self {
+			continue
+		}
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		argv0, _, _ := strings.Cut(string(cmd), "\x00")
+		if strings.HasPrefix(argv0, "runsc-") {
+			r.mu.Lock()
+			r.tracked[pid] = true
+			r.mu.Unlock()
+		}
+	}
+}
+
+func (r *reaper) track(pid int) {
+	if pid <= 0 {
+		return
+	}
+	r.mu.Lock()
+	r.tracked[pid] = true
+	r.mu.Unlock()
+}
+
+func (r *reaper) reap() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for pid := range r.tracked {
+		r.reapLocked(pid)
+	}
+}
+
+// reapLocked tries to reap pid without blocking; true when it is gone.
+func (r *reaper) reapLocked(pid int) bool {
+	if _, ok := r.exited[pid]; ok {
+		return true
+	}
+	var ws unix.WaitStatus
+	got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+	switch {
+	case err == nil && got == pid:
+		delete(r.tracked, pid)
+		r.exited[pid] = ws
+		if len(r.exited) > 4096 { // gofers nobody asks for; keep memory bounded
+			clear(r.exited)
+		}
+		return true
+	case errors.Is(err, unix.ECHILD):
+		delete(r.tracked, pid)
+		return true
+	}
+	return false
+}
+
+// waitPid waits for our child pid to exit and returns its status.
+// ok is false if pid is not (or no longer) our child and was not reaped by
+// us, i.e. its status is unknowable here.
+func (r *reaper) waitPid(ctx context.Context, pid int) (ws unix.WaitStatus, ok bool, err error) {
+	if pid <= 0 {
+		return 0, false, nil
+	}
+	if ppid(pid) != os.Getpid() {
+		r.mu.Lock()
+		ws, ok = r.exited[pid]
+		delete(r.exited, pid)
+		r.mu.Unlock()
+		return ws, ok, nil
+	}
+	// A pidfd becomes readable when the process exits; poll it in short
+	// slices so ctx can end the wait.
+	pfd, err := unix.PidfdOpen(pid, 0)
+	if err == nil {
+		defer unix.Close(pfd)
+		for {
+			fds := []unix.PollFd{{Fd: int32(pfd), Events: unix.POLLIN}}
+			n, err := unix.Poll(fds, 100)
+			if err != nil && !errors.Is(err, unix.EINTR) {
+				return 0, false, fmt.Errorf("poll pidfd %d: %w", pid, err)
+			}
+			if n > 0 {
+				break
+			}
+			if ctx.Err() != nil {
+				return 0, false, ctx.Err()
+			}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tracked[pid] = true
+	for !r.reapLocked(pid) {
+		// pidfd_open failed (ESRCH races) or the zombie is not visible yet.
+		r.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			r.mu.Lock()
+			return 0, false, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+		r.mu.Lock()
+	}
+	ws, ok = r.exited[pid]
+	delete(r.exited, pid)
+	return ws, ok, nil
+}
+
+// ppid returns pid's parent pid, or -1.
+func ppid(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// comm may contain spaces and parens: fields start after the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return -1
+	}
+	p, err := strconv.Atoi(f[1])
+	if err != nil {
+		return -1
+	}
+	return p
+}

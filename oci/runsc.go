@@ -1,0 +1,594 @@
+package oci
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/pinacle/pinacle-node/internal/errdefs"
+)
+
+var _ Runtime = (*runsc)(nil)
+
+// runsc drives the runsc binary. It is safe for concurrent use.
+type runsc struct {
+	binary     string
+	root       string
+	platform   string
+	overlay2   string
+	network    string
+	timeout    time.Duration
+	debugLogs  string
+	log        *slog.Logger
+	containers sync.Map // id -> *ctrInfo
+}
+
+// ctrInfo is what the runtime remembers about a container it created, so
+// Wait and Delete need not reread the bundle.
+type ctrInfo struct {
+	mu          sync.Mutex
+	cgroupsPath string
+	pid         int // sandbox pid
+	exit        *ExitInfo
+}
+
+// Option configures New.
+type Option func(*runsc) error
+
+// WithBinary sets the runsc binary (default "runsc" from PATH).
+func WithBinary(path string) Option {
+	return func(r *runsc) error {
+		p, err := exec.LookPath(path)
+		if err != nil {
+			return fmt.Errorf("runsc binary %q: %w", path, errdefs.ErrInvalidArgument)
+		}
+		r.binary = p
+		return nil
+	}
+}
+
+// WithRoot sets runsc's --root state directory (default /run/pinacle/runsc).
+func WithRoot(dir string) Option {
+	return func(r *runsc) error {
+		if !filepath.IsAbs(dir) {
+			return fmt.Errorf("runsc root %q: must be absolute: %w", dir, errdefs.ErrInvalidArgument)
+		}
+		r.root = dir
+		return nil
+	}
+}
+
+// WithPlatform sets --platform: systrap (default) or ptrace. kvm hangs on
+// this host kind (design.md) so it is accepted only when asked for.
+func WithPlatform(p string) Option {
+	return func(r *runsc) error {
+		switch p {
+		case "systrap", "ptrace", "kvm":
+			r.platform = p
+			return nil
+		}
+		return fmt.Errorf("platform %q: want systrap, ptrace or kvm: %w", p, errdefs.ErrInvalidArgument)
+	}
+}
+
+// WithOverlay2 sets --overlay2. The default is "none": the rootfs is
+// already a host overlay whose upper layer must persist across sandboxes.
+func WithOverlay2(v string) Option {
+	return func(r *runsc) error {
+		if v == "" {
+			return fmt.Errorf("overlay2: empty: %w", errdefs.ErrInvalidArgument)
+		}
+		r.overlay2 = v
+		return nil
+	}
+}
+
+// WithNetwork sets the default --network mode (sandbox, none, host).
+func WithNetwork(mode string) Option {
+	return func(r *runsc) error {
+		if err := validNetwork(mode); err != nil {
+			return err
+		}
+		r.network = mode
+		return nil
+	}
+}
+
+// WithDefaultTimeout bounds calls whose ctx has no deadline (default 30s).
+func WithDefaultTimeout(d time.Duration) Option {
+	return func(r *runsc) error {
+		if d <= 0 {
+			return fmt.Errorf("default timeout %v: must be > 0: %w", d, errdefs.ErrInvalidArgument)
+		}
+		r.timeout = d
+		return nil
+	}
+}
+
+// WithDebugLogDir turns on runsc --debug with logs under dir/<id>/.
+func WithDebugLogDir(dir string) Option {
+	return func(r *runsc) error {
+		if !filepath.IsAbs(dir) {
+			return fmt.Errorf("debug log dir %q: must be absolute: %w", dir, errdefs.ErrInvalidArgument)
+		}
+		r.debugLogs = dir
+		return nil
+	}
+}
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(r *runsc) error {
+		if l == nil {
+			return fmt.Errorf("logger: nil: %w", errdefs.ErrInvalidArgument)
+		}
+		r.log = l
+		return nil
+	}
+}
+
+// New returns a Runtime backed by the runsc binary.
+func New(opts ...Option) (Runtime, error) {
+	r := &runsc{
+		root:     "/run/pinacle/runsc",
+		platform: "systrap",
+		overlay2: "none",
+		network:  NetworkSandbox,
+		timeout:  30 * time.Second,
+		log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if r.binary == "" {
+		r.binary = "runsc"
+	}
+	for _, o := range opts {
+		if err := o(r); err != nil {
+			return nil, err
+		}
+	}
+	if r.binary == "runsc" {
+		p, err := exec.LookPath("runsc")
+		if err != nil {
+			return nil, fmt.Errorf("runsc not found in PATH: %w", errdefs.ErrUnavailable)
+		}
+		r.binary = p
+	}
+	if err := os.MkdirAll(r.root, 0o700); err != nil {
+		return nil, fmt.Errorf("runsc root: %w", err)
+	}
+	return r, nil
+}
+
+func validNetwork(mode string) error {
+	switch mode {
+	case NetworkSandbox, NetworkNone, NetworkHost:
+		return nil
+	}
+	return fmt.Errorf("network %q: want sandbox, none or host: %w", mode, errdefs.ErrInvalidArgument)
+}
+
+// call is one runsc invocation.
+type call struct {
+	id      string   // for debug log placement
+	global  []string // extra global flags
+	args    []string // subcommand and its arguments
+	stdin   *os.File
+	stdout  *os.File // nil: captured (returned) when capture, else /dev/null
+	stderr  *os.File // nil: captured for the error message
+	capture bool
+	// unbounded: no default timeout (wait, attached exec); ctx still applies.
+	unbounded bool
+	tty       bool
+	// exitPassthrough: a nonzero exit without a logged error is the
+	// process's own status (exec), not a runsc failure.
+	exitPassthrough bool
+}
+
+// run executes c and returns captured stdout and the exit code.
+func (r *runsc) run(ctx context.Context, c call) ([]byte, int, error) {
+	if _, ok := ctx.Deadline(); !ok && !c.unbounded {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.timeout)
+		defer cancel()
+	}
+	logf, err := os.CreateTemp("", "runsc-log-*")
+	if err != nil {
+		return nil, -1, err
+	}
+	defer os.Remove(logf.Name())
+	defer logf.Close()
+
+	args := []string{
+		"--root=" + r.root, "--platform=" + r.platform, "--overlay2=" + r.overlay2,
+		"--network=" + r.network, "--log=" + logf.Name(), "--log-format=json",
+	}
+	if r.debugLogs != "" && c.id != "" {
+		args = append(args, "--debug", "--debug-log="+filepath.Join(r.debugLogs, c.id)+"/")
+	}
+	args = append(args, c.global...) // later flags win
+	args = append(args, c.args...)
+
+	cmd := exec.CommandContext(ctx, r.binary, args...)
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return nil, -1, err
+	}
+	defer devnull.Close()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+	if c.stdin != nil {
+		cmd.Stdin = c.stdin
+	}
+	var outf, errf *os.File
+	switch {
+	case c.stdout != nil:
+		cmd.Stdout = c.stdout
+	case c.capture:
+		// A file, never a pipe: runsc's children inherit stdout.
+		if outf, err = os.CreateTemp("", "runsc-out-*"); err != nil {
+			return nil, -1, err
+		}
+		defer os.Remove(outf.Name())
+		defer outf.Close()
+		cmd.Stdout = outf
+	}
+	if c.stderr != nil {
+		cmd.Stderr = c.stderr
+	} else {
+		if errf, err = os.CreateTemp("", "runsc-err-*"); err != nil {
+			return nil, -1, err
+		}
+		defer os.Remove(errf.Name())
+		defer errf.Close()
+		cmd.Stderr = errf
+	}
+	if c.tty {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	} else {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
+	// On ctx end kill runsc's whole process group: a hung runsc (kvm) can
+	// hold children that would otherwise outlive it.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+
+	start := time.Now()
+	runErr := cmd.Run()
+	r.log.Debug("runsc", "args", c.args, "took", time.Since(start), "err", runErr)
+
+	var out []byte
+	if outf != nil {
+		out, _ = os.ReadFile(outf.Name())
+	}
+	if runErr == nil {
+		return out, 0, nil
+	}
+	if ctx.Err() != nil {
+		return out, -1, fmt.Errorf("runsc %s: %w", c.args[0], ctx.Err())
+	}
+	var ee *exec.ExitError
+	if !errors.As(runErr, &ee) {
+		return out, -1, fmt.Errorf("runsc %s: %w", c.args[0], runErr)
+	}
+	code := ee.ExitCode()
+	logb, _ := os.ReadFile(logf.Name())
+	var errb []byte
+	if errf != nil {
+		errb, _ = os.ReadFile(errf.Name())
+	}
+	msg := logMessage(logb, nil)
+	if c.exitPassthrough && msg == "" {
+		return out, code, nil
+	}
+	if msg == "" {
+		msg = logMessage(nil, errb)
+	}
+	return out, code, &runscError{cmd: c.args[0], code: code, msg: msg, class: classifyRunsc(msg)}
+}
+
+func (r *runsc) info(id string) *ctrInfo {
+	v, _ := r.containers.LoadOrStore(id, &ctrInfo{})
+	return v.(*ctrInfo)
+}
+
+func stdioCall(o CreateOpts) call {
+	return call{stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr}
+}
+
+func (r *runsc) Create(ctx context.Context, id, bundle string, o CreateOpts) error {
+	if err := errdefs.ValidateID("container", id); err != nil {
+		return err
+	}
+	spec, err := ReadSpec(bundle)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", id, err)
+	}
+	c := stdioCall(o)
+	c.id = id
+	if c.global, err = r.networkFlag(o.Network); err != nil {
+		return err
+	}
+	c.args = []string{"create", "--bundle=" + bundle}
+	c.args = append(c.args, createFlags(o)...)
+	c.args = append(c.args, id)
+	if _, _, err := r.run(ctx, c); err != nil {
+		return fmt.Errorf("create %s: %w", id, err)
+	}
+	r.adopted(ctx, id, spec)
+	return nil
+}
+
+func (r *runsc) networkFlag(mode string) ([]string, error) {
+	if mode == "" {
+		return nil, nil
+	}
+	if err := validNetwork(mode); err != nil {
+		return nil, err
+	}
+	return []string{"--network=" + mode}, nil
+}
+
+func createFlags(o CreateOpts) []string {
+	var f []string
+	if o.ConsoleSocket != "" {
+		f = append(f, "--console-socket="+o.ConsoleSocket)
+	}
+	if o.PidFile != "" {
+		f = append(f, "--pid-file="+o.PidFile)
+	}
+	return f
+}
+
+// adopted records a freshly created or restored sandbox: its cgroup and
+// pid, and tracks the processes runsc left to us.
+func (r *runsc) adopted(ctx context.Context, id string, spec *specs.Spec) {
+	ci := &ctrInfo{}
+	if spec.Linux != nil {
+		ci.cgroupsPath = spec.Linux.CgroupsPath
+	}
+	if st, err := r.State(ctx, id); err == nil {
+		ci.pid = st.Pid
+		theReaper.track(st.Pid)
+	}
+	theReaper.adopt()
+	r.containers.Store(id, ci)
+}
+
+func (r *runsc) Start(ctx context.Context, id string) error {
+	if _, _, err := r.run(ctx, call{id: id, args: []string{"start", id}}); err != nil {
+		return fmt.Errorf("start %s: %w", id, err)
+	}
+	return nil
+}
+
+func (r *runsc) Run(ctx context.Context, id, bundle string, o CreateOpts) (ExitInfo, error) {
+	if err := r.Create(ctx, id, bundle, o); err != nil {
+		return ExitInfo{}, err
+	}
+	if err := r.Start(ctx, id); err != nil {
+		return ExitInfo{}, err
+	}
+	return r.Wait(ctx, id)
+}
+
+func (r *runsc) State(ctx context.Context, id string) (State, error) {
+	out, _, err := r.run(ctx, call{args: []string{"state", id}, capture: true})
+	if err != nil {
+		return State{}, fmt.Errorf("state %s: %w", id, err)
+	}
+	var st State
+	if err := json.Unmarshal(out, &st); err != nil {
+		return State{}, fmt.Errorf("state %s: decode %q: %w", id, tail(out, 200), err)
+	}
+	return st, nil
+}
+
+func (r *runsc) List(ctx context.Context) ([]State, error) {
+	out, _, err := r.run(ctx, call{args: []string{"list", "-format=json"}, capture: true})
+	if err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	var sts []State
+	if err := json.Unmarshal(out, &sts); err != nil {
+		return nil, fmt.Errorf("list: decode %q: %w", tail(out, 200), err)
+	}
+	return sts, nil
+}
+
+func (r *runsc) Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error {
+	args := []string{"kill"}
+	if all {
+		args = append(args, "--all")
+	}
+	args = append(args, id, strconv.Itoa(int(sig)))
+	if _, _, err := r.run(ctx, call{id: id, args: args}); err != nil {
+		return fmt.Errorf("kill %s: %w", id, err)
+	}
+	return nil
+}
+
+// cgroupsPath returns the container's cgroup, from memory or its bundle.
+func (r *runsc) lookup(ctx context.Context, id string) (*ctrInfo, State, error) {
+	st, err := r.State(ctx, id)
+	if err != nil {
+		return nil, st, err
+	}
+	ci := r.info(id)
+	ci.mu.Lock()
+	if ci.cgroupsPath == "" && st.Bundle != "" {
+		if s, err := ReadSpec(st.Bundle); err == nil && s.Linux != nil {
+			ci.cgroupsPath = s.Linux.CgroupsPath
+		}
+	}
+	if ci.pid <= 0 && st.Pid > 0 {
+		ci.pid = st.Pid
+	}
+	ci.mu.Unlock()
+	return ci, st, nil
+}
+
+// Wait learns the exit status from the sandbox process itself when it is
+// our child (see BecomeSubreaper): runsc exits with the init's status, and
+// that also covers a sandbox killed by the memcg OOM killer, which `runsc
+// wait` cannot report. Otherwise (a sandbox adopted after a restart) it
+// falls back to `runsc wait`.
+func (r *runsc) Wait(ctx context.Context, id string) (ExitInfo, error) {
+	ci, _, err := r.lookup(ctx, id)
+	if err != nil {
+		return ExitInfo{}, fmt.Errorf("wait %s: %w", id, err)
+	}
+	ci.mu.Lock()
+	if ci.exit != nil {
+		e := *ci.exit
+		ci.mu.Unlock()
+		return e, nil
+	}
+	pid, cg := ci.pid, ci.cgroupsPath
+	ci.mu.Unlock()
+
+	var info ExitInfo
+	ws, ok, err := theReaper.waitPid(ctx, pid)
+	if err != nil {
+		return ExitInfo{}, fmt.Errorf("wait %s: %w", id, err)
+	}
+	if ok {
+		if ws.Signaled() {
+			info = ExitInfo{Code: 128 + int(ws.Signal()), Signal: ws.Signal()}
+		} else {
+			info = ExitInfo{Code: ws.ExitStatus()}
+		}
+		// runsc exits with 128+n when the init died from signal n (it
+		// cannot re-raise it), so the sandbox's own status reads as such.
+		if info.Signal == 0 && info.Code > 128 && info.Code <= 128+64 {
+			info.Signal = syscall.Signal(info.Code - 128)
+		}
+	} else {
+		out, _, err := r.run(ctx, call{id: id, args: []string{"wait", id}, capture: true, unbounded: true})
+		if err != nil {
+			return ExitInfo{}, fmt.Errorf("wait %s: %w", id, err)
+		}
+		var res struct {
+			ExitStatus int `json:"exitStatus"`
+		}
+		if err := json.Unmarshal(out, &res); err != nil {
+			return ExitInfo{}, fmt.Errorf("wait %s: decode %q: %w", id, tail(out, 200), err)
+		}
+		info.Code = res.ExitStatus
+		if info.Code > 128 && info.Code < 128+65 {
+			info.Signal = syscall.Signal(info.Code - 128)
+		}
+	}
+	// The cgroup outlives the sandbox until Delete: read the OOM evidence now.
+	if ev := readMemoryEvents(cg); ev.ok && ev.oomKills > 0 {
+		info.OOMKilled = true
+	}
+	ci.mu.Lock()
+	ci.exit = &info
+	ci.mu.Unlock()
+	return info, nil
+}
+
+func (r *runsc) Delete(ctx context.Context, id string, force bool) error {
+	ci, st, err := r.lookup(ctx, id)
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", id, err)
+	}
+	ci.mu.Lock()
+	exited := ci.exit != nil
+	pid, cg := ci.pid, ci.cgroupsPath
+	ci.mu.Unlock()
+	args := []string{"delete"}
+	// A container whose init we saw exit may still read "running" in
+	// runsc's metadata; forcing is safe then.
+	if force || exited || st.Status == StatusStopped {
+		args = append(args, "--force")
+	}
+	args = append(args, id)
+	if _, _, err := r.run(ctx, call{id: id, args: args}); err != nil {
+		return fmt.Errorf("delete %s: %w", id, err)
+	}
+	r.containers.Delete(id)
+	// Reap the sandbox (and its gofer) so no zombie is left behind.
+	deadline := time.Now().Add(2 * time.Second)
+	for pid > 0 && ppid(pid) == os.Getpid() && time.Now().Before(deadline) {
+		theReaper.track(pid)
+		theReaper.reap()
+		time.Sleep(5 * time.Millisecond)
+	}
+	theReaper.reap()
+	theReaper.mu.Lock()
+	delete(theReaper.exited, pid)
+	theReaper.mu.Unlock()
+	if err := RemoveCgroup(cg); err != nil {
+		return fmt.Errorf("delete %s: cgroup %s: %w", id, cg, err)
+	}
+	return nil
+}
+
+func (r *runsc) Checkpoint(ctx context.Context, id string, o CheckpointOpts) error {
+	if !filepath.IsAbs(o.ImagePath) {
+		return fmt.Errorf("checkpoint %s: image path %q: must be absolute: %w", id, o.ImagePath, errdefs.ErrInvalidArgument)
+	}
+	ci, _, err := r.lookup(ctx, id)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", id, err)
+	}
+	args := []string{"checkpoint", "--image-path=" + o.ImagePath}
+	if o.LeaveRunning {
+		args = append(args, "--leave-running")
+	}
+	if o.Compress {
+		args = append(args, "--compression=flate-best-speed")
+	}
+	args = append(args, id)
+	if _, _, err := r.run(ctx, call{id: id, args: args}); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", id, err)
+	}
+	if !o.LeaveRunning {
+		// The sandbox exits after a checkpoint; reap it now (design.md: it
+		// otherwise lingers as a zombie).
+		ci.mu.Lock()
+		pid := ci.pid
+		ci.exit = &ExitInfo{}
+		ci.mu.Unlock()
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, _, _ = theReaper.waitPid(wctx, pid)
+	}
+	return nil
+}
+
+func (r *runsc) Restore(ctx context.Context, id, bundle string, o RestoreOpts) error {
+	if err := errdefs.ValidateID("container", id); err != nil {
+		return err
+	}
+	if !filepath.IsAbs(o.ImagePath) {
+		return fmt.Errorf("restore %s: image path %q: must be absolute: %w", id, o.ImagePath, errdefs.ErrInvalidArgument)
+	}
+	spec, err := ReadSpec(bundle)
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", id, err)
+	}
+	c := stdioCall(o.CreateOpts)
+	c.id = id
+	if c.global, err = r.networkFlag(o.Network); err != nil {
+		return err
+	}
+	c.args = append([]string{"restore", "--bundle=" + bundle, "--image-path=" + o.ImagePath, "--detach"}, createFlags(o.CreateOpts)...)
+	c.args = append(c.args, id)
+	if _, _, err := r.run(ctx, c); err != nil {
+		return fmt.Errorf("restore %s: %w", id, err)
+	}
+	r.adopted(ctx, id, spec)
+	return nil
+}

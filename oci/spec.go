@@ -1,0 +1,406 @@
+package oci
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/pinacle/pinacle-node/internal/errdefs"
+)
+
+// Mount is an extra bind mount into the container.
+type Mount struct {
+	Source      string // host path
+	Destination string // absolute path in the container
+	ReadOnly    bool
+}
+
+// SpecOptions describe one container: the image's config plus the pod's
+// overrides and limits. The zero value of each limit means "no limit".
+type SpecOptions struct {
+	// Image is the image's runtime config (ConfigFile.Config).
+	Image v1.Config
+	// Entrypoint, when non-nil, replaces the image's entrypoint and (like
+	// docker run --entrypoint) drops the image's Cmd.
+	Entrypoint []string
+	// Args, when non-empty, replaces the image's Cmd (docker run IMAGE ARGS).
+	Args []string
+	// Env entries (KEY=VALUE) override the image's by key.
+	Env []string
+	// WorkingDir overrides the image's; default "/".
+	WorkingDir string
+	// User overrides the image's: name, uid, name:group or uid:gid,
+	// resolved through the rootfs's /etc/passwd and /etc/group.
+	User string
+
+	Hostname string
+	Mounts   []Mount
+
+	// RootPath is the container's root filesystem (the merged overlay).
+	RootPath     string
+	RootReadonly bool
+	Terminal     bool
+
+	// CgroupsPath is the cgroup (v1: under every controller), e.g. /pinacle/<id>.
+	CgroupsPath string
+	// CPUs is a CFS quota in CPUs (0.5 = half a CPU) over a 100 ms period.
+	CPUs float64
+	// MemoryBytes limits memory; swap is set to the same value (no swap).
+	MemoryBytes int64
+	PidsLimit   int64
+	// NoFile is the RLIMIT_NOFILE soft and hard limit; default 1048576.
+	NoFile uint64
+
+	// Capabilities, when non-nil, replaces DefaultCapabilities ("CAP_" optional).
+	Capabilities    []string
+	NoNewPrivileges bool
+	// MaskedPaths and ReadonlyPaths, when non-nil, replace Docker's defaults.
+	MaskedPaths   []string
+	ReadonlyPaths []string
+
+	// NetNSPath joins an existing network namespace (the pod's CNI netns).
+	// Empty gives the sandbox a fresh namespace of its own.
+	NetNSPath string
+	// Network is the runsc --network mode the bundle expects (sandbox, none,
+	// host); it is recorded as an annotation for whoever calls Create.
+	Network string
+
+	// ResolvConf, Hosts: file contents bind-mounted read-only at
+	// /etc/resolv.conf and /etc/hosts. Nil leaves the image's file. The
+	// hostname file is always written when Hostname is set.
+	ResolvConf []byte
+	Hosts      []byte
+
+	Annotations map[string]string
+}
+
+// BuildSpec turns opts into a runtime spec. bundleDir is where NewBundle
+// writes the /etc files that the spec bind-mounts; BuildSpec itself only
+// reads the rootfs (for user resolution).
+func BuildSpec(bundleDir string, o SpecOptions) (*specs.Spec, error) {
+	if err := o.validate(bundleDir); err != nil {
+		return nil, err
+	}
+	args := buildArgs(o)
+	if len(args) == 0 {
+		return nil, fmt.Errorf("args: image has no entrypoint or cmd and none was given: %w", errdefs.ErrInvalidArgument)
+	}
+	user := o.User
+	if user == "" {
+		user = o.Image.User
+	}
+	u, err := ResolveUser(o.RootPath, user)
+	if err != nil {
+		return nil, fmt.Errorf("user: %w", err)
+	}
+	env := mergeEnv(o.Image.Env, o.Env)
+	if !hasEnv(env, "PATH") {
+		env = append([]string{DefaultPath}, env...)
+	}
+	if !hasEnv(env, "HOME") {
+		env = append(env, "HOME="+u.Home)
+	}
+	if o.Terminal && !hasEnv(env, "TERM") {
+		env = append(env, "TERM=xterm")
+	}
+	cwd := o.WorkingDir
+	if cwd == "" {
+		cwd = o.Image.WorkingDir
+	}
+	if cwd == "" {
+		cwd = "/"
+	}
+	caps := DefaultCapabilities
+	if o.Capabilities != nil {
+		caps = make([]string, 0, len(o.Capabilities))
+		for _, c := range o.Capabilities {
+			c = strings.ToUpper(c)
+			if !strings.HasPrefix(c, "CAP_") {
+				c = "CAP_" + c
+			}
+			caps = append(caps, c)
+		}
+	}
+	nofile := o.NoFile
+	if nofile == 0 {
+		nofile = 1 << 20
+	}
+	masked, readonly := DefaultMaskedPaths, DefaultReadonlyPaths
+	if o.MaskedPaths != nil {
+		masked = o.MaskedPaths
+	}
+	if o.ReadonlyPaths != nil {
+		readonly = o.ReadonlyPaths
+	}
+
+	s := &specs.Spec{
+		Version: specs.Version,
+		Process: &specs.Process{
+			Terminal: o.Terminal,
+			User:     specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.AdditionalGids},
+			Args:     args,
+			Env:      env,
+			Cwd:      cwd,
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding: slices.Clone(caps), Effective: slices.Clone(caps), Permitted: slices.Clone(caps),
+			},
+			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: nofile, Soft: nofile}},
+			NoNewPrivileges: o.NoNewPrivileges,
+		},
+		Root:     &specs.Root{Path: o.RootPath, Readonly: o.RootReadonly},
+		Hostname: o.Hostname,
+		Mounts:   defaultMounts(),
+		Linux: &specs.Linux{
+			CgroupsPath: o.CgroupsPath,
+			Resources:   &specs.LinuxResources{},
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace},
+				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
+				{Type: specs.NetworkNamespace, Path: o.NetNSPath},
+			},
+			MaskedPaths:   slices.Clone(masked),
+			ReadonlyPaths: slices.Clone(readonly),
+		},
+		Annotations: map[string]string{},
+	}
+	if o.CPUs > 0 {
+		quota, period := int64(o.CPUs*CPUPeriod), uint64(CPUPeriod)
+		s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
+	}
+	if o.MemoryBytes > 0 {
+		limit, swap := o.MemoryBytes, o.MemoryBytes
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit, Swap: &swap}
+	}
+	if o.PidsLimit > 0 {
+		limit := o.PidsLimit
+		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &limit}
+	}
+	for _, m := range o.Mounts {
+		opts := []string{"rbind", "rprivate"}
+		if m.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: opts})
+	}
+	for _, f := range o.etcFiles() {
+		s.Mounts = append(s.Mounts, specs.Mount{
+			Destination: f.dest, Type: "bind", Source: filepath.Join(bundleDir, f.name),
+			Options: []string{"rbind", "rprivate", "ro"},
+		})
+	}
+	for k, v := range o.Annotations {
+		s.Annotations[k] = v
+	}
+	if o.Network != "" {
+		s.Annotations[AnnotationNetwork] = o.Network
+	}
+	return s, nil
+}
+
+type etcFile struct {
+	name, dest string
+	data       []byte
+}
+
+func (o SpecOptions) etcFiles() []etcFile {
+	var fs []etcFile
+	if o.Hostname != "" {
+		fs = append(fs, etcFile{"hostname", "/etc/hostname", []byte(o.Hostname + "\n")})
+	}
+	if o.Hosts != nil {
+		fs = append(fs, etcFile{"hosts", "/etc/hosts", o.Hosts})
+	}
+	if o.ResolvConf != nil {
+		fs = append(fs, etcFile{"resolv.conf", "/etc/resolv.conf", o.ResolvConf})
+	}
+	return fs
+}
+
+// NewBundle builds the spec, writes the /etc files it bind-mounts and then
+// config.json (atomically: a reader never sees half a file) into bundleDir.
+func NewBundle(bundleDir string, o SpecOptions) (*specs.Spec, error) {
+	s, err := BuildSpec(bundleDir, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(bundleDir, 0o711); err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", bundleDir, err)
+	}
+	for _, f := range o.etcFiles() {
+		if err := writeFileAtomic(filepath.Join(bundleDir, f.name), f.data, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if err := WriteSpec(bundleDir, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// WriteSpec writes s as bundleDir/config.json atomically.
+func WriteSpec(bundleDir string, s *specs.Spec) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode spec: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(bundleDir, "config.json"), b, 0o600)
+}
+
+// ReadSpec reads bundleDir/config.json.
+func ReadSpec(bundleDir string) (*specs.Spec, error) {
+	b, err := os.ReadFile(filepath.Join(bundleDir, "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", bundleDir, err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("bundle %s: decode config.json: %w", bundleDir, err)
+	}
+	return &s, nil
+}
+
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// buildArgs applies Docker's rules: an explicit entrypoint drops the image's
+// Cmd; explicit args replace Cmd.
+func buildArgs(o SpecOptions) []string {
+	entry, cmd := o.Image.Entrypoint, o.Image.Cmd
+	if o.Entrypoint != nil {
+		entry, cmd = o.Entrypoint, nil
+	}
+	if len(o.Args) > 0 {
+		cmd = o.Args
+	}
+	return append(slices.Clone(entry), cmd...)
+}
+
+// mergeEnv overrides base entries by key, keeping base's order and
+// appending new keys in the order given.
+func mergeEnv(base, over []string) []string {
+	out := slices.Clone(base)
+	idx := map[string]int{}
+	for i, kv := range out {
+		k, _, _ := strings.Cut(kv, "=")
+		idx[k] = i
+	}
+	for _, kv := range over {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := idx[k]; ok {
+			out[i] = kv
+			continue
+		}
+		idx[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
+}
+
+func hasEnv(env []string, key string) bool {
+	return slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, key+"=") })
+}
+
+func defaultMounts() []specs.Mount {
+	return []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc"},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+	}
+}
+
+func invalid(field, format string, a ...any) error {
+	return fmt.Errorf("%s: %s: %w", field, fmt.Sprintf(format, a...), errdefs.ErrInvalidArgument)
+}
+
+func (o SpecOptions) validate(bundleDir string) error {
+	if bundleDir == "" || !filepath.IsAbs(bundleDir) {
+		return invalid("bundle", "must be an absolute path, got %q", bundleDir)
+	}
+	if o.RootPath == "" || !filepath.IsAbs(o.RootPath) {
+		return invalid("root.path", "must be an absolute path, got %q", o.RootPath)
+	}
+	if st, err := os.Stat(o.RootPath); err != nil || !st.IsDir() {
+		return invalid("root.path", "%q is not a directory", o.RootPath)
+	}
+	if o.WorkingDir != "" && !filepath.IsAbs(o.WorkingDir) {
+		return invalid("workingDir", "must be absolute, got %q", o.WorkingDir)
+	}
+	for _, kv := range o.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" || strings.ContainsRune(k, 0) {
+			return invalid("env", "entry %q: want KEY=VALUE", kv)
+		}
+	}
+	if len(o.Hostname) > 63 || strings.ContainsAny(o.Hostname, " /\n\t") {
+		return invalid("hostname", "%q is not a valid hostname", o.Hostname)
+	}
+	for i, m := range o.Mounts {
+		if !filepath.IsAbs(m.Source) {
+			return invalid(fmt.Sprintf("mounts[%d].source", i), "must be absolute, got %q", m.Source)
+		}
+		if !filepath.IsAbs(m.Destination) || filepath.Clean(m.Destination) == "/" {
+			return invalid(fmt.Sprintf("mounts[%d].destination", i), "must be an absolute path other than /, got %q", m.Destination)
+		}
+		if _, err := os.Stat(m.Source); err != nil {
+			return invalid(fmt.Sprintf("mounts[%d].source", i), "%q does not exist", m.Source)
+		}
+	}
+	if o.CgroupsPath != "" && (!filepath.IsAbs(o.CgroupsPath) || filepath.Clean(o.CgroupsPath) != o.CgroupsPath || o.CgroupsPath == "/") {
+		return invalid("cgroupsPath", "must be a clean absolute path like /pinacle/<id>, got %q", o.CgroupsPath)
+	}
+	if o.CPUs < 0 || (o.CPUs > 0 && o.CPUs < 0.01) || o.CPUs > 1024 {
+		return invalid("cpus", "must be 0 (unlimited) or between 0.01 and 1024, got %v", o.CPUs)
+	}
+	if o.MemoryBytes < 0 || (o.MemoryBytes > 0 && o.MemoryBytes < MinMemoryBytes) {
+		return invalid("memory", "must be 0 (unlimited) or at least %d bytes, got %d", MinMemoryBytes, o.MemoryBytes)
+	}
+	if o.PidsLimit < 0 {
+		return invalid("pidsLimit", "must be >= 0, got %d", o.PidsLimit)
+	}
+	for _, c := range o.Capabilities {
+		if c == "" || strings.ContainsAny(c, " \t") {
+			return invalid("capabilities", "bad capability %q", c)
+		}
+	}
+	if o.NetNSPath != "" && !filepath.IsAbs(o.NetNSPath) {
+		return invalid("netnsPath", "must be absolute, got %q", o.NetNSPath)
+	}
+	switch o.Network {
+	case "", NetworkSandbox, NetworkNone, NetworkHost:
+	default:
+		return invalid("network", "must be one of sandbox, none, host; got %q", o.Network)
+	}
+	return nil
+}
