@@ -1,0 +1,435 @@
+package netns
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/containernetworking/cni/libcni"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/vishvananda/netlink"
+
+	"github.com/pinacle/pinacle-node/internal/errdefs"
+)
+
+// Manager gives pods their network and takes it away again.
+type Manager interface {
+	// Setup creates the pod's namespace and network. On failure everything
+	// it did is undone. A pod that already has a network is ErrAlreadyExists.
+	Setup(ctx context.Context, spec Spec) (*Attachment, error)
+	// Teardown undoes Setup from persisted state only (it works after a
+	// daemon restart), tolerates anything already gone, and is idempotent.
+	Teardown(ctx context.Context, podID string) error
+	// RestoreAddress puts the pod's address and default route back on its
+	// interface (runsc strips them); call it before runsc restore.
+	RestoreAddress(ctx context.Context, podID string) error
+	// Get returns a pod's attachment, or ErrNotFound.
+	Get(ctx context.Context, podID string) (*Attachment, error)
+	// List returns every attachment this manager holds.
+	List(ctx context.Context) ([]*Attachment, error)
+	// RemoveNodeRules deletes the node-level iptables chains; it refuses
+	// with ErrConflict while pods still have networks.
+	RemoveNodeRules(ctx context.Context) error
+}
+
+type manager struct {
+	config
+	cni      *libcni.CNIConfig
+	ipt      *iptables
+	iptMu    sync.Mutex // serialises read-modify-write of our iptables chains
+	podLocks sync.Map   // pod ID -> *sync.Mutex
+}
+
+var _ Manager = (*manager)(nil)
+
+// New returns a Manager. It creates its state directories but touches no
+// network state until Setup.
+func New(opts ...Option) (Manager, error) {
+	c := defaults()
+	for _, o := range opts {
+		if err := o(&c); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range []string{c.stateDir, c.podsDir(), c.ipamDir(), c.cacheDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("netns state: %w", err)
+		}
+	}
+	if c.store == nil {
+		s, err := NewFileSubnetStore(filepath.Join(c.stateDir, "subnets.json"), c.pool, c.subnetBits)
+		if err != nil {
+			return nil, err
+		}
+		c.store = s
+	}
+	return &manager{
+		config: c,
+		cni:    libcni.NewCNIConfigWithCacheDir(c.pluginDirs, c.cacheDir(), nil),
+		ipt:    newIPTables(),
+	}, nil
+}
+
+func (c *config) podsDir() string  { return filepath.Join(c.stateDir, "pods") }
+func (c *config) ipamDir() string  { return filepath.Join(c.stateDir, "ipam") }
+func (c *config) cacheDir() string { return filepath.Join(c.stateDir, "cni-cache") }
+func (c *config) nodeForward() string {
+	return c.chainPrefix + "-FORWARD"
+}
+func (c *config) nodeInput() string { return c.chainPrefix + "-INPUT" }
+
+func (m *manager) lock(podID string) func() {
+	v, _ := m.podLocks.LoadOrStore(podID, &sync.Mutex{})
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// names fills in every host-side name of a pod deterministically, so that
+// Teardown can find them from the pod ID and the manager's prefixes alone.
+func (m *manager) names(podID string, mode Mode) *Attachment {
+	sum := sha256.Sum256([]byte(m.netnsPrefix + podID))
+	h := hex.EncodeToString(sum[:])
+	a := &Attachment{
+		PodID:     podID,
+		Mode:      mode,
+		NetnsName: m.netnsPrefix + podID,
+	}
+	a.NetnsPath = filepath.Join(m.netnsDir, a.NetnsName)
+	if mode == ModeNone {
+		return a
+	}
+	a.Interface = "eth0"
+	a.Bridge = m.bridgePrefix + h[:15-len(m.bridgePrefix)]
+	a.Network = a.NetnsName
+	a.ContainerID = a.NetnsName
+	a.EgressChain = m.chainPrefix + "-" + h[:12] + "-E"
+	a.HostChain = m.chainPrefix + "-" + h[:12] + "-H"
+	a.MasqChain = hashName(28, "CNI-", a.Network+a.ContainerID)
+	a.IfbDevice = hashName(15, "bwp", a.Network+a.ContainerID)
+	return a
+}
+
+func (m *manager) recordPath(podID string) string {
+	return filepath.Join(m.podsDir(), podID+".json")
+}
+
+func (m *manager) load(podID string) (*Attachment, error) {
+	b, err := os.ReadFile(m.recordPath(podID))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("pod %s network: %w", podID, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var a Attachment
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, fmt.Errorf("pod %s network record: %w", podID, err)
+	}
+	return &a, nil
+}
+
+func (m *manager) Get(_ context.Context, podID string) (*Attachment, error) {
+	if err := errdefs.ValidateID("pod", podID); err != nil {
+		return nil, err
+	}
+	return m.load(podID)
+}
+
+func (m *manager) List(_ context.Context) ([]*Attachment, error) {
+	ents, err := os.ReadDir(m.podsDir())
+	if err != nil {
+		return nil, err
+	}
+	var out []*Attachment
+	for _, e := range ents {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || strings.HasPrefix(id, ".") {
+			continue
+		}
+		a, err := m.load(id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PodID < out[j].PodID })
+	return out, nil
+}
+
+func (m *manager) Setup(ctx context.Context, spec Spec) (_ *Attachment, retErr error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	defer m.lock(spec.PodID)()
+	if _, err := os.Stat(m.recordPath(spec.PodID)); err == nil {
+		return nil, fmt.Errorf("pod %s network: %w", spec.PodID, errdefs.ErrAlreadyExists)
+	}
+	mode := spec.Policy.mode()
+	a := m.names(spec.PodID, mode)
+	a.Hostname = spec.Hostname
+	if a.Hostname == "" {
+		a.Hostname = spec.PodID
+	}
+	log := m.log.With("pod", spec.PodID)
+
+	if mode != ModeNone {
+		a.DNS = spec.DNS
+		if len(a.DNS.Nameservers) == 0 {
+			host, err := m.hostDNS()
+			if err != nil {
+				return nil, fmt.Errorf("pod %s: host resolvers: %w", spec.PodID, err)
+			}
+			a.DNS.Nameservers = host.Nameservers
+			if a.DNS.Search == nil {
+				a.DNS.Search = host.Search
+			}
+			if a.DNS.Options == nil {
+				a.DNS.Options = host.Options
+			}
+		}
+		routes, err := hostRoutes(m.bridgePrefix)
+		if err != nil {
+			return nil, err
+		}
+		sub, err := m.store.Reserve(ctx, spec.PodID, spec.Subnet, routes)
+		if err != nil {
+			return nil, fmt.Errorf("pod %s: %w", spec.PodID, err)
+		}
+		a.Subnet = sub
+		a.Gateway = gatewayOf(sub)
+		a.PrefixLen = sub.Bits()
+		if a.ConfList, err = confList(a, m.ipamDir(), spec.Bandwidth); err != nil {
+			_ = m.store.Release(ctx, spec.PodID)
+			return nil, err
+		}
+	}
+	// The record goes down before any side effect: from here on a crash
+	// leaves something Teardown can find and undo.
+	if err := writeFileAtomic(m.recordPath(spec.PodID), a); err != nil {
+		_ = m.store.Release(ctx, spec.PodID)
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			// Undo with a fresh context: the caller's may be what failed.
+			if err := m.teardown(context.WithoutCancel(ctx), a.PodID); err != nil {
+				log.Warn("undo failed setup", "err", err)
+				retErr = errors.Join(retErr, fmt.Errorf("undo: %w", err))
+			}
+		}
+	}()
+
+	if _, err := createNamedNS(m.netnsDir, a.NetnsName); err != nil {
+		return nil, fmt.Errorf("pod %s: %w", spec.PodID, err)
+	}
+	if err := prepareNS(a.NetnsPath); err != nil {
+		return nil, fmt.Errorf("pod %s: %w", spec.PodID, err)
+	}
+	if mode == ModeNone {
+		log.Debug("network ready", "mode", mode, "netns", a.NetnsPath)
+		return a, nil
+	}
+
+	list, err := libcni.NetworkConfFromBytes(a.ConfList)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.cni.AddNetworkList(ctx, list, m.runtimeConf(a, a.NetnsPath))
+	if err != nil {
+		return nil, fmt.Errorf("pod %s: cni add: %w", spec.PodID, err)
+	}
+	r, err := current.NewResultFromResult(res)
+	if err != nil {
+		return nil, fmt.Errorf("pod %s: cni result: %w", spec.PodID, err)
+	}
+	if len(r.IPs) == 0 {
+		return nil, fmt.Errorf("pod %s: cni add returned no address", spec.PodID)
+	}
+	p, _ := ipNetToPrefix(&r.IPs[0].Address)
+	a.IP, _ = netip.AddrFromSlice(r.IPs[0].Address.IP.To4())
+	a.PrefixLen = p.Bits()
+	if gw, ok := netip.AddrFromSlice(r.IPs[0].Gateway.To4()); ok {
+		a.Gateway = gw
+	}
+	if err := disableIPv6(a.Bridge); err != nil {
+		return nil, fmt.Errorf("pod %s: bridge %s: %w", spec.PodID, a.Bridge, err)
+	}
+	if err := m.installChains(ctx, a, spec.Policy); err != nil {
+		return nil, fmt.Errorf("pod %s: %w", spec.PodID, err)
+	}
+	if err := writeFileAtomic(m.recordPath(spec.PodID), a); err != nil {
+		return nil, err
+	}
+	log.Debug("network ready", "ip", a.IP, "bridge", a.Bridge, "netns", a.NetnsPath)
+	return a, nil
+}
+
+func (m *manager) runtimeConf(a *Attachment, nsPath string) *libcni.RuntimeConf {
+	return &libcni.RuntimeConf{ContainerID: a.ContainerID, NetNS: nsPath, IfName: a.Interface}
+}
+
+func (m *manager) installChains(ctx context.Context, a *Attachment, p Policy) error {
+	m.iptMu.Lock()
+	defer m.iptMu.Unlock()
+	dump, err := m.ipt.save(ctx, "filter")
+	if err != nil {
+		return err
+	}
+	lines := nodeChainLines(dump, m.nodeForward(), m.nodeInput(), m.bridgePrefix+"+")
+	var extra []netip.Prefix
+	if !m.pool.Overlaps(PrivateRanges[0]) && !m.pool.Overlaps(PrivateRanges[1]) && !m.pool.Overlaps(PrivateRanges[2]) && !m.pool.Overlaps(PrivateRanges[3]) {
+		extra = append(extra, m.pool) // a public pool: other pods are not covered by the private ranges
+	}
+	lines = append(lines, podChainLines(a, p, m.nodeForward(), m.nodeInput(), extra)...)
+	return m.ipt.restore(ctx, "filter", lines)
+}
+
+func (m *manager) RestoreAddress(_ context.Context, podID string) error {
+	if err := errdefs.ValidateID("pod", podID); err != nil {
+		return err
+	}
+	defer m.lock(podID)()
+	a, err := m.load(podID)
+	if err != nil {
+		return err
+	}
+	if a.Mode == ModeNone {
+		return nil
+	}
+	if !a.IP.IsValid() {
+		return fmt.Errorf("pod %s: network setup never finished: %w", podID, errdefs.ErrNotFound)
+	}
+	if err := restoreAddr(a.NetnsPath, a.Interface, a.Prefix(), a.Gateway); err != nil {
+		return fmt.Errorf("pod %s: %w", podID, err)
+	}
+	return nil
+}
+
+func (m *manager) Teardown(ctx context.Context, podID string) error {
+	if err := errdefs.ValidateID("pod", podID); err != nil {
+		return err
+	}
+	defer m.lock(podID)()
+	return m.teardown(ctx, podID)
+}
+
+// teardown undoes everything in reverse and keeps going past failures, so
+// one stuck step does not leak the rest; the record is removed only when
+// every step succeeded, so a retry can finish the job.
+func (m *manager) teardown(ctx context.Context, podID string) error {
+	a, err := m.load(podID)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := m.log.With("pod", podID)
+	var errs []error
+	alive := nsAlive(a.NetnsPath)
+
+	if a.Mode != ModeNone && len(a.ConfList) > 0 {
+		if alive && a.IP.IsValid() {
+			// runsc strips the address; without it the bridge plugin's DEL
+			// cannot tell which masquerade rules are the pod's.
+			if err := restoreAddr(a.NetnsPath, a.Interface, a.Prefix(), netip.Addr{}); err != nil {
+				log.Debug("re-add address before DEL", "err", err)
+			}
+		}
+		nsPath := ""
+		if alive {
+			nsPath = a.NetnsPath
+		}
+		list, err := libcni.NetworkConfFromBytes(a.ConfList)
+		if err == nil {
+			err = m.cni.DelNetworkList(ctx, list, m.runtimeConf(a, nsPath))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cni del: %w", err))
+		}
+		// What the plugins could not clean up (netns gone, address missing,
+		// DEL failed) we remove ourselves: the names are deterministic.
+		if err := m.removeChains(ctx, "nat", a.MasqChain); err != nil {
+			errs = append(errs, err)
+		}
+		if err := m.removeChains(ctx, "filter", a.EgressChain, a.HostChain); err != nil {
+			errs = append(errs, err)
+		}
+		for _, l := range []string{a.IfbDevice, a.Bridge} {
+			if err := deleteLink(l); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := removeNamedNS(a.NetnsPath); err != nil {
+		errs = append(errs, err)
+	}
+	if a.Network != "" && len(errs) == 0 {
+		// host-local keeps a per-network dir with its lock and
+		// last-reserved files even when no lease is left; the network is
+		// ours alone, so the whole dir goes.
+		if err := os.RemoveAll(filepath.Join(m.ipamDir(), a.Network)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("pod %s: teardown: %w", podID, errors.Join(errs...))
+	}
+	if a.Mode != ModeNone {
+		if err := m.store.Release(ctx, podID); err != nil {
+			return fmt.Errorf("pod %s: release subnet: %w", podID, err)
+		}
+	}
+	if err := os.Remove(m.recordPath(podID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	log.Debug("network removed")
+	return nil
+}
+
+func (m *manager) removeChains(ctx context.Context, table string, chains ...string) error {
+	m.iptMu.Lock()
+	defer m.iptMu.Unlock()
+	dump, err := m.ipt.save(ctx, table)
+	if err != nil {
+		return err
+	}
+	return m.ipt.restore(ctx, table, removeChainsLines(dump, chains...))
+}
+
+func deleteLink(name string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("link %s: %w", name, err)
+	}
+	if err := netlink.LinkDel(l); err != nil {
+		return fmt.Errorf("delete link %s: %w", name, err)
+	}
+	return nil
+}
+
+func (m *manager) RemoveNodeRules(ctx context.Context) error {
+	pods, err := m.List(ctx)
+	if err != nil {
+		return err
+	}
+	if len(pods) > 0 {
+		return fmt.Errorf("node rules: %d pod(s) still have networks: %w", len(pods), errdefs.ErrConflict)
+	}
+	return m.removeChains(ctx, "filter", m.nodeForward(), m.nodeInput())
+}
