@@ -1,0 +1,171 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pinacle/pinacle-node/podspec"
+)
+
+const busybox = "/bin/busybox"
+
+func requireBusybox(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(busybox); err != nil {
+		t.Skipf("needs %s (Debian busybox-static; hack/setup.sh installs it)", busybox)
+	}
+}
+
+func sh(script string) []string { return []string{busybox, "sh", "-c", script} }
+
+func dur(d time.Duration) podspec.Duration { return podspec.Duration{Duration: d} }
+
+// testConfig returns a config writing logs and status under a temp dir,
+// with fast backoff and no control socket.
+func testConfig(t *testing.T, svcs ...podspec.Service) *Config {
+	dir := t.TempDir()
+	return &Config{
+		Services:       svcs,
+		LogDir:         dir + "/logs",
+		StatusFile:     dir + "/run/status.json",
+		ControlSocket:  "none",
+		BackoffInitial: dur(20 * time.Millisecond),
+		BackoffMax:     dur(200 * time.Millisecond),
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// startSupervisor runs a supervisor in-process (waiting only for its own
+// pids) and stops it, checking Run returned, at cleanup.
+func startSupervisor(t *testing.T, cfg *Config, opts ...Option) *Supervisor {
+	t.Helper()
+	requireBusybox(t)
+	s, err := New(cfg, append([]Option{WithLogger(testLogger(t))}, opts...)...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("supervisor did not stop within 30s")
+		}
+	})
+	return s
+}
+
+// stopSupervisor is for tests that check what shutdown did.
+func runSupervisor(t *testing.T, cfg *Config) (*Supervisor, func() error) {
+	t.Helper()
+	requireBusybox(t)
+	s, err := New(cfg, WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("supervisor did not stop within 30s")
+		}
+	}
+	t.Cleanup(func() { stop() })
+	return s, stop
+}
+
+// poll calls cond until it returns true or the deadline passes; on timeout
+// it fails with the last description cond gave.
+func poll(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, desc := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s: %s", timeout, desc)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitState polls the supervisor until service name satisfies pred.
+func waitService(t *testing.T, s *Supervisor, name string, timeout time.Duration, pred func(ServiceStatus) bool) ServiceStatus {
+	t.Helper()
+	var last ServiceStatus
+	poll(t, timeout, func() (bool, string) {
+		last = *s.Status().Service(name)
+		return pred(last), fmt.Sprintf("service %s: %+v", name, last)
+	})
+	return last
+}
+
+func inState(states ...State) func(ServiceStatus) bool {
+	return func(ss ServiceStatus) bool {
+		for _, st := range states {
+			if ss.State == st {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// freePort returns a loopback TCP port nobody listens on right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func readLog(t *testing.T, cfg *Config, name string) string {
+	t.Helper()
+	lines, err := TailLogs(cfg.LogDir, name, 0)
+	if err != nil {
+		t.Fatalf("TailLogs %s: %v", name, err)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// httpd serves dir on port with busybox httpd in the foreground.
+func httpd(port int, dir string) []string {
+	return []string{busybox, "httpd", "-f", "-p", fmt.Sprintf("127.0.0.1:%d", port), "-h", dir}
+}
+
+func svc(name string, cmd []string, deps ...string) podspec.Service {
+	return podspec.Service{Name: name, Command: cmd, DependsOn: deps}
+}
