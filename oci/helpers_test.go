@@ -132,6 +132,12 @@ func newTestEnv(t testing.TB, opts ...Option) *testEnv {
 		if z := zombieChildren(); len(z) > 0 {
 			t.Errorf("leak: zombie children %v", z)
 		}
+		if err := ReleaseRoot(e.root); err != nil {
+			t.Error(err)
+		}
+		if m := mountsUnder(work); len(m) > 0 {
+			t.Errorf("leak: mounts under %s: %v", work, m)
+		}
 		_ = os.RemoveAll(work)
 	})
 	return e
@@ -219,6 +225,19 @@ func zombieChildren() []int {
 			var pid int
 			fmt.Sscan(e.Name(), &pid)
 			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// mountsUnder lists mount points at or below dir.
+func mountsUnder(dir string) []string {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			out = append(out, f[4])
 		}
 	}
 	return out
