@@ -135,7 +135,9 @@ func TestSubnetAllocation(t *testing.T) {
 	if _, err := s.AllocateSubnet(ctx, "p3", overlapping); !errdefs.IsConflict(err) {
 		t.Fatalf("overlapping pick = %v, want conflict", err)
 	}
-	unmasked := func([]netip.Prefix) (netip.Prefix, error) { return netip.PrefixFrom(netip.MustParseAddr("10.98.0.1"), 24), nil }
+	unmasked := func([]netip.Prefix) (netip.Prefix, error) {
+		return netip.PrefixFrom(netip.MustParseAddr("10.98.0.1"), 24), nil
+	}
 	if _, err := s.AllocateSubnet(ctx, "p3", unmasked); err == nil {
 		t.Fatal("unmasked pick accepted")
 	}

@@ -32,10 +32,10 @@ const (
 var (
 	bucketMeta       = []byte("meta")
 	bucketPods       = []byte("pods")
-	bucketPodNames   = []byte("pod-names")  // name -> id
-	bucketPorts      = []byte("ports")      // podID/name -> host port
+	bucketPodNames   = []byte("pod-names")   // name -> id
+	bucketPorts      = []byte("ports")       // podID/name -> host port
 	bucketPortOwners = []byte("port-owners") // host port -> podID/name
-	bucketSubnets    = []byte("subnets")    // podID -> CIDR
+	bucketSubnets    = []byte("subnets")     // podID -> CIDR
 	bucketSubnetOwn  = []byte("subnet-owners")
 	bucketEvents     = []byte("events") // seq (8 bytes BE) -> Event JSON
 
