@@ -150,7 +150,7 @@ func setValue(cur any, path []segment, raw string, t reflect.Type) (any, error) 
 		list, _ := cur.([]any)
 		i := seg.index
 		if seg.selName != "" {
-			if jsonFields(derefType(t.Elem()))["name"] == nil {
+			if et := derefType(t.Elem()); et.Kind() != reflect.Struct || jsonFields(et)["name"] == nil {
 				return nil, fmt.Errorf("[name=...] used on a list whose entries have no name")
 			}
 			i = len(list)

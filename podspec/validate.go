@@ -216,7 +216,7 @@ func (n *Network) validate(e *errList) {
 		}
 		validateRules("network.egress.allow", g.Allow, e)
 		validateRules("network.egress.deny", g.Deny, e)
-		if len(g.Domains) > 0 && g.Mode != EgressAllowlist {
+		if len(g.Domains) > 0 && (g.Mode == "" || g.Mode == EgressDefault || g.Mode == EgressNone) {
 			e.add("network.egress.domains", "only used with mode allowlist")
 		}
 		for i, d := range g.Domains {
