@@ -1,0 +1,256 @@
+package portfwd_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/portfwd"
+)
+
+func TestOptionsValidate(t *testing.T) {
+	for name, opt := range map[string]portfwd.Option{
+		"range min 0":      portfwd.WithPortRange(0, 10),
+		"range inverted":   portfwd.WithPortRange(5000, 4000),
+		"invalid addr":     portfwd.WithListenAddr(netip.Addr{}),
+		"negative idle":    portfwd.WithIdleTimeout(-1),
+		"zero max conns":   portfwd.WithMaxConnsPerPort(0),
+		"nil store":        portfwd.WithStore(nil),
+		"nil logger":       portfwd.WithLogger(nil),
+		"zero dial":        portfwd.WithDialTimeout(0),
+		"negative drain":   portfwd.WithDrainTimeout(-1),
+		"nil waker":        portfwd.WithWaker(nil),
+		"zero wake window": portfwd.WithWakeTimeout(0),
+	} {
+		if _, err := portfwd.New(context.Background(), opt); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("%s: New = %v, want invalid argument", name, err)
+		}
+	}
+}
+
+func TestAllocateValidates(t *testing.T) {
+	t.Parallel()
+	f := newFwd(t, 41340, 41359)
+	ctx := context.Background()
+	for name, tc := range map[string]struct {
+		pod  string
+		reqs []portfwd.PortRequest
+	}{
+		"bad pod id":    {"../x", []portfwd.PortRequest{{PodPort: 80}}},
+		"zero pod port": {"p", []portfwd.PortRequest{{Name: "web"}}},
+		"dup name":      {"p", []portfwd.PortRequest{{Name: "web", PodPort: 80}, {Name: "web", PodPort: 81}}},
+		"dup pod port":  {"p", []portfwd.PortRequest{{PodPort: 80}, {PodPort: 80}}},
+		"dup host port": {"p", []portfwd.PortRequest{{PodPort: 80, HostPort: 41340}, {PodPort: 81, HostPort: 41340}}},
+		"bad port name": {"p", []portfwd.PortRequest{{Name: "Web Port", PodPort: 80}}},
+	} {
+		if _, err := f.Allocate(ctx, tc.pod, tc.reqs); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("%s: Allocate = %v, want invalid argument", name, err)
+		}
+	}
+}
+
+func TestBusyHostPortSkipped(t *testing.T) {
+	t.Parallel()
+	// Another process (this test) holds the first pool port.
+	busy, err := net.Listen("tcp", "127.0.0.1:41080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	f := newFwd(t, 41080, 41082)
+	ctx := context.Background()
+	a, err := f.Allocate(ctx, "p", []portfwd.PortRequest{{PodPort: 80}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a[0].HostPort != 41081 {
+		t.Fatalf("host port %d, want 41081 (41080 is busy)", a[0].HostPort)
+	}
+	// An explicit request for the busy port fails naming port and holder.
+	_, err = f.Allocate(ctx, "q", []portfwd.PortRequest{{PodPort: 80, HostPort: 41080}})
+	if !errdefs.IsConflict(err) {
+		t.Fatalf("explicit busy port: %v, want conflict", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "41080") || !strings.Contains(msg, fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("error %q should name port 41080 and pid %d", msg, os.Getpid())
+	}
+	// An explicit request for another pod's port names that pod.
+	_, err = f.Allocate(ctx, "q", []portfwd.PortRequest{{PodPort: 80, HostPort: 41081}})
+	if !errdefs.IsConflict(err) || !strings.Contains(err.Error(), "pod p") {
+		t.Fatalf("explicit taken port: %v, want conflict naming pod p", err)
+	}
+	// An explicit free port is honoured, even outside the pool.
+	b, err := f.Allocate(ctx, "q", []portfwd.PortRequest{{PodPort: 80, HostPort: 41083}})
+	if err != nil || b[0].HostPort != 41083 || !b[0].Explicit {
+		t.Fatalf("explicit free port: %+v, %v", b, err)
+	}
+	// The pool now has only 41082 left, then nothing.
+	if c, err := f.Allocate(ctx, "r", []portfwd.PortRequest{{PodPort: 80}}); err != nil || c[0].HostPort != 41082 {
+		t.Fatalf("last pool port: %+v, %v", c, err)
+	}
+	if _, err := f.Allocate(ctx, "s", []portfwd.PortRequest{{PodPort: 80}}); !errors.Is(err, errdefs.ErrResourceLimit) {
+		t.Fatalf("exhausted pool: %v, want resource limit", err)
+	}
+}
+
+func TestAllocationsStable(t *testing.T) {
+	t.Parallel()
+	f := newFwd(t, 41360, 41379)
+	ctx := context.Background()
+	backend := serve(t, echo)
+	a, err := f.Allocate(ctx, "st", []portfwd.PortRequest{{Name: "web", PodPort: backend.Port()}, {PodPort: 22}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Same keys in another order plus a new one: the old keep their ports.
+	b, err := f.Allocate(ctx, "st", []portfwd.PortRequest{{PodPort: 22}, {Name: "new", PodPort: 9000}, {Name: "web", PodPort: backend.Port()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0].HostPort != a[1].HostPort || b[2].HostPort != a[0].HostPort {
+		t.Fatalf("ports moved: %+v -> %+v", a, b)
+	}
+	// Start/stop cycles keep them too.
+	for range 2 {
+		if err := f.Start(ctx, "st", loopback); err != nil {
+			t.Fatal(err)
+		}
+		c := dial(t, b[2].HostPort)
+		roundTrip(t, c, "x")
+		c.Close() // else Stop waits the whole drain timeout for it
+		// Idempotent while listening; a changed set is refused.
+		if c, err := f.Allocate(ctx, "st", []portfwd.PortRequest{{PodPort: 22}, {Name: "new", PodPort: 9000}, {Name: "web", PodPort: backend.Port()}}); err != nil || !reflect.DeepEqual(c, b) {
+			t.Fatalf("re-Allocate while listening: %+v, %v", c, err)
+		}
+		if _, err := f.Allocate(ctx, "st", []portfwd.PortRequest{{PodPort: 22}}); !errdefs.IsConflict(err) {
+			t.Fatalf("changing while listening: %v, want conflict", err)
+		}
+		if err := f.Stop(ctx, "st"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.Allocations("st"); !reflect.DeepEqual(got, b) {
+		t.Fatalf("Allocations = %+v, want %+v", got, b)
+	}
+	// Dropping a key frees its port for others.
+	if _, err := f.Allocate(ctx, "st", []portfwd.PortRequest{{Name: "web", PodPort: backend.Port()}}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := f.Allocate(ctx, "other", []portfwd.PortRequest{{PodPort: 1, HostPort: b[0].HostPort}}); err != nil || c[0].HostPort != b[0].HostPort {
+		t.Fatalf("dropped port not free: %+v, %v", c, err)
+	}
+}
+
+func TestPersistence(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "ports.json")
+	store, err := portfwd.NewFileStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	f1, err := portfwd.New(ctx, portfwd.WithListenAddr(loopback), portfwd.WithPortRange(41100, 41119), portfwd.WithStore(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := f1.Allocate(ctx, "a", []portfwd.PortRequest{{Name: "web", PodPort: 3000}, {Name: "ssh", PodPort: 22}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := f1.Allocate(ctx, "b", []portfwd.PortRequest{{Name: "web", PodPort: 3000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := f1.Allocations("")
+	if err := f1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// A "node restart": a new forwarder on the same file.
+	store2, err := portfwd.NewFileStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f2 := newFwd(t, 41100, 41119, portfwd.WithStore(store2))
+	if got := f2.Allocations(""); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after restart %+v, want %+v", got, want)
+	}
+	a2, err := f2.Allocate(ctx, "a", []portfwd.PortRequest{{Name: "web", PodPort: 3000}, {Name: "ssh", PodPort: 22}})
+	if err != nil || !reflect.DeepEqual(a2, a) {
+		t.Fatalf("re-Allocate after restart: %+v, %v; want %+v", a2, err, a)
+	}
+	// Release frees b's port and removes it from the file.
+	if err := f2.Release(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f2.Release(ctx, "b"); err != nil {
+		t.Fatalf("second Release: %v", err)
+	}
+	stored, err := store2.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stored {
+		if s.PodID == "b" {
+			t.Fatalf("released pod still stored: %+v", stored)
+		}
+	}
+	if len(stored) != 2 {
+		t.Fatalf("stored %+v, want a's two", stored)
+	}
+	c, err := f2.Allocate(ctx, "c", []portfwd.PortRequest{{PodPort: 1, HostPort: b[0].HostPort}})
+	if err != nil || c[0].HostPort != b[0].HostPort {
+		t.Fatalf("released port not reusable: %+v, %v", c, err)
+	}
+}
+
+func TestReleaseFreesPort(t *testing.T) {
+	t.Parallel()
+	f := newFwd(t, 41120, 41120) // a pool of one
+	ctx := context.Background()
+	port := startOne(t, f, "one", serve(t, echo))
+	if _, err := f.Allocate(ctx, "two", []portfwd.PortRequest{{PodPort: 80}}); !errors.Is(err, errdefs.ErrResourceLimit) {
+		t.Fatalf("full pool: %v", err)
+	}
+	if err := f.Release(ctx, "one"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := net.Dial("tcp", netip.AddrPortFrom(loopback, port).String()); err == nil {
+		t.Fatal("released port still listening")
+	}
+	a, err := f.Allocate(ctx, "two", []portfwd.PortRequest{{PodPort: 80}})
+	if err != nil || a[0].HostPort != port {
+		t.Fatalf("after release: %+v, %v", a, err)
+	}
+	if len(f.Allocations("one")) != 0 {
+		t.Fatal("released pod still has allocations")
+	}
+}
+
+func TestFileStoreRejectsCorruptFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ports.json")
+	os.WriteFile(path, []byte(`{"version":1,"allocations":[],"extra":true}`), 0o600)
+	s, err := portfwd.NewFileStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(context.Background()); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("Load = %v, want invalid argument", err)
+	}
+	// Two pods on one host port: New refuses rather than guess.
+	os.WriteFile(path, []byte(`{"version":1,"allocations":[{"podID":"a","podPort":1,"hostPort":41500},{"podID":"b","podPort":1,"hostPort":41500}]}`), 0o600)
+	if _, err := portfwd.New(context.Background(), portfwd.WithStore(s)); !errdefs.IsConflict(err) {
+		t.Fatalf("New = %v, want conflict", err)
+	}
+	if _, err := portfwd.NewFileStore("relative.json"); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("relative path: %v", err)
+	}
+}

@@ -1,0 +1,97 @@
+package portfwd
+
+import (
+	"sort"
+	"sync/atomic"
+)
+
+// counters are one port's, kept from Allocate to Release.
+type counters struct {
+	total    atomic.Uint64
+	active   atomic.Int64
+	rejected atomic.Uint64
+	failed   atomic.Uint64
+	bytes    [2]atomic.Uint64 // dirIn, dirOut
+}
+
+// Counters are connection and byte counts. Everything but ConnsActive only
+// grows, so they map onto Prometheus counters.
+type Counters struct {
+	// ConnsTotal counts every connection accepted, including those
+	// rejected or failed.
+	ConnsTotal uint64 `json:"connsTotal"`
+	// ConnsActive is the connections open now.
+	ConnsActive int64 `json:"connsActive"`
+	// ConnsRejected counts connections reset because the port was at
+	// its connection cap.
+	ConnsRejected uint64 `json:"connsRejected"`
+	// ConnsFailed counts connections closed because the pod was not
+	// running, its wake failed or the dial to it failed.
+	ConnsFailed uint64 `json:"connsFailed"`
+	// BytesIn is client to pod, BytesOut pod to client. Open
+	// connections are included up to the last sweep (bytes the peer has
+	// acknowledged); a closed connection's bytes are exact.
+	BytesIn  uint64 `json:"bytesIn"`
+	BytesOut uint64 `json:"bytesOut"`
+}
+
+func (c *Counters) add(o Counters) {
+	c.ConnsTotal += o.ConnsTotal
+	c.ConnsActive += o.ConnsActive
+	c.ConnsRejected += o.ConnsRejected
+	c.ConnsFailed += o.ConnsFailed
+	c.BytesIn += o.BytesIn
+	c.BytesOut += o.BytesOut
+}
+
+func (c *counters) snapshot() Counters {
+	return Counters{
+		ConnsTotal:    c.total.Load(),
+		ConnsActive:   c.active.Load(),
+		ConnsRejected: c.rejected.Load(),
+		ConnsFailed:   c.failed.Load(),
+		BytesIn:       c.bytes[dirIn].Load(),
+		BytesOut:      c.bytes[dirOut].Load(),
+	}
+}
+
+// PortStats are one allocation's counters.
+type PortStats struct {
+	Allocation
+	Listening bool `json:"listening"`
+	Counters
+}
+
+// PodStats are one pod's counters: the sum of its ports'.
+type PodStats struct {
+	PodID string `json:"podID"`
+	State State  `json:"state"`
+	Counters
+	Ports []PortStats `json:"ports"`
+}
+
+// Stats are every pod's counters, sorted by pod ID.
+type Stats struct {
+	Pods  []PodStats `json:"pods"`
+	Total Counters   `json:"total"`
+}
+
+func (f *forwarder) Stats() Stats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var s Stats
+	for _, p := range f.pods {
+		p.mu.Lock()
+		ps := PodStats{PodID: p.id, State: p.state, Ports: make([]PortStats, 0, len(p.ports))}
+		p.mu.Unlock()
+		for _, pe := range p.ports {
+			c := pe.stats.snapshot()
+			ps.Ports = append(ps.Ports, PortStats{Allocation: pe.alloc, Listening: pe.ln != nil, Counters: c})
+			ps.Counters.add(c)
+		}
+		s.Total.add(ps.Counters)
+		s.Pods = append(s.Pods, ps)
+	}
+	sort.Slice(s.Pods, func(i, j int) bool { return s.Pods[i].PodID < s.Pods[j].PodID })
+	return s
+}
