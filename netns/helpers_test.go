@@ -92,16 +92,24 @@ func newTestManager(t testing.TB, opts ...Option) *testEnv {
 }
 
 // listenIn opens a TCP listener inside the namespace at nsPath; the socket
-// stays in that namespace after the locked goroutine returns. It answers
+// stays in that namespace after the locked goroutine returns ("" = host). It answers
 // every connection with "hello\n".
 func listenIn(t testing.TB, nsPath, addr string) net.Listener {
 	t.Helper()
 	var l net.Listener
-	err := ns.WithNetNSPath(nsPath, func(ns.NetNS) error {
-		var err error
+	var err error
+	if nsPath == "" {
+		// The host: any unlocked goroutine runs on a thread in the root
+		// ns. (Not /proc/self/ns/net: that is the main thread's, which a
+		// locked goroutine may have left in another namespace.)
 		l, err = net.Listen("tcp4", addr)
-		return err
-	})
+	} else {
+		err = ns.WithNetNSPath(nsPath, func(ns.NetNS) error {
+			var err error
+			l, err = net.Listen("tcp4", addr)
+			return err
+		})
+	}
 	if err != nil {
 		t.Fatalf("listen %s in %s: %v", addr, nsPath, err)
 	}

@@ -356,7 +356,10 @@ func (m *manager) teardown(ctx context.Context, podID string) error {
 			err = m.cni.DelNetworkList(ctx, list, m.runtimeConf(a, nsPath))
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("cni del: %w", err))
+			// Not fatal: everything the plugins create is removed by name
+			// below (veth dies with the netns, the lease with the per-pod
+			// IPAM dir), so a broken or missing plugin cannot wedge teardown.
+			log.Warn("cni del failed; cleaning up by name", "err", err)
 		}
 		// What the plugins could not clean up (netns gone, address missing,
 		// DEL failed) we remove ourselves: the names are deterministic.
@@ -375,11 +378,16 @@ func (m *manager) teardown(ctx context.Context, podID string) error {
 	if err := removeNamedNS(a.NetnsPath); err != nil {
 		errs = append(errs, err)
 	}
-	if a.Network != "" && len(errs) == 0 {
+	if a.Network != "" {
 		// host-local keeps a per-network dir with its lock and
 		// last-reserved files even when no lease is left; the network is
-		// ours alone, so the whole dir goes.
+		// ours alone, so the whole dir goes, and any lease with it. The
+		// libcni cache entry goes too in case DEL did not get to it.
 		if err := os.RemoveAll(filepath.Join(m.ipamDir(), a.Network)); err != nil {
+			errs = append(errs, err)
+		}
+		cached := filepath.Join(m.cacheDir(), "results", a.Network+"-"+a.ContainerID+"-"+a.Interface)
+		if err := os.Remove(cached); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
