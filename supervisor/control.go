@@ -221,3 +221,9 @@ func ExecControl(ctx context.Context, exec ExecFunc, op, service string) (*Statu
 	}
 	return resp.Status, resp.Error.Err()
 }
+
+// NewControlResponse packs the outcome of Control into the reply shape
+// `init svc -o json` prints, so the node decodes one shape either way.
+func NewControlResponse(st *Status, err error) ControlResponse {
+	return ControlResponse{Status: st, Error: toControlError(err)}
+}

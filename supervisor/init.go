@@ -45,7 +45,7 @@ func RunInit(ctx context.Context, configPath string, log *slog.Logger) error {
 	}
 	cfg, err := LoadConfig(configPath)
 	if err != nil {
-		writeConfigError(DefaultStatusFile, err)
+		writeConfigError(statusFileOf(configPath), err)
 		return err
 	}
 	sup, err := New(cfg, WithLogger(log), WithReapAll(true))
@@ -89,4 +89,16 @@ func writeConfigError(path string, err error) {
 	if os.MkdirAll(filepath.Dir(path), 0o755) == nil {
 		writeFileAtomic(path, append(b, '\n'))
 	}
+}
+
+// statusFileOf digs the status file path out of a config that failed to
+// load, so its error lands where the node will look.
+func statusFileOf(configPath string) string {
+	var c struct {
+		StatusFile string `json:"statusFile"`
+	}
+	if b, err := os.ReadFile(configPath); err == nil && json.Unmarshal(b, &c) == nil && c.StatusFile != "" {
+		return c.StatusFile
+	}
+	return DefaultStatusFile
 }

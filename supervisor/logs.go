@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -243,8 +244,21 @@ func FollowLogs(ctx context.Context, dir, service string, w io.Writer) error {
 				if err := drain(); err != nil {
 					return fmt.Errorf("follow logs %s: %w", service, err)
 				}
+				// If it rotated more than once since the last poll, the
+				// files between ours and the live one are read whole.
+				missed := missedRotations(f, path)
 				f.Close()
 				f = nil
+				for _, p := range missed {
+					if f, _ = os.Open(p); f != nil {
+						err := drain()
+						f.Close()
+						f = nil
+						if err != nil {
+							return fmt.Errorf("follow logs %s: %w", service, err)
+						}
+					}
+				}
 				continue
 			}
 		}
@@ -253,6 +267,28 @@ func FollowLogs(ctx context.Context, dir, service string, w io.Writer) error {
 			return nil
 		case <-t.C:
 		}
+	}
+}
+
+// missedRotations returns the rotated files newer than f, oldest first:
+// when f is now <path>.3, those are .2 and .1.
+func missedRotations(f *os.File, path string) []string {
+	a, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	var newer []string
+	for i := 1; ; i++ {
+		p := path + "." + strconv.Itoa(i)
+		b, err := os.Stat(p)
+		if err != nil {
+			return nil // ours is gone (rotated out): nothing reliable to add
+		}
+		if os.SameFile(a, b) {
+			slices.Reverse(newer)
+			return newer
+		}
+		newer = append(newer, p)
 	}
 }
 

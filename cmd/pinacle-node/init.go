@@ -65,11 +65,7 @@ func newInitSvcCmd() *cobra.Command {
 			if f == cli.JSON {
 				// Always a ControlResponse on stdout, so the node decodes
 				// one shape whatever happened (the exit code says it too).
-				resp := supervisor.ControlResponse{Status: st}
-				if err != nil {
-					c := errdefs.Classify(err)
-					resp.Error = &supervisor.ControlError{Code: c.Code, Message: err.Error()}
-				}
+				resp := supervisor.NewControlResponse(st, err)
 				if perr := cli.Print(cmd, resp, nil); perr != nil {
 					return perr
 				}
