@@ -79,6 +79,15 @@ func (r *runsc) Exec(ctx context.Context, id string, o ExecOpts) (int, error) {
 		unbounded: !o.Detach, tty: o.Tty && o.Stdin != nil,
 		exitPassthrough: !o.Detach,
 	})
+	if o.Detach {
+		// runsc exec --detach leaves a helper that waits for the process;
+		// it is reparented to us and must be reaped when it ends.
+		ci := r.info(id)
+		found := theReaper.adopt(r.binary)
+		ci.mu.Lock()
+		ci.pids = append(ci.pids, found...)
+		ci.mu.Unlock()
+	}
 	if err != nil {
 		return code, fmt.Errorf("exec %s: %w", id, err)
 	}

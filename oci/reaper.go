@@ -45,30 +45,49 @@ func IsSubreaper() bool {
 type reaper struct {
 	mu      sync.Mutex
 	tracked map[int]bool            // pid -> awaiting reap
-	exited  map[int]unix.WaitStatus // reaped sandbox statuses not yet consumed by Wait
+	own     map[int]bool            // runsc CLI processes os/exec is waiting for: never ours to reap
+	exited  map[int]unix.WaitStatus // reaped statuses not yet consumed by Wait
 }
 
-var theReaper = &reaper{tracked: map[int]bool{}, exited: map[int]unix.WaitStatus{}}
+var theReaper = &reaper{tracked: map[int]bool{}, own: map[int]bool{}, exited: map[int]unix.WaitStatus{}}
 
 // Reap collects every exited sandbox or gofer process this package has
 // seen; it never blocks.
 func Reap() { theReaper.reap() }
 
-// adopt tracks our children whose argv[0] names a runsc helper
-// (runsc-sandbox, runsc-gofer); called right after a runsc create/restore
-// exits, when its orphans have just been reparented to us.
-func (r *reaper) adopt() {
+// start starts cmd with its pid marked as os/exec's own, atomically with
+// respect to adopt and reap, so a fast-exiting runsc CLI is never reaped
+// from under cmd.Wait. done must be called after cmd.Wait.
+func (r *reaper) start(cmd interface{ Start() error }, pid func() int) (done func(), err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := cmd.Start(); err != nil {
+		return func() {}, err
+	}
+	p := pid()
+	r.own[p] = true
+	return func() {
+		r.mu.Lock()
+		delete(r.own, p)
+		r.mu.Unlock()
+	}, nil
+}
+
+// adopt tracks our children that runsc left behind: sandboxes and gofers
+// (argv[0] runsc-sandbox, runsc-gofer) and the helpers of a detached exec
+// (the runsc binary itself), and returns the newly tracked pids. It is
+// called right after a runsc create, restore or exec --detach exits, when
+// its orphans have just been reparented to us.
+func (r *reaper) adopt(binary string) []int {
 	self := os.Getpid()
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return
+		return nil
 	}
+	var found []int
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if ppid(pid) != self {
+		if err != nil || ppid(pid) != self {
 			continue
 		}
 		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
@@ -76,12 +95,47 @@ func (r *reaper) adopt() {
 			continue
 		}
 		argv0, _, _ := strings.Cut(string(cmd), "\x00")
-		if strings.HasPrefix(argv0, "runsc-") {
-			r.mu.Lock()
-			r.tracked[pid] = true
-			r.mu.Unlock()
+		exe, _ := os.Readlink("/proc/" + e.Name() + "/exe")
+		if !strings.HasPrefix(argv0, "runsc-") && exe != binary {
+			continue
 		}
+		r.mu.Lock()
+		if !r.own[pid] && !r.tracked[pid] {
+			r.tracked[pid] = true
+			found = append(found, pid)
+		}
+		r.mu.Unlock()
 	}
+	return found
+}
+
+// reapAll waits, up to d, until every pid in pids has been reaped (or is
+// not our child).
+func (r *reaper) reapAll(pids []int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for {
+		r.mu.Lock()
+		left := 0
+		for _, p := range pids {
+			if r.tracked[p] && !r.reapLocked(p) {
+				left++
+			}
+		}
+		r.mu.Unlock()
+		if left == 0 || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// forget drops the stored statuses of pids nobody will ask for.
+func (r *reaper) forget(pids []int) {
+	r.mu.Lock()
+	for _, p := range pids {
+		delete(r.exited, p)
+	}
+	r.mu.Unlock()
 }
 
 func (r *reaper) track(pid int) {
@@ -97,7 +151,9 @@ func (r *reaper) reap() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for pid := range r.tracked {
-		r.reapLocked(pid)
+		if !r.own[pid] {
+			r.reapLocked(pid)
+		}
 	}
 }
 

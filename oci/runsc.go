@@ -40,7 +40,8 @@ type runsc struct {
 type ctrInfo struct {
 	mu          sync.Mutex
 	cgroupsPath string
-	pid         int // sandbox pid
+	pid         int   // sandbox pid
+	pids        []int // every process runsc left to us for it (sandbox, gofer, exec helpers)
 	exit        *ExitInfo
 }
 
@@ -263,7 +264,11 @@ func (r *runsc) run(ctx context.Context, c call) ([]byte, int, error) {
 	cmd.WaitDelay = 5 * time.Second
 
 	start := time.Now()
-	runErr := cmd.Run()
+	done, runErr := theReaper.start(cmd, func() int { return cmd.Process.Pid })
+	if runErr == nil {
+		runErr = cmd.Wait()
+	}
+	done()
 	r.log.Debug("runsc", "args", c.args, "took", time.Since(start), "err", runErr)
 
 	var out []byte
@@ -359,8 +364,9 @@ func (r *runsc) adopted(ctx context.Context, id string, spec *specs.Spec) {
 	if st, err := r.State(ctx, id); err == nil {
 		ci.pid = st.Pid
 		theReaper.track(st.Pid)
+		ci.pids = append(ci.pids, st.Pid)
 	}
-	theReaper.adopt()
+	ci.pids = append(ci.pids, theReaper.adopt(r.binary)...)
 	r.containers.Store(id, ci)
 }
 
@@ -432,6 +438,7 @@ func (r *runsc) lookup(ctx context.Context, id string) (*ctrInfo, State, error) 
 	}
 	if ci.pid <= 0 && st.Pid > 0 {
 		ci.pid = st.Pid
+		ci.pids = append(ci.pids, st.Pid)
 	}
 	ci.mu.Unlock()
 	return ci, st, nil
@@ -505,7 +512,7 @@ func (r *runsc) Delete(ctx context.Context, id string, force bool) error {
 	}
 	ci.mu.Lock()
 	exited := ci.exit != nil
-	pid, cg := ci.pid, ci.cgroupsPath
+	pids, cg := ci.pids, ci.cgroupsPath
 	ci.mu.Unlock()
 	args := []string{"delete"}
 	// A container whose init we saw exit may still read "running" in
@@ -518,17 +525,9 @@ func (r *runsc) Delete(ctx context.Context, id string, force bool) error {
 		return fmt.Errorf("delete %s: %w", id, err)
 	}
 	r.containers.Delete(id)
-	// Reap the sandbox (and its gofer) so no zombie is left behind.
-	deadline := time.Now().Add(2 * time.Second)
-	for pid > 0 && ppid(pid) == os.Getpid() && time.Now().Before(deadline) {
-		theReaper.track(pid)
-		theReaper.reap()
-		time.Sleep(5 * time.Millisecond)
-	}
-	theReaper.reap()
-	theReaper.mu.Lock()
-	delete(theReaper.exited, pid)
-	theReaper.mu.Unlock()
+	// Reap the sandbox, its gofer and exec helpers: no zombie is left.
+	theReaper.reapAll(pids, 5*time.Second)
+	theReaper.forget(pids)
 	if err := RemoveCgroup(cg); err != nil {
 		return fmt.Errorf("delete %s: cgroup %s: %w", id, cg, err)
 	}
@@ -558,12 +557,11 @@ func (r *runsc) Checkpoint(ctx context.Context, id string, o CheckpointOpts) err
 		// The sandbox exits after a checkpoint; reap it now (design.md: it
 		// otherwise lingers as a zombie).
 		ci.mu.Lock()
-		pid := ci.pid
+		pids := ci.pids
 		ci.exit = &ExitInfo{}
 		ci.mu.Unlock()
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		_, _, _ = theReaper.waitPid(wctx, pid)
+		theReaper.reapAll(pids, 5*time.Second)
+		theReaper.forget(pids)
 	}
 	return nil
 }
