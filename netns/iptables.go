@@ -22,9 +22,14 @@ func newIPTables() *iptables {
 	return &iptables{restoreBin: "iptables-restore", saveBin: "iptables-save"}
 }
 
+// save dumps one table, or every table when table is "".
 func (t *iptables) save(ctx context.Context, table string) (string, error) {
 	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, t.saveBin, "-t", table)
+	args := []string{}
+	if table != "" {
+		args = append(args, "-t", table)
+	}
+	cmd := exec.CommandContext(ctx, t.saveBin, args...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("iptables-save -t %s: %w: %s", table, err, strings.TrimSpace(errb.String()))
@@ -47,6 +52,46 @@ func (t *iptables) restore(ctx context.Context, table string, lines []string) er
 		return fmt.Errorf("iptables-restore (%s): %w: %s\ninput:\n%s", table, err, strings.TrimSpace(errb.String()), in)
 	}
 	return nil
+}
+
+// restoreTables applies lines to several tables in one atomic call.
+func (t *iptables) restoreTables(ctx context.Context, tables map[string][]string) error {
+	var in strings.Builder
+	for _, table := range []string{"raw", "mangle", "nat", "filter"} {
+		if len(tables[table]) > 0 {
+			in.WriteString("*" + table + "\n" + strings.Join(tables[table], "\n") + "\nCOMMIT\n")
+		}
+	}
+	if in.Len() == 0 {
+		return nil
+	}
+	var errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, t.restoreBin, "-w", "5", "--noflush")
+	cmd.Stdin, cmd.Stderr = strings.NewReader(in.String()), &errb
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("iptables-restore: %w: %s\ninput:\n%s", err, strings.TrimSpace(errb.String()), in.String())
+	}
+	return nil
+}
+
+// splitTables cuts a full iptables-save dump into per-table dumps.
+func splitTables(dump string) map[string]string {
+	out := map[string]string{}
+	var cur string
+	var b strings.Builder
+	for l := range strings.Lines(dump) {
+		switch {
+		case strings.HasPrefix(l, "*"):
+			cur = strings.TrimSpace(l[1:])
+			b.Reset()
+		case strings.HasPrefix(l, "COMMIT") && cur != "":
+			out[cur] = b.String()
+			cur = ""
+		case cur != "":
+			b.WriteString(l)
+		}
+	}
+	return out
 }
 
 // chainExists reports whether dump (iptables-save output) declares chain.

@@ -363,10 +363,10 @@ func (m *manager) teardown(ctx context.Context, podID string) error {
 		}
 		// What the plugins could not clean up (netns gone, address missing,
 		// DEL failed) we remove ourselves: the names are deterministic.
-		if err := m.removeChains(ctx, "nat", a.MasqChain); err != nil {
-			errs = append(errs, err)
-		}
-		if err := m.removeChains(ctx, "filter", a.EgressChain, a.HostChain); err != nil {
+		if err := m.removeChainsIn(ctx, map[string][]string{
+			"nat":    {a.MasqChain},
+			"filter": {a.EgressChain, a.HostChain},
+		}); err != nil {
 			errs = append(errs, err)
 		}
 		for _, l := range []string{a.IfbDevice, a.Bridge} {
@@ -407,13 +407,24 @@ func (m *manager) teardown(ctx context.Context, podID string) error {
 }
 
 func (m *manager) removeChains(ctx context.Context, table string, chains ...string) error {
+	return m.removeChainsIn(ctx, map[string][]string{table: chains})
+}
+
+// removeChainsIn removes chains and every jump to them, in several tables
+// with one iptables-save and one iptables-restore (each exec costs ms).
+func (m *manager) removeChainsIn(ctx context.Context, byTable map[string][]string) error {
 	m.iptMu.Lock()
 	defer m.iptMu.Unlock()
-	dump, err := m.ipt.save(ctx, table)
+	dump, err := m.ipt.save(ctx, "")
 	if err != nil {
 		return err
 	}
-	return m.ipt.restore(ctx, table, removeChainsLines(dump, chains...))
+	tables := splitTables(dump)
+	lines := map[string][]string{}
+	for table, chains := range byTable {
+		lines[table] = removeChainsLines(tables[table], chains...)
+	}
+	return m.ipt.restoreTables(ctx, lines)
 }
 
 func deleteLink(name string) error {
