@@ -59,15 +59,15 @@ func getPod(tx *bolt.Tx, id string) (*Pod, error) {
 	if raw == nil {
 		return nil, fmt.Errorf("pod %s: %w", id, errdefs.ErrNotFound)
 	}
-	var p Pod
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, fmt.Errorf("pod %s: decode record: %w", id, err)
+	p, err := decodePod(raw)
+	if err != nil {
+		return nil, fmt.Errorf("pod %s: %w", id, err)
 	}
-	return &p, nil
+	return p, nil
 }
 
 func putPod(tx *bolt.Tx, p *Pod) error {
-	raw, err := json.Marshal(p)
+	raw, err := encodePod(p)
 	if err != nil {
 		return fmt.Errorf("pod %s: encode record: %w", p.ID, err)
 	}
@@ -159,11 +159,11 @@ func (s *Store) ListPods(ctx context.Context) ([]Pod, error) {
 	var pods []Pod
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketPods).ForEach(func(k, v []byte) error {
-			var p Pod
-			if err := json.Unmarshal(v, &p); err != nil {
-				return fmt.Errorf("pod %s: decode record: %w", k, err)
+			p, err := decodePod(v)
+			if err != nil {
+				return fmt.Errorf("pod %s: %w", k, err)
 			}
-			pods = append(pods, p)
+			pods = append(pods, *p)
 			return nil
 		})
 	})
