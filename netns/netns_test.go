@@ -341,3 +341,43 @@ func poll(d time.Duration, f func() error) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func TestConcurrentSetupTeardown(t *testing.T) {
+	e := newTestManager(t)
+	ctx := context.Background()
+	before := leakcheck.Take(ctx, e.leakFilter()...)
+	const n = 4
+	atts := make([]*Attachment, n)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			var err error
+			atts[i], err = e.m.Setup(ctx, Spec{PodID: fmt.Sprintf("c%d", i)})
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[netip.Prefix]bool{}
+	var filter []string
+	for _, a := range atts {
+		if seen[a.Subnet] {
+			t.Fatalf("subnet %s given twice", a.Subnet)
+		}
+		seen[a.Subnet] = true
+		filter = append(filter, a.LeakFilter()...)
+		mustReachSelf(t, a)
+	}
+	for i := range n {
+		go func() { errs <- e.m.Teardown(ctx, fmt.Sprintf("c%d", i)) }()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkNoLeak(t, e, before, filter...)
+}
