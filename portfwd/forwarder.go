@@ -77,6 +77,10 @@ func New(ctx context.Context, opts ...Option) (Forwarder, error) {
 			}
 		}
 	}
+	if n := ephemeralOverlap(o.portMin, o.portMax); n > 0 {
+		o.logger.Warn("portfwd: the kernel may use pool ports for outgoing connections; reserve them",
+			"overlap", n, "fix", fmt.Sprintf("sysctl -w net.ipv4.ip_local_reserved_ports=%d-%d", o.portMin, o.portMax))
+	}
 	// The forwarder outlives New's ctx, which only bounds the load.
 	f.ctx, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	go f.sweep()
