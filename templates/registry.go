@@ -204,8 +204,10 @@ func (r *Registry) loadUser(dir string) ([]Warning, error) {
 // dropping one may break another that extends it.
 func (r *Registry) check() []Warning {
 	var warns []Warning
-	for changed := true; changed; {
-		changed = false
+	for {
+		// Judge the whole round before dropping any, so that every member
+		// of a cycle is reported as such.
+		var broken []string
 		for _, name := range r.Names() {
 			t := r.templates[name]
 			if t.Source != SourceUser {
@@ -213,16 +215,20 @@ func (r *Registry) check() []Warning {
 			}
 			if _, err := r.ResolveTemplate(name); err != nil {
 				warns = append(warns, Warning{Path: t.Path, Err: fmt.Errorf("template %q: %w", name, err)})
-				if b, ok := r.builtin[name]; ok {
-					r.templates[name] = b
-				} else {
-					delete(r.templates, name)
-				}
-				changed = true
+				broken = append(broken, name)
+			}
+		}
+		if len(broken) == 0 {
+			return warns
+		}
+		for _, name := range broken {
+			if b, ok := r.builtin[name]; ok {
+				r.templates[name] = b
+			} else {
+				delete(r.templates, name)
 			}
 		}
 	}
-	return warns
 }
 
 // Names returns the template names, sorted.
