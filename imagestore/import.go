@@ -228,4 +228,3 @@ func layoutRef(d v1.Descriptor, fallback string) (string, error) {
 	}
 	return t.Name(), nil
 }
-
