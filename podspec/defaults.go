@@ -24,8 +24,8 @@ const (
 // spec says explicitly what the node will do. It is idempotent and never
 // overwrites a value that is set. Invalid values are left for Validate.
 func (p *Pod) Default() {
-	if p.Slug == "" {
-		p.Slug = p.Name
+	if p.Slug == "" && IsDNSLabel(p.Name) {
+		p.Slug = p.Name // a bad name is reported once, as the name
 	}
 	if p.WorkingDir == "" {
 		p.WorkingDir = DefaultWorkingDir

@@ -112,7 +112,8 @@ func validateImage(field, ref string, e *errList) {
 	if _, err := name.ParseReference(ref, name.StrictValidation); err != nil {
 		msg := fmt.Sprintf("%q is not a fully qualified image reference (registry/repository:tag or @digest)", ref)
 		if weak, werr := name.ParseReference(ref); werr == nil {
-			msg += fmt.Sprintf(", e.g. %q", weak.Name())
+			// ggcr spells Docker Hub index.docker.io; people write docker.io.
+			msg += fmt.Sprintf(", e.g. %q", strings.Replace(weak.Name(), "index.docker.io/", "docker.io/", 1))
 		}
 		e.add(field, "%s", msg)
 	}

@@ -87,7 +87,7 @@ func TestValidationMessages(t *testing.T) {
 		{"bad template", func(p *Pod) { p.Template = "Next.js" }, "template", "must be a DNS label"},
 		{"no image", func(p *Pod) { p.BaseImage = "" }, "baseImage", "required"},
 		{"short image", func(p *Pod) { p.BaseImage = "ubuntu:22.04" }, "baseImage",
-			`"ubuntu:22.04" is not a fully qualified image reference (registry/repository:tag or @digest), e.g. "index.docker.io/library/ubuntu:22.04"`},
+			`"ubuntu:22.04" is not a fully qualified image reference (registry/repository:tag or @digest), e.g. "docker.io/library/ubuntu:22.04"`},
 		{"no tag", func(p *Pod) { p.BaseImage = "docker.io/library/ubuntu" }, "baseImage", "not a fully qualified image reference"},
 		{"garbage image", func(p *Pod) { p.BaseImage = "UPPER/Case::x" }, "baseImage", "not a fully qualified image reference (registry/repository:tag or @digest)"},
 		{"unknown tier", func(p *Pod) { p.Resources.Tier = "huge" }, "resources.tier",
