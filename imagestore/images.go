@@ -246,6 +246,15 @@ func (s *store) resolve(idx *v1.IndexManifest, ref string) (v1.Hash, error) {
 	}
 	switch len(match) {
 	case 0:
+		// Content no tag names any more but a lease kept (a pod's image
+		// removed while it runs) is still reachable by its full digest.
+		if h, err := v1.NewHash("sha256:" + hexPart); err == nil && s.hasBlob(h) {
+			if raw, err := s.readBlob(h); err == nil {
+				if _, err := v1.ParseManifest(bytes.NewReader(raw)); err == nil {
+					return h, nil
+				}
+			}
+		}
 		return v1.Hash{}, fmt.Errorf("image %q: %w", ref, errdefs.ErrNotFound)
 	case 1:
 		return match[0], nil
