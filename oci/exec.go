@@ -20,13 +20,12 @@ func (r *runsc) Exec(ctx context.Context, id string, o ExecOpts) (int, error) {
 	if len(o.Args) == 0 {
 		return -1, fmt.Errorf("exec %s: args: empty: %w", id, errdefs.ErrInvalidArgument)
 	}
-	_, st, err := r.lookup(ctx, id)
+	spec, err := r.spec(ctx, id)
 	if err != nil {
 		return -1, fmt.Errorf("exec %s: %w", id, err)
 	}
-	spec, err := ReadSpec(st.Bundle)
-	if err != nil || spec.Process == nil {
-		return -1, fmt.Errorf("exec %s: container spec: %w", id, err)
+	if spec.Process == nil {
+		return -1, fmt.Errorf("exec %s: container spec has no process: %w", id, errdefs.ErrInvalidArgument)
 	}
 	p := specs.Process{
 		Terminal:        o.Tty,
@@ -116,4 +115,31 @@ func execUser(spec *specs.Spec, user string) (specs.User, error) {
 		}
 	}
 	return specs.User{UID: uint32(uid), GID: uint32(gid)}, nil
+}
+
+// spec returns the container's spec, cached from Create or read from the
+// bundle that runsc reports.
+func (r *runsc) spec(ctx context.Context, id string) (*specs.Spec, error) {
+	if v, ok := r.containers.Load(id); ok {
+		ci := v.(*ctrInfo)
+		ci.mu.Lock()
+		s := ci.spec
+		ci.mu.Unlock()
+		if s != nil {
+			return s, nil
+		}
+	}
+	_, st, err := r.lookup(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s, err := ReadSpec(st.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	ci := r.info(id)
+	ci.mu.Lock()
+	ci.spec = s
+	ci.mu.Unlock()
+	return s, nil
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -42,6 +43,8 @@ type ctrInfo struct {
 	cgroupsPath string
 	pid         int   // sandbox pid
 	pids        []int // every process runsc left to us for it (sandbox, gofer, exec helpers)
+	bundle      string
+	spec        *specs.Spec
 	exit        *ExitInfo
 }
 
@@ -323,14 +326,36 @@ func (r *runsc) Create(ctx context.Context, id, bundle string, o CreateOpts) err
 	if c.global, err = r.networkFlag(o.Network); err != nil {
 		return err
 	}
+	pidFile, cleanup, err := ensurePidFile(&o)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
 	c.args = []string{"create", "--bundle=" + bundle}
 	c.args = append(c.args, createFlags(o)...)
 	c.args = append(c.args, id)
 	if _, _, err := r.run(ctx, c); err != nil {
 		return fmt.Errorf("create %s: %w", id, err)
 	}
-	r.adopted(ctx, id, spec)
+	r.adopted(ctx, id, bundle, spec, pidFile)
 	return nil
+}
+
+// ensurePidFile makes sure runsc writes the sandbox pid somewhere we can
+// read it: cheaper than asking `runsc state` after every create.
+func ensurePidFile(o *CreateOpts) (string, func(), error) {
+	if o.PidFile != "" {
+		return o.PidFile, func() {}, nil
+	}
+	f, err := os.CreateTemp("", "runsc-pid-*")
+	if err != nil {
+		return "", nil, err
+	}
+	f.Close()
+	// runsc refuses to overwrite an existing pid file.
+	os.Remove(f.Name())
+	o.PidFile = f.Name()
+	return f.Name(), func() { os.Remove(f.Name()) }, nil
 }
 
 func (r *runsc) networkFlag(mode string) ([]string, error) {
@@ -356,15 +381,24 @@ func createFlags(o CreateOpts) []string {
 
 // adopted records a freshly created or restored sandbox: its cgroup and
 // pid, and tracks the processes runsc left to us.
-func (r *runsc) adopted(ctx context.Context, id string, spec *specs.Spec) {
-	ci := &ctrInfo{}
+func (r *runsc) adopted(ctx context.Context, id, bundle string, spec *specs.Spec, pidFile string) {
+	ci := &ctrInfo{bundle: bundle, spec: spec}
 	if spec.Linux != nil {
 		ci.cgroupsPath = spec.Linux.CgroupsPath
 	}
-	if st, err := r.State(ctx, id); err == nil {
-		ci.pid = st.Pid
-		theReaper.track(st.Pid)
-		ci.pids = append(ci.pids, st.Pid)
+	pid := 0
+	if b, err := os.ReadFile(pidFile); err == nil {
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	if pid <= 0 {
+		if st, err := r.State(ctx, id); err == nil {
+			pid = st.Pid
+		}
+	}
+	if pid > 0 {
+		ci.pid = pid
+		theReaper.track(pid)
+		ci.pids = append(ci.pids, pid)
 	}
 	ci.pids = append(ci.pids, theReaper.adopt(r.binary)...)
 	r.containers.Store(id, ci)
@@ -582,11 +616,16 @@ func (r *runsc) Restore(ctx context.Context, id, bundle string, o RestoreOpts) e
 	if c.global, err = r.networkFlag(o.Network); err != nil {
 		return err
 	}
+	pidFile, cleanup, err := ensurePidFile(&o.CreateOpts)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
 	c.args = append([]string{"restore", "--bundle=" + bundle, "--image-path=" + o.ImagePath, "--detach"}, createFlags(o.CreateOpts)...)
 	c.args = append(c.args, id)
 	if _, _, err := r.run(ctx, c); err != nil {
 		return fmt.Errorf("restore %s: %w", id, err)
 	}
-	r.adopted(ctx, id, spec)
+	r.adopted(ctx, id, bundle, spec, pidFile)
 	return nil
 }
