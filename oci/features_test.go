@@ -2,6 +2,7 @@ package oci
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -257,5 +258,35 @@ func TestCPUQuota(t *testing.T) {
 	t.Logf("CPU use with cpus=0.5: %.2f CPUs", frac)
 	if frac < 0.30 || frac > 0.75 {
 		t.Errorf("CPU use %.2f CPUs, want about 0.5 (0.30-0.75)", frac)
+	}
+}
+
+// A call whose ctx ends is killed and reports the ctx error.
+func TestContextEndsCalls(t *testing.T) {
+	e := newTestEnv(t)
+	id := e.sleeper(nil)
+	for name, f := range map[string]func(ctx context.Context) error{
+		"wait": func(ctx context.Context) error { _, err := e.rt.Wait(ctx, id); return err },
+		"exec": func(ctx context.Context) error {
+			_, err := e.rt.Exec(ctx, id, ExecOpts{Args: []string{"/bin/sleep", "100"}})
+			return err
+		},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		done := make(chan error, 1)
+		go func() { done <- f(ctx) }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%s: %v, want deadline exceeded", name, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("%s did not return after its ctx ended", name)
+		}
+		cancel()
+	}
+	// The container is untouched.
+	if st, err := e.rt.State(e.ctx(), id); err != nil || st.Status != StatusRunning {
+		t.Errorf("state %+v %v", st, err)
 	}
 }
