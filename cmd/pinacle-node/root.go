@@ -23,6 +23,8 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newImageCmd(),
 		newRunCmd(),
+		newTemplateCmd(),
+		newInitCmd(),
 	)
 	return root
 }
