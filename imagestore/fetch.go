@@ -86,34 +86,36 @@ func (c *countingReader) Read(p []byte) (int, error) {
 func (s *store) ensureLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, diffID v1.Hash, p *progress) error {
 	key := desc.Digest.String() + "/" + diffID.String()
 	for {
-		shared := false
+		ran, cached := false, false
 		_, err, _ := s.flights.Do(key, func() (any, error) {
-			shared = true
-			return nil, s.ensureLayerLocked(ctx, l, desc, diffID, p)
+			ran = true
+			var err error
+			cached, err = s.ensureLayerLocked(ctx, l, desc, diffID, p)
+			return nil, err
 		})
 		// Another caller's cancelled context ended the shared fetch: try
 		// again with ours rather than fail a pull nobody cancelled.
-		if err != nil && !shared && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		if err != nil && !ran && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 			continue
 		}
-		if err == nil && !shared {
+		if err == nil && !cached {
 			p.emit(Event{Layer: desc.Digest.String(), Phase: PhaseDone, Done: desc.Size, Total: desc.Size})
 		}
 		return err
 	}
 }
 
-func (s *store) ensureLayerLocked(ctx context.Context, l v1.Layer, desc v1.Descriptor, diffID v1.Hash, p *progress) error {
+func (s *store) ensureLayerLocked(ctx context.Context, l v1.Layer, desc v1.Descriptor, diffID v1.Hash, p *progress) (cached bool, err error) {
 	lk, err := s.lock(ctx, "layer-"+diffID.Hex+".lock", unix.LOCK_EX)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer lk.unlock()
 	id := desc.Digest.String()
 	haveLayer, haveBlob := s.hasLayer(diffID), s.hasBlob(desc.Digest)
 	if haveLayer && haveBlob {
 		p.emit(Event{Layer: id, Phase: PhaseCached, Done: desc.Size, Total: desc.Size})
-		return nil
+		return true, nil
 	}
 	var src io.ReadCloser
 	phase := PhaseDownloading
@@ -128,14 +130,14 @@ func (s *store) ensureLayerLocked(ctx context.Context, l v1.Layer, desc v1.Descr
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("layer %s: %w", id, err)
+		return false, fmt.Errorf("layer %s: %w", id, err)
 	}
 	defer src.Close()
 	p.emit(Event{Layer: id, Phase: phase, Total: desc.Size})
 	if err := s.fetchLayer(ctx, src, desc, diffID, !haveBlob, !haveLayer, phase, p); err != nil {
-		return fmt.Errorf("layer %s: %w", id, err)
+		return false, fmt.Errorf("layer %s: %w", id, err)
 	}
-	return nil
+	return false, nil
 }
 
 // fetchLayer streams one compressed layer: the bytes go at once into the

@@ -248,7 +248,7 @@ func (s *store) resolve(idx *v1.IndexManifest, ref string) (v1.Hash, error) {
 	case 0:
 		// Content no tag names any more but a lease kept (a pod's image
 		// removed while it runs) is still reachable by its full digest.
-		if h, err := v1.NewHash("sha256:" + hexPart); err == nil && s.hasBlob(h) {
+		if h, err := v1.NewHash("sha256:" + hexPart); err == nil && s.isSmallBlob(h) {
 			if raw, err := s.readBlob(h); err == nil {
 				if _, err := v1.ParseManifest(bytes.NewReader(raw)); err == nil {
 					return h, nil
@@ -293,4 +293,11 @@ func normalizeRef(ref string) string {
 		return ""
 	}
 	return r.Name()
+}
+
+// isSmallBlob reports whether h is a blob small enough to be a manifest,
+// so that probing a digest never reads a layer into memory.
+func (s *store) isSmallBlob(h v1.Hash) bool {
+	fi, err := os.Stat(s.blobPath(h))
+	return err == nil && fi.Size() <= 4<<20
 }

@@ -138,14 +138,22 @@ func (s *store) Pull(ctx context.Context, ref string, opts ...PullOption) (*Imag
 	defer lk.unlock()
 
 	srcs := s.sources(r)
+	var mirrorErrs []string
 	for i, src := range srcs {
 		img, err := s.pullFrom(ctx, src, r, p)
 		if err == nil {
 			return img, nil
 		}
-		if ctx.Err() != nil || i == len(srcs)-1 {
+		if ctx.Err() != nil {
 			return nil, err
 		}
+		if i == len(srcs)-1 {
+			if len(mirrorErrs) > 0 {
+				return nil, fmt.Errorf("%w (after mirrors failed: %s)", err, strings.Join(mirrorErrs, "; "))
+			}
+			return nil, err
+		}
+		mirrorErrs = append(mirrorErrs, err.Error())
 		s.opts.log.Warn("mirror failed, trying next source", "ref", r.Name(), "mirror", src.Context().RegistryStr(), "err", err)
 	}
 	panic("unreachable")
