@@ -457,7 +457,8 @@ func (r *runsc) Kill(ctx context.Context, id string, sig syscall.Signal, all boo
 	return nil
 }
 
-// cgroupsPath returns the container's cgroup, from memory or its bundle.
+// lookup returns what we know of the container (cgroup, sandbox pid),
+// filled from its bundle when this process did not create it, and its state.
 func (r *runsc) lookup(ctx context.Context, id string) (*ctrInfo, State, error) {
 	st, err := r.State(ctx, id)
 	if err != nil {
