@@ -1,0 +1,254 @@
+package pods
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/pinacle/pinacle-node/imagestore"
+	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/store"
+	"github.com/pinacle/pinacle-node/netns"
+	"github.com/pinacle/pinacle-node/oci"
+	"github.com/pinacle/pinacle-node/podspec"
+	"github.com/pinacle/pinacle-node/portfwd"
+	"github.com/pinacle/pinacle-node/supervisor"
+	"github.com/pinacle/pinacle-node/templates"
+)
+
+// Config wires the manager to the parts it drives. Every field but Logger,
+// URLHost and the timeouts is required.
+type Config struct {
+	DataRoot  string // pods live in DataRoot/pods/<id>
+	Store     *store.Store
+	Images    imagestore.Store
+	Runtime   oci.Runtime
+	Net       netns.Manager
+	Ports     portfwd.Forwarder
+	Templates *templates.Registry
+	// InitBinary is the static pinacle-node binary bind-mounted read-only
+	// into every sandbox as its init.
+	InitBinary string
+	Logger     *slog.Logger
+	// URLHost is the host printed in port URLs (default 127.0.0.1).
+	URLHost string
+	// ReadyTimeout bounds how long a pod's services may take to become
+	// healthy on create/start when they declare no start period.
+	ReadyTimeout time.Duration
+	// StopTimeout is how long init gets to stop the services before the
+	// sandbox is killed.
+	StopTimeout time.Duration
+	// Pull decides whether a missing image is pulled (default true).
+	NoPull bool
+}
+
+// Manager implements Service.
+type Manager struct {
+	cfg Config
+	log *slog.Logger
+
+	mu    sync.Mutex
+	locks map[string]*podLock // serializes operations per pod
+
+	// bg is the manager's lifetime: background provisioning and watchers
+	// run under it and end when Close cancels it.
+	bg       context.Context
+	cancelBg context.CancelFunc
+	wg       sync.WaitGroup
+
+	watchMu  sync.Mutex
+	watchers map[string]context.CancelFunc // running pods' sandbox watchers
+}
+
+var _ Service = (*Manager)(nil)
+
+type podLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// New checks cfg and returns a manager. Call Recover before serving.
+func New(cfg Config) (*Manager, error) {
+	switch {
+	case cfg.DataRoot == "":
+		return nil, fmt.Errorf("pods: DataRoot is required: %w", errdefs.ErrInvalidArgument)
+	case cfg.Store == nil, cfg.Images == nil, cfg.Runtime == nil, cfg.Net == nil, cfg.Ports == nil, cfg.Templates == nil:
+		return nil, fmt.Errorf("pods: Store, Images, Runtime, Net, Ports and Templates are required: %w", errdefs.ErrInvalidArgument)
+	case cfg.InitBinary == "":
+		return nil, fmt.Errorf("pods: InitBinary is required: %w", errdefs.ErrInvalidArgument)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.URLHost == "" {
+		cfg.URLHost = "127.0.0.1"
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = 2 * time.Minute
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = 15 * time.Second
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataRoot, "pods"), 0o711); err != nil {
+		return nil, fmt.Errorf("pods: %w", err)
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	return &Manager{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		locks:    map[string]*podLock{},
+		bg:       bg,
+		cancelBg: cancel,
+		watchers: map[string]context.CancelFunc{},
+	}, nil
+}
+
+// Close stops background work. Sandboxes keep running: the next manager
+// adopts them (Recover).
+func (m *Manager) Close() {
+	m.cancelBg()
+	m.wg.Wait()
+}
+
+// lock serializes operations on one pod; different pods run in parallel.
+func (m *Manager) lock(id string) func() {
+	m.mu.Lock()
+	l := m.locks[id]
+	if l == nil {
+		l = &podLock{}
+		m.locks[id] = l
+	}
+	l.refs++
+	m.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		m.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(m.locks, id)
+		}
+		m.mu.Unlock()
+	}
+}
+
+// podStatus is what the manager records about a pod's runtime (the
+// store keeps it opaque).
+type podStatus struct {
+	Image       string               `json:"image,omitempty"`       // resolved reference
+	ImageDigest string               `json:"imageDigest,omitempty"` // manifest digest
+	IP          string               `json:"ip,omitempty"`
+	NetnsPath   string               `json:"netnsPath,omitempty"`
+	Ports       []portfwd.Allocation `json:"ports,omitempty"`
+	Restarts    int                  `json:"restarts,omitempty"` // sandbox restarts after deaths
+	LastExit    *oci.ExitInfo        `json:"lastExit,omitempty"`
+}
+
+func decodeStatus(p *store.Pod) podStatus {
+	var st podStatus
+	if len(p.Status) > 0 {
+		_ = json.Unmarshal(p.Status, &st)
+	}
+	return st
+}
+
+func decodeSpec(p *store.Pod) (*podspec.Pod, error) {
+	var s podspec.Pod
+	if err := json.Unmarshal(p.Spec, &s); err != nil {
+		return nil, fmt.Errorf("pod %s: stored spec: %w", p.ID, err)
+	}
+	return &s, nil
+}
+
+func (m *Manager) podDir(id string) string { return filepath.Join(m.cfg.DataRoot, "pods", id) }
+
+// find resolves an ID or a name to the stored pod.
+func (m *Manager) find(ctx context.Context, idOrName string) (*store.Pod, error) {
+	if err := errdefs.ValidateID("pod", idOrName); err != nil {
+		return nil, err
+	}
+	p, err := m.cfg.Store.GetPod(ctx, idOrName)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		p, err = m.cfg.Store.GetPodByName(ctx, idOrName)
+	}
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil, fmt.Errorf("pod %q: %w", idOrName, errdefs.ErrNotFound)
+	}
+	return p, err
+}
+
+// view turns a stored pod into its API shape.
+func (m *Manager) view(p *store.Pod, withSpec bool) *Pod {
+	st := decodeStatus(p)
+	v := &Pod{
+		ID: p.ID, Name: p.Name, State: p.State, Reason: p.Reason,
+		Image: st.Image, IP: st.IP, Generation: p.Generation,
+		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+	}
+	spec, err := decodeSpec(p)
+	if err == nil {
+		v.Template = spec.Template
+		if v.Image == "" {
+			v.Image = spec.BaseImage
+		}
+		if withSpec {
+			v.Spec = spec
+		}
+		for _, port := range spec.Network.Ports {
+			ps := PortStatus{Name: port.Name, Internal: port.Internal}
+			for _, a := range st.Ports {
+				if a.Name == port.Name {
+					ps.External = int(a.HostPort)
+					ps.URL = fmt.Sprintf("http://%s:%d", m.cfg.URLHost, a.HostPort)
+				}
+			}
+			v.Ports = append(v.Ports, ps)
+		}
+	}
+	if status, err := supervisor.ReadStatus(m.statusFile(p.ID)); err == nil {
+		v.Services = status.Services
+	}
+	return v
+}
+
+// Get implements Service.
+func (m *Manager) Get(ctx context.Context, idOrName string) (*Pod, error) {
+	p, err := m.find(ctx, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	return m.view(p, true), nil
+}
+
+// List implements Service.
+func (m *Manager) List(ctx context.Context) ([]*Pod, error) {
+	ps, err := m.cfg.Store.ListPods(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Pod, 0, len(ps))
+	for i := range ps {
+		out = append(out, m.view(&ps[i], false))
+	}
+	return out, nil
+}
+
+func newID() string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return "p" + hex.EncodeToString(b[:])
+}
+
+// event appends a non-state event; failures are logged, never fatal.
+func (m *Manager) event(ctx context.Context, id, typ, reason, msg string) {
+	if _, err := m.cfg.Store.AppendEvent(context.WithoutCancel(ctx), store.Event{PodID: id, Type: typ, Reason: reason, Message: msg}); err != nil {
+		m.log.Warn("recording event", "pod", id, "type", typ, "err", err)
+	}
+}

@@ -1,0 +1,284 @@
+package pods
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/lifecycle"
+	"github.com/pinacle/pinacle-node/internal/store"
+	"github.com/pinacle/pinacle-node/oci"
+	"github.com/pinacle/pinacle-node/supervisor"
+)
+
+// Events implements Service.
+func (m *Manager) Events(ctx context.Context, idOrName string, since uint64, follow bool, fn func(store.Event) error) error {
+	podID := ""
+	if idOrName != "" {
+		p, err := m.find(ctx, idOrName)
+		if err != nil {
+			return err
+		}
+		podID = p.ID
+	}
+	if !follow {
+		evs, err := m.cfg.Store.Events(ctx, since, podID, 0)
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	sub, err := m.cfg.Store.Watch(ctx, since, podID)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	for e := range sub.C {
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return sub.Err()
+}
+
+// Logs implements Service. An empty service means the sandbox's own log
+// (init's messages).
+func (m *Manager) Logs(ctx context.Context, idOrName, service string, tail int, follow bool, w io.Writer) error {
+	p, err := m.find(ctx, idOrName)
+	if err != nil {
+		return err
+	}
+	name := service
+	if name == "" {
+		name = "sandbox"
+	} else if err := m.checkService(p, service); err != nil {
+		return err
+	}
+	dir := m.logDir(p.ID)
+	if !follow || tail >= 0 {
+		lines, err := supervisor.TailLogs(dir, name, tail)
+		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			return err
+		}
+		for _, l := range lines {
+			if _, err := io.WriteString(w, l+"\n"); err != nil {
+				return err
+			}
+		}
+		if !follow {
+			return nil
+		}
+		// Follow from here on: skip what was printed.
+		return followFrom(ctx, dir, name, w)
+	}
+	return supervisor.FollowLogs(ctx, dir, name, w)
+}
+
+// followFrom follows a log but drops what it holds now (already printed).
+func followFrom(ctx context.Context, dir, name string, w io.Writer) error {
+	all, _ := supervisor.TailLogs(dir, name, 0)
+	skip := 0
+	for _, l := range all {
+		skip += len(l) + 1
+	}
+	return supervisor.FollowLogs(ctx, dir, name, &skipWriter{w: w, skip: skip})
+}
+
+type skipWriter struct {
+	w    io.Writer
+	skip int
+}
+
+func (s *skipWriter) Write(b []byte) (int, error) {
+	n := len(b)
+	if s.skip > 0 {
+		if s.skip >= len(b) {
+			s.skip -= len(b)
+			return n, nil
+		}
+		b = b[s.skip:]
+		s.skip = 0
+	}
+	_, err := s.w.Write(b)
+	return n, err
+}
+
+func (m *Manager) checkService(p *store.Pod, service string) error {
+	spec, err := decodeSpec(p)
+	if err != nil {
+		return err
+	}
+	for _, s := range spec.Services {
+		if s.Name == service {
+			return nil
+		}
+	}
+	return fmt.Errorf("pod %s: service %q: %w", p.ID, service, errdefs.ErrNotFound)
+}
+
+// running returns the pod if it is running, else a conflict naming its state.
+func (m *Manager) running(ctx context.Context, idOrName, what string) (*store.Pod, error) {
+	p, err := m.find(ctx, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	if p.State != lifecycle.Running {
+		return nil, fmt.Errorf("cannot %s pod %s: pod is %s: %w", what, p.ID, p.State, errdefs.ErrConflict)
+	}
+	return p, nil
+}
+
+// Exec implements Service.
+func (m *Manager) Exec(ctx context.Context, idOrName string, req ExecRequest) (int, error) {
+	if len(req.Args) == 0 {
+		return 0, fmt.Errorf("exec: a command is required: %w", errdefs.ErrInvalidArgument)
+	}
+	p, err := m.running(ctx, idOrName, "exec in")
+	if err != nil {
+		return 0, err
+	}
+	spec, err := decodeSpec(p)
+	if err != nil {
+		return 0, err
+	}
+	o := oci.ExecOpts{Args: req.Args, Env: req.Env, Cwd: req.Cwd, Tty: req.Tty, Stdin: req.Stdin, Stdout: req.Stdout, Stderr: req.Stderr}
+	env := make([]string, 0, len(spec.Environment)+len(req.Env))
+	for k, v := range spec.Environment {
+		env = append(env, k+"="+v)
+	}
+	o.Env = append(env, req.Env...)
+	if o.Cwd == "" {
+		o.Cwd = spec.WorkingDir
+	}
+	user := req.User
+	if user == "" {
+		user = spec.User
+	}
+	if user != "" {
+		u, err := oci.ResolveUser(m.podDir(p.ID)+"/rootfs", user)
+		if err != nil {
+			return 0, err
+		}
+		o.User = fmt.Sprintf("%d:%d", u.UID, u.GID)
+		o.AdditionalGids = u.AdditionalGids
+	}
+	return m.cfg.Runtime.Exec(ctx, p.ID, o)
+}
+
+// Metrics implements Service.
+func (m *Manager) Metrics(ctx context.Context, idOrName string) (*Metrics, error) {
+	p, err := m.running(ctx, idOrName, "read metrics of")
+	if err != nil {
+		return nil, err
+	}
+	out := &Metrics{PodID: p.ID, Time: time.Now().UTC()}
+	s, err := m.cfg.Runtime.Stats(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	out.Sandbox = &s
+	for _, ps := range m.cfg.Ports.Stats().Pods {
+		if ps.PodID != p.ID {
+			continue
+		}
+		for _, port := range ps.Ports {
+			out.Ports = append(out.Ports, PortCounters{
+				Name: port.Name, HostPort: int(port.HostPort),
+				ConnsTotal: port.ConnsTotal, ConnsActive: port.ConnsActive, ConnsRejected: port.ConnsRejected,
+				BytesIn: port.BytesIn, BytesOut: port.BytesOut,
+			})
+		}
+	}
+	return out, nil
+}
+
+// Health implements Service.
+func (m *Manager) Health(ctx context.Context, idOrName string) (*Health, error) {
+	p, err := m.find(ctx, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	h := &Health{PodID: p.ID, State: p.State, Sandbox: "absent"}
+	if s, err := m.cfg.Runtime.State(ctx, p.ID); err == nil {
+		h.Sandbox = string(s.Status)
+	}
+	var why []string
+	if p.State != lifecycle.Running {
+		why = append(why, "pod is "+string(p.State))
+	}
+	if h.Sandbox != string(oci.StatusRunning) {
+		why = append(why, "sandbox is "+h.Sandbox)
+	}
+	if st, err := supervisor.ReadStatus(m.statusFile(p.ID)); err == nil {
+		h.Services = st.Services
+		for i := range st.Services {
+			if s := &st.Services[i]; !serviceReady(s) {
+				why = append(why, fmt.Sprintf("service %s is %s", s.Name, s.State))
+			}
+		}
+	} else if p.State == lifecycle.Running {
+		why = append(why, "no service status")
+	}
+	h.Healthy = len(why) == 0
+	h.Reason = strings.Join(why, "; ")
+	return h, nil
+}
+
+// ServiceControl implements Service.
+func (m *Manager) ServiceControl(ctx context.Context, idOrName, op, service string) (*supervisor.Status, error) {
+	p, err := m.running(ctx, idOrName, op+" services of")
+	if err != nil {
+		return nil, err
+	}
+	switch op {
+	case supervisor.OpList:
+		return supervisor.ReadStatus(m.statusFile(p.ID))
+	case supervisor.OpStart, supervisor.OpStop, supervisor.OpRestart:
+		if err := m.checkService(p, service); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("service operation %q: want ls, start, stop or restart: %w", op, errdefs.ErrInvalidArgument)
+	}
+	exec := func(ctx context.Context, argv []string) ([]byte, error) {
+		return m.execCapture(ctx, p.ID, argv)
+	}
+	return supervisor.ExecControl(ctx, exec, op, service)
+}
+
+// execCapture runs argv in the sandbox as root and returns its stdout.
+func (m *Manager) execCapture(ctx context.Context, id string, argv []string) ([]byte, error) {
+	f, err := tempFile()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	code, err := m.cfg.Runtime.Exec(ctx, id, oci.ExecOpts{Args: argv, Stdout: f, User: "0:0"})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	out, rerr := io.ReadAll(f)
+	if rerr != nil {
+		return nil, rerr
+	}
+	if code != 0 {
+		return out, fmt.Errorf("%s exited %d", strings.Join(argv, " "), code)
+	}
+	return out, nil
+}
+

@@ -1,0 +1,515 @@
+package pods
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pinacle/pinacle-node/imagestore"
+	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/lifecycle"
+	"github.com/pinacle/pinacle-node/internal/store"
+	"github.com/pinacle/pinacle-node/netns"
+	"github.com/pinacle/pinacle-node/oci"
+	"github.com/pinacle/pinacle-node/podspec"
+	"github.com/pinacle/pinacle-node/rootfs"
+	"github.com/pinacle/pinacle-node/supervisor"
+)
+
+// Paths inside the sandbox where the node's own files appear.
+const (
+	sandboxBin    = "/.pinacle/bin/pinacle-node"
+	sandboxConfig = "/.pinacle/config"
+	sandboxRun    = "/.pinacle/run"
+)
+
+func (m *Manager) bundleDir(id string) string  { return filepath.Join(m.podDir(id), "bundle") }
+func (m *Manager) runDir(id string) string     { return filepath.Join(m.podDir(id), "run") }
+func (m *Manager) logDir(id string) string     { return filepath.Join(m.runDir(id), "logs") }
+func (m *Manager) statusFile(id string) string { return filepath.Join(m.runDir(id), "status.json") }
+func (m *Manager) configDir(id string) string  { return filepath.Join(m.podDir(id), "config") }
+
+// undoStack collects the undo of each provisioning step; run unwinds it in
+// reverse, with a context that outlives the failed operation's.
+type undoStack []func(context.Context)
+
+func (u *undoStack) push(f func(context.Context)) { *u = append(*u, f) }
+
+func (u undoStack) run(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	for i := len(u) - 1; i >= 0; i-- {
+		u[i](ctx)
+	}
+}
+
+// Create implements Service.
+func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Pod, error) {
+	spec, err := m.resolve(req)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	p, err := m.cfg.Store.CreatePod(ctx, store.Pod{ID: spec.ID, Name: spec.Name, Spec: b})
+	if err != nil {
+		return nil, err
+	}
+	done := m.background(p.ID, func(ctx context.Context) error { return m.bringUpOp(ctx, p.ID, lifecycle.OpCreate) })
+	return m.maybeWait(ctx, p.ID, req.Wait, done)
+}
+
+// resolve merges the request onto its template and validates the result.
+func (m *Manager) resolve(req CreateRequest) (*podspec.Pod, error) {
+	spec := req.Spec
+	if req.Template != "" {
+		spec.Template = req.Template
+	}
+	if len(req.Sets) > 0 {
+		b, err := json.Marshal(spec)
+		if err != nil {
+			return nil, err
+		}
+		p, err := podspec.DecodeWithSets(b, req.Sets)
+		if err != nil {
+			return nil, err
+		}
+		spec = *p
+	}
+	if spec.ID == "" {
+		spec.ID = newID()
+	}
+	if err := errdefs.ValidateID("pod", spec.ID); err != nil {
+		return nil, err
+	}
+	if spec.Name == "" {
+		spec.Name = spec.ID
+	}
+	return m.cfg.Templates.Resolve(&spec)
+}
+
+// background runs op for pod id under the pod's lock and the manager's
+// lifetime (a client going away does not abort a provisioning half way).
+func (m *Manager) background(id string, op func(context.Context) error) <-chan error {
+	done := make(chan error, 1)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		unlock := m.lock(id)
+		defer unlock()
+		done <- op(m.bg)
+	}()
+	return done
+}
+
+func (m *Manager) maybeWait(ctx context.Context, id string, wait bool, done <-chan error) (*Pod, error) {
+	if wait {
+		select {
+		case err := <-done:
+			if err != nil {
+				return nil, err
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return m.Get(ctx, id)
+}
+
+// Start implements Service.
+func (m *Manager) Start(ctx context.Context, idOrName string) (*Pod, error) {
+	p, err := m.find(ctx, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	done := m.background(p.ID, func(ctx context.Context) error { return m.bringUpOp(ctx, p.ID, lifecycle.OpStart) })
+	return m.maybeWait(ctx, p.ID, true, done)
+}
+
+// bringUpOp enters the operation's transitional state and brings the pod
+// up; on failure it undoes what it did and leaves the pod failed.
+func (m *Manager) bringUpOp(ctx context.Context, id string, op lifecycle.Op) error {
+	dec, p, err := m.cfg.Store.ApplyOp(ctx, id, op, "")
+	if err != nil {
+		return err
+	}
+	switch dec.Action {
+	case lifecycle.NoOp:
+		return nil
+	case lifecycle.Await:
+		return fmt.Errorf("pod %s is %s: %w", id, p.State, errdefs.ErrConflict)
+	}
+	return m.bringUp(ctx, p)
+}
+
+func (m *Manager) bringUp(ctx context.Context, p *store.Pod) (retErr error) {
+	id := p.ID
+	spec, err := decodeSpec(p)
+	if err != nil {
+		return m.fail(ctx, id, err)
+	}
+	st := decodeStatus(p)
+	var undo undoStack
+	defer func() {
+		if retErr != nil {
+			undo.run(ctx)
+			retErr = m.fail(ctx, id, retErr)
+		}
+	}()
+	limits, err := spec.Resources.Limits()
+	if err != nil {
+		return err
+	}
+	nspec, err := netSpec(id, spec)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(m.logDir(id), 0o755); err != nil {
+		return err
+	}
+	// CNI ADD runs while the image and rootfs are prepared: it costs about
+	// as much as everything else together.
+	type netResult struct {
+		att *netns.Attachment
+		err error
+	}
+	netc := make(chan netResult, 1)
+	go func() {
+		att, err := m.cfg.Net.Setup(ctx, nspec)
+		netc <- netResult{att, err}
+	}()
+	undo.push(func(ctx context.Context) {
+		if err := m.cfg.Net.Teardown(ctx, id); err != nil {
+			m.log.Warn("undo network", "pod", id, "err", err)
+		}
+	})
+	waitNet := func() (*netns.Attachment, error) {
+		r := <-netc
+		if r.err != nil {
+			return nil, fmt.Errorf("network: %w", r.err)
+		}
+		return r.att, nil
+	}
+	netWaited := false
+	defer func() {
+		if !netWaited {
+			<-netc // never leave Setup running behind our back
+		}
+	}()
+
+	rfsInfo, err := m.image(ctx, id, spec.BaseImage, &st)
+	if err != nil {
+		return err
+	}
+	rfs, err := rootfs.Mount(ctx, rfsInfo.LayerDirs, m.podDir(id), rootfs.Options{StorageBytes: limits.StorageBytes})
+	if errors.Is(err, errdefs.ErrAlreadyExists) {
+		// Left mounted by an interrupted operation: start from a clean mount.
+		_ = rootfs.Unmount(ctx, m.podDir(id))
+		rfs, err = rootfs.Mount(ctx, rfsInfo.LayerDirs, m.podDir(id), rootfs.Options{StorageBytes: limits.StorageBytes})
+	}
+	if err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
+	undo.push(func(ctx context.Context) {
+		if err := rootfs.Unmount(ctx, m.podDir(id)); err != nil {
+			m.log.Warn("undo rootfs", "pod", id, "err", err)
+		}
+	})
+	if err := m.prepareRootfs(rfs.Path, spec); err != nil {
+		return err
+	}
+	att, err := waitNet()
+	netWaited = true
+	if err != nil {
+		return err
+	}
+	allocs, err := m.cfg.Ports.Allocate(ctx, id, portRequests(spec))
+	if err != nil {
+		return fmt.Errorf("ports: %w", err)
+	}
+	st.Ports = allocs
+	st.IP = att.IP.String()
+	st.NetnsPath = att.NetnsPath
+	if err := m.writeBundle(id, spec, rfsInfo, rfs.Path, att, limits); err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	// A stale status file would read as ready before init wrote its own.
+	_ = os.Remove(m.statusFile(id))
+	logf, err := os.OpenFile(filepath.Join(m.logDir(id), "sandbox.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	_ = m.cfg.Runtime.Delete(ctx, id, true) // a leftover of an interrupted start
+	if err := m.cfg.Runtime.Create(ctx, id, m.bundleDir(id), oci.CreateOpts{Stdout: logf, Stderr: logf}); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	undo.push(func(ctx context.Context) { m.deleteSandbox(ctx, id) })
+	if err := m.cfg.Runtime.Start(ctx, id); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	if err := m.cfg.Ports.Start(ctx, id, att.IP); err != nil {
+		return fmt.Errorf("ports: %w", err)
+	}
+	undo.push(func(ctx context.Context) { _ = m.cfg.Ports.Stop(ctx, id) })
+	if err := m.waitReady(ctx, id, spec); err != nil {
+		return err
+	}
+	_, err = m.cfg.Store.TransitionWith(ctx, id, lifecycle.Running, "", func(p *store.Pod) error {
+		b, err := json.Marshal(st)
+		p.Status = b
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	m.watch(id)
+	return nil
+}
+
+// fail records err as the pod's failure reason and returns err.
+func (m *Manager) fail(ctx context.Context, id string, err error) error {
+	if _, terr := m.cfg.Store.Transition(context.WithoutCancel(ctx), id, lifecycle.Failed, err.Error()); terr != nil {
+		m.log.Warn("recording failure", "pod", id, "err", terr, "cause", err)
+	}
+	return fmt.Errorf("pod %s: %w", id, err)
+}
+
+// image finds the pod's image, pulling it if needed, and leases it.
+func (m *Manager) image(ctx context.Context, id, ref string, st *podStatus) (*imagestore.RootFS, error) {
+	if st.ImageDigest != "" {
+		ref = st.ImageDigest // a restart uses exactly the image the pod was created with
+	}
+	rfs, err := m.cfg.Images.RootFS(ctx, ref)
+	if errors.Is(err, errdefs.ErrNotFound) && !m.cfg.NoPull && st.ImageDigest == "" {
+		m.event(ctx, id, "progress", "Pulling", "pulling image "+ref)
+		last := time.Now()
+		if _, err = m.cfg.Images.Pull(ctx, ref, imagestore.WithProgress(func(e imagestore.Event) {
+			if time.Since(last) > time.Second || e.Phase == imagestore.PhaseDone {
+				last = time.Now()
+				m.event(ctx, id, "progress", "Pulling", fmt.Sprintf("%s %s %d/%d", e.Layer, e.Phase, e.Done, e.Total))
+			}
+		})); err == nil {
+			rfs, err = m.cfg.Images.RootFS(ctx, ref)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", ref, err)
+	}
+	if _, err := m.cfg.Images.AddLease(ctx, id, rfs.Image.Digest); err != nil {
+		return nil, fmt.Errorf("image %s: lease: %w", ref, err)
+	}
+	st.Image = ref
+	if len(rfs.Image.Refs) > 0 && st.ImageDigest == "" {
+		st.Image = rfs.Image.Refs[0]
+	}
+	st.ImageDigest = rfs.Image.Digest
+	return rfs, nil
+}
+
+// prepareRootfs creates what the pod expects in its root: the mount points
+// of the node's files and the working directory, owned by the pod's user.
+func (m *Manager) prepareRootfs(root string, spec *podspec.Pod) error {
+	for _, d := range []string{sandboxConfig, sandboxRun, filepath.Dir(sandboxBin)} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return fmt.Errorf("rootfs: %w", err)
+		}
+	}
+	if f, err := os.OpenFile(filepath.Join(root, sandboxBin), os.O_CREATE|os.O_RDONLY, 0o755); err == nil {
+		f.Close()
+	}
+	if spec.WorkingDir != "" {
+		wd := filepath.Join(root, filepath.Clean("/"+spec.WorkingDir))
+		if _, err := os.Stat(wd); errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(wd, 0o755); err != nil {
+				return fmt.Errorf("workingDir %s: %w", spec.WorkingDir, err)
+			}
+			if spec.User != "" {
+				if u, err := oci.ResolveUser(root, spec.User); err == nil {
+					_ = os.Lchown(wd, int(u.UID), int(u.GID))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// writeBundle writes the supervisor's config and the runtime spec.
+func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.RootFS, root string, att *netns.Attachment, limits podspec.Limits) error {
+	cfg := supervisor.Config{
+		Env:        spec.Environment,
+		LogDir:     supervisor.DefaultLogDir,
+		StatusFile: supervisor.DefaultStatusFile,
+	}
+	for _, s := range spec.Services {
+		if s.User == "" {
+			s.User = spec.User
+		}
+		if s.WorkingDir == "" {
+			s.WorkingDir = spec.WorkingDir
+		}
+		cfg.Services = append(cfg.Services, s)
+	}
+	if err := os.MkdirAll(m.configDir(id), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(m.configDir(id), "services.json"), b); err != nil {
+		return err
+	}
+	resolv, hosts, _ := att.Files()
+	var env []string
+	for k, v := range spec.Environment {
+		env = append(env, k+"="+v)
+	}
+	var imgCfg = img.Config.Config
+	o := oci.SpecOptions{
+		Image:       imgCfg,
+		Entrypoint:  []string{sandboxBin, "init", "--config", sandboxConfig + "/services.json"},
+		Env:         env,
+		WorkingDir:  "/",
+		User:        "0:0",
+		Hostname:    hostname(spec),
+		RootPath:    root,
+		CgroupsPath: "/pinacle/" + id,
+		CPUs:        limits.CPUCores,
+		MemoryBytes: limits.MemoryBytes,
+		PidsLimit:   limits.PidsLimit,
+		NetNSPath:   att.NetnsPath,
+		Network:     oci.NetworkSandbox,
+		ResolvConf:  resolv,
+		Hosts:       hosts,
+		Mounts: []oci.Mount{
+			{Source: m.cfg.InitBinary, Destination: sandboxBin, ReadOnly: true},
+			{Source: m.configDir(id), Destination: sandboxConfig, ReadOnly: true},
+			{Source: m.runDir(id), Destination: sandboxRun},
+		},
+		Annotations: map[string]string{"dev.pinacle.pod": id},
+	}
+	if att.Mode == netns.ModeNone {
+		o.Network = oci.NetworkNone
+	}
+	_, err = oci.NewBundle(m.bundleDir(id), o)
+	return err
+}
+
+// waitReady polls init's status file until every service is ready, init
+// reports an error, the sandbox dies, or the start period runs out.
+func (m *Manager) waitReady(ctx context.Context, id string, spec *podspec.Pod) error {
+	timeout := m.cfg.ReadyTimeout
+	for _, s := range spec.Services {
+		if hc := s.HealthCheck; hc != nil {
+			if d := hc.StartPeriod.Duration + time.Duration(hc.Retries+1)*hc.Interval.Duration; d > timeout {
+				timeout = d
+			}
+		}
+	}
+	deadline := time.Now().Add(timeout)
+	interval := 5 * time.Millisecond
+	var last *supervisor.Status
+	for n := 0; ; n++ {
+		st, err := supervisor.ReadStatus(m.statusFile(id))
+		if err == nil {
+			last = st
+			if st.Error != "" {
+				return fmt.Errorf("services: %s", st.Error)
+			}
+			if st.Ready {
+				return nil
+			}
+			if failed := failedService(st); failed != nil {
+				return m.serviceFailure(id, failed, "failed")
+			}
+		}
+		if n%20 == 19 {
+			// Every so often, make sure the sandbox is still there.
+			if s, err := m.cfg.Runtime.State(ctx, id); err != nil || s.Status != oci.StatusRunning {
+				return fmt.Errorf("sandbox stopped while starting: %s", m.tailFile(filepath.Join(m.logDir(id), "sandbox.log"), 5))
+			}
+		}
+		if time.Now().After(deadline) {
+			if last != nil {
+				for i := range last.Services {
+					s := &last.Services[i]
+					if !serviceReady(s) {
+						return m.serviceFailure(id, s, fmt.Sprintf("not healthy after %s", timeout))
+					}
+				}
+			}
+			return fmt.Errorf("services not ready after %s: %w", timeout, context.DeadlineExceeded)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+		if interval < 100*time.Millisecond {
+			interval += 5 * time.Millisecond
+		}
+	}
+}
+
+func serviceReady(s *supervisor.ServiceStatus) bool {
+	switch s.State {
+	case supervisor.StateHealthy, supervisor.StateRunning:
+		return s.State == supervisor.StateHealthy || s.Health == ""
+	case supervisor.StateExited:
+		return s.LastExitCode != nil && *s.LastExitCode == 0
+	}
+	return false
+}
+
+func failedService(st *supervisor.Status) *supervisor.ServiceStatus {
+	for i := range st.Services {
+		if st.Services[i].State == supervisor.StateFailed {
+			return &st.Services[i]
+		}
+	}
+	return nil
+}
+
+// serviceFailure names the service, its state and its last log lines.
+func (m *Manager) serviceFailure(id string, s *supervisor.ServiceStatus, what string) error {
+	msg := fmt.Sprintf("service %s %s (state %s", s.Name, what, s.State)
+	if s.LastError != "" {
+		msg += ", " + s.LastError
+	}
+	if s.LastExitCode != nil {
+		msg += fmt.Sprintf(", last exit %d", *s.LastExitCode)
+	}
+	msg += ")"
+	if lines, err := supervisor.TailLogs(m.logDir(id), s.Name, 5); err == nil && len(lines) > 0 {
+		msg += "; last log lines: " + strings.Join(lines, " | ")
+	}
+	return errors.New(msg)
+}
+
+func (m *Manager) tailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,101 @@
+package pods
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/lifecycle"
+	"github.com/pinacle/pinacle-node/oci"
+	"github.com/pinacle/pinacle-node/portfwd"
+	"github.com/pinacle/pinacle-node/rootfs"
+)
+
+// Recover brings the node's view back in line with the host after a start
+// (or a crash): running sandboxes are adopted with their forwarders, and
+// operations a crash interrupted are finished or undone.
+func (m *Manager) Recover(ctx context.Context) error {
+	pods, err := m.cfg.Store.ListPods(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range pods {
+		p := &pods[i]
+		unlock := m.lock(p.ID)
+		err := m.recoverPod(ctx, p.ID)
+		unlock()
+		if err != nil {
+			m.log.Warn("recovering pod", "pod", p.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+func (m *Manager) recoverPod(ctx context.Context, id string) error {
+	p, err := m.cfg.Store.GetPod(ctx, id)
+	if err != nil {
+		return err
+	}
+	st := decodeStatus(p)
+	switch p.State {
+	case lifecycle.Running:
+		s, err := m.cfg.Runtime.State(ctx, id)
+		if err == nil && s.Status == oci.StatusRunning {
+			// Adopt: the sandbox lived through our absence.
+			if ip, err := netip.ParseAddr(st.IP); err == nil {
+				if err := m.cfg.Ports.Start(ctx, id, ip); err != nil {
+					m.event(ctx, id, "port", "AdoptFailed", err.Error())
+				}
+			}
+			m.watch(id)
+			m.event(ctx, id, "adopted", "NodeRestart", "sandbox running; adopted after node restart")
+			return nil
+		}
+		// It died while we were away: treat it as any death.
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.sandboxDied(id, false, "sandbox gone after node restart")
+		}()
+		return nil
+	case lifecycle.Provisioning, lifecycle.Starting:
+		// Undo the half-done start, then do it again from the beginning.
+		if err := m.bringDown(ctx, id); err != nil {
+			return m.fail(ctx, id, fmt.Errorf("node restarted during %s; cleanup: %w", p.State, err))
+		}
+		if _, err := m.cfg.Store.Transition(ctx, id, lifecycle.Failed, "node restarted during "+string(p.State)); err != nil {
+			return err
+		}
+		m.background(id, func(ctx context.Context) error { return m.bringUpOp(ctx, id, lifecycle.OpStart) })
+		return nil
+	case lifecycle.Stopping:
+		if err := m.bringDown(ctx, id); err != nil {
+			return m.fail(ctx, id, err)
+		}
+		_, err := m.cfg.Store.Transition(ctx, id, lifecycle.Stopped, "")
+		return err
+	case lifecycle.Terminating:
+		return m.terminate(ctx, id)
+	case lifecycle.Hibernating, lifecycle.Waking:
+		if err := m.bringDown(ctx, id); err != nil {
+			return m.fail(ctx, id, err)
+		}
+		_, err := m.cfg.Store.Transition(ctx, id, lifecycle.Failed, "node restarted during "+string(p.State))
+		return err
+	case lifecycle.Stopped, lifecycle.Failed, lifecycle.Pending:
+		// Nothing may run for these; make sure nothing does (idempotent).
+		if _, err := m.cfg.Runtime.State(ctx, id); err == nil || !errors.Is(err, errdefs.ErrNotFound) {
+			m.deleteSandbox(ctx, id)
+		}
+		if mounted, _ := rootfs.IsMountPoint(m.podDir(id) + "/rootfs"); mounted {
+			return m.bringDown(ctx, id)
+		}
+		if p.State == lifecycle.Pending {
+			m.background(id, func(ctx context.Context) error { return m.bringUpOp(ctx, id, lifecycle.OpCreate) })
+		}
+		_ = m.cfg.Ports.SetState(id, portfwd.NotRunning)
+	}
+	return nil
+}

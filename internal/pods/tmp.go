@@ -1,0 +1,13 @@
+package pods
+
+import "os"
+
+// tempFile is an unlinked temporary file (runsc's stdio must be a file).
+func tempFile() (*os.File, error) {
+	f, err := os.CreateTemp("", "pinacle-exec-")
+	if err != nil {
+		return nil, err
+	}
+	_ = os.Remove(f.Name())
+	return f, nil
+}

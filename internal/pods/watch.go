@@ -1,0 +1,96 @@
+package pods
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/pinacle/pinacle-node/internal/lifecycle"
+	"github.com/pinacle/pinacle-node/internal/store"
+	"github.com/pinacle/pinacle-node/portfwd"
+)
+
+// maxRestarts is how many times in a row a pod whose sandbox died is
+// brought up again before it is left failed.
+const maxRestarts = 3
+
+// watch follows a running pod's sandbox and handles its death.
+func (m *Manager) watch(id string) {
+	ctx, cancel := context.WithCancel(m.bg)
+	m.watchMu.Lock()
+	if old := m.watchers[id]; old != nil {
+		old()
+	}
+	m.watchers[id] = cancel
+	m.watchMu.Unlock()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		info, err := m.cfg.Runtime.Wait(ctx, id)
+		if ctx.Err() != nil {
+			return // stopped on purpose, or the node is shutting down
+		}
+		m.sandboxDied(id, info.OOMKilled, describeExit(info.Code, info.OOMKilled, err))
+	}()
+}
+
+func (m *Manager) unwatch(id string) {
+	m.watchMu.Lock()
+	if cancel := m.watchers[id]; cancel != nil {
+		cancel()
+		delete(m.watchers, id)
+	}
+	m.watchMu.Unlock()
+}
+
+func describeExit(code int, oom bool, err error) string {
+	switch {
+	case oom:
+		return "sandbox killed: out of memory (memory limit reached)"
+	case err != nil:
+		return fmt.Sprintf("sandbox died: %v", err)
+	default:
+		return fmt.Sprintf("sandbox exited with status %d", code)
+	}
+}
+
+// sandboxDied records the death as an event, fails the pod, and brings it
+// up again unless it has died too often in a row.
+func (m *Manager) sandboxDied(id string, oom bool, reason string) {
+	unlock := m.lock(id)
+	defer unlock()
+	ctx := m.bg
+	p, err := m.cfg.Store.GetPod(ctx, id)
+	if err != nil || p.State != lifecycle.Running {
+		return // someone stopped or deleted it meanwhile
+	}
+	typ := "died"
+	if oom {
+		typ = "oom"
+	}
+	m.event(ctx, id, typ, "SandboxDied", reason)
+	_ = m.cfg.Ports.SetState(id, portfwd.NotRunning)
+	if err := m.bringDown(ctx, id); err != nil {
+		m.log.Warn("cleaning up dead sandbox", "pod", id, "err", err)
+	}
+	st := decodeStatus(p)
+	p, err = m.cfg.Store.TransitionWith(ctx, id, lifecycle.Failed, reason, func(p *store.Pod) error {
+		st.Restarts++
+		b, err := json.Marshal(st)
+		p.Status = b
+		return err
+	})
+	if err != nil || st.Restarts > maxRestarts {
+		return
+	}
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(time.Duration(st.Restarts) * time.Second):
+	}
+	m.event(ctx, id, "restart", "RestartPolicy", fmt.Sprintf("restarting (attempt %d of %d)", st.Restarts, maxRestarts))
+	if err := m.bringUpOp(ctx, id, lifecycle.OpStart); err != nil {
+		m.log.Warn("restarting pod", "pod", id, "err", err)
+	}
+}
