@@ -281,4 +281,3 @@ func (m *Manager) execCapture(ctx context.Context, id string, argv []string) ([]
 	}
 	return out, nil
 }
-
