@@ -252,14 +252,14 @@ func (s *store) unpackStream(ctx context.Context, r *bufio.Reader, dir string, d
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
 		zr, err := gzip.NewReader(r)
 		if err != nil {
-			return unpackStats{}, fmt.Errorf("gzip: %w", err)
+			return unpackStats{}, contentError("gzip", err)
 		}
 		defer zr.Close()
 		plain = zr
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
 		if err != nil {
-			return unpackStats{}, fmt.Errorf("zstd: %w", err)
+			return unpackStats{}, contentError("zstd", err)
 		}
 		defer zr.Close()
 		plain = zr
@@ -276,7 +276,7 @@ func (s *store) unpackStream(ctx context.Context, r *bufio.Reader, dir string, d
 		if errors.Is(err, errLayerTooLarge) {
 			return stats, fmt.Errorf("layer larger than %d bytes: %w", s.opts.maxLayer, errdefs.ErrInvalidArgument)
 		}
-		return stats, err
+		return stats, contentError("decompressing layer", err)
 	}
 	if got := hex.EncodeToString(xh.Sum(nil)); got != diffID.Hex {
 		return stats, fmt.Errorf("diffID mismatch: got sha256:%s, want %s: %w", got, diffID, errdefs.ErrInvalidArgument)

@@ -68,6 +68,17 @@ func entryError(name, format string, a ...any) error {
 
 var errLayerTooLarge = errors.New("layer exceeds the size limit")
 
+// contentError classifies a failure to decode a layer stream: the
+// content's fault (invalid argument) unless reading the source failed or
+// the context ended.
+func contentError(what string, err error) error {
+	var se *sourceError
+	if errors.As(err, &se) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return fmt.Errorf("%s: %v: %w", what, err, errdefs.ErrInvalidArgument)
+}
+
 // limitedReader counts bytes and fails once more than max were read.
 type limitedReader struct {
 	r   io.Reader
@@ -110,7 +121,7 @@ func unpackTar(ctx context.Context, r io.Reader, dir string, lim unpackLimits) (
 			if errors.Is(err, errLayerTooLarge) {
 				return u.stats, fmt.Errorf("layer larger than %d bytes: %w", lim.maxLayer, errdefs.ErrInvalidArgument)
 			}
-			return u.stats, fmt.Errorf("reading layer tar: %w", err)
+			return u.stats, contentError("reading layer tar", err)
 		}
 		if err := u.entry(tr, hdr); err != nil {
 			if errors.Is(err, errLayerTooLarge) {
