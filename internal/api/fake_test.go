@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -329,4 +330,8 @@ func (f *fakeService) ServiceControl(ctx context.Context, idOrName, op, service 
 		return nil, fmt.Errorf("op %s: %w", op, errdefs.ErrInvalidArgument)
 	}
 	return st, nil
+}
+
+func execRequestWithStdout(args []string, stdout *os.File) pods.ExecRequest {
+	return pods.ExecRequest{Args: args, Stdout: stdout}
 }
