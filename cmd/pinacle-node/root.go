@@ -25,6 +25,8 @@ func newRootCmd() *cobra.Command {
 		newRunCmd(),
 		newTemplateCmd(),
 		newInitCmd(),
+		newServeCmd(),
+		newCleanupCmd(),
 	)
 	return root
 }

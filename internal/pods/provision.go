@@ -136,6 +136,13 @@ func (m *Manager) Start(ctx context.Context, idOrName string) (*Pod, error) {
 // bringUpOp enters the operation's transitional state and brings the pod
 // up; on failure it undoes what it did and leaves the pod failed.
 func (m *Manager) bringUpOp(ctx context.Context, id string, op lifecycle.Op) error {
+	if op == lifecycle.OpCreate {
+		p, err := m.cfg.Store.Transition(ctx, id, lifecycle.Provisioning, "")
+		if err != nil {
+			return err
+		}
+		return m.bringUp(ctx, p)
+	}
 	dec, p, err := m.cfg.Store.ApplyOp(ctx, id, op, "")
 	if err != nil {
 		return err
@@ -306,11 +313,10 @@ func (m *Manager) image(ctx context.Context, id, ref string, st *podStatus) (*im
 	if _, err := m.cfg.Images.AddLease(ctx, id, rfs.Image.Digest); err != nil {
 		return nil, fmt.Errorf("image %s: lease: %w", ref, err)
 	}
-	st.Image = ref
-	if len(rfs.Image.Refs) > 0 && st.ImageDigest == "" {
-		st.Image = rfs.Image.Refs[0]
+	if st.ImageDigest == "" {
+		st.Image = ref
+		st.ImageDigest = rfs.Image.Digest
 	}
-	st.ImageDigest = rfs.Image.Digest
 	return rfs, nil
 }
 

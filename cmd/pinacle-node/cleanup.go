@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pinacle/pinacle-node/internal/cli"
+	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/nodeconfig"
+	"github.com/pinacle/pinacle-node/internal/store"
+	"github.com/pinacle/pinacle-node/netns"
+	"github.com/pinacle/pinacle-node/oci"
+)
+
+// newCleanupCmd removes the node-level host state that outlives the
+// daemon (its iptables chains, runsc's netns pin), once no pod remains.
+func newCleanupCmd() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "cleanup",
+		Short: "Remove node-level host state (iptables chains, runsc root pin) when no pods remain; the daemon must be stopped",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := nodeconfig.Load(configPath, cmd.Flags().Changed("config"))
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("data-root") || envOr("PINACLE_DATA_ROOT", "") != "" {
+				cfg.DataRoot, _ = cmd.Flags().GetString("data-root")
+			}
+			if cmd.Flags().Changed("runsc-root") || envOr("PINACLE_RUNSC_ROOT", "") != "" {
+				cfg.RunscRoot, _ = cmd.Flags().GetString("runsc-root")
+			}
+			ctx := cmd.Context()
+			st, err := store.Open(ctx, filepath.Join(cfg.DataRoot, store.FileName))
+			if err != nil {
+				return fmt.Errorf("%w (stop pinacle-node serve first)", err)
+			}
+			pods, err := st.ListPods(ctx)
+			st.Close()
+			if err != nil {
+				return err
+			}
+			if len(pods) > 0 {
+				return fmt.Errorf("%d pods remain; delete them first: %w", len(pods), errdefs.ErrConflict)
+			}
+			pool, _ := netip.ParsePrefix(cfg.Network.Pool)
+			nm, err := netns.New(netns.WithStateDir(filepath.Join(cfg.DataRoot, "netns")), netns.WithPool(pool, cfg.Network.SubnetBits))
+			if err != nil {
+				return err
+			}
+			if err := nm.RemoveNodeRules(ctx); err != nil {
+				return err
+			}
+			if err := oci.ReleaseRoot(cfg.RunscRoot); err != nil {
+				return err
+			}
+			res := map[string]any{"removed": []string{"iptables node chains", cfg.RunscRoot + "/null-netns"}}
+			return cli.Print(cmd, res, func(w io.Writer) { fmt.Fprintln(w, "node-level state removed") })
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", nodeconfig.DefaultPath, "node configuration file")
+	return cmd
+}

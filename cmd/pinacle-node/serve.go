@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pinacle/pinacle-node/imagestore"
+	"github.com/pinacle/pinacle-node/internal/api"
+	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/metrics"
+	"github.com/pinacle/pinacle-node/internal/nodeconfig"
+	"github.com/pinacle/pinacle-node/internal/pods"
+	"github.com/pinacle/pinacle-node/internal/sdnotify"
+	"github.com/pinacle/pinacle-node/internal/store"
+	"github.com/pinacle/pinacle-node/netns"
+	"github.com/pinacle/pinacle-node/oci"
+	"github.com/pinacle/pinacle-node/portfwd"
+	"github.com/pinacle/pinacle-node/templates"
+)
+
+func newServeCmd() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the node daemon: manage pods and serve the API on a unix socket",
+		Long: `Run the node daemon. It serves the API on a unix socket, adopts the
+sandboxes that kept running while it was away, and finishes or undoes
+operations a crash interrupted. On SIGTERM it stops serving and exits;
+pods keep running and are adopted by the next start.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := nodeconfig.Load(configPath, cmd.Flags().Changed("config"))
+			if err != nil {
+				return err
+			}
+			// Flags and env override the file.
+			if cmd.Flags().Changed("data-root") || os.Getenv("PINACLE_DATA_ROOT") != "" {
+				cfg.DataRoot, _ = cmd.Flags().GetString("data-root")
+			}
+			if cmd.Flags().Changed("runsc-root") || os.Getenv("PINACLE_RUNSC_ROOT") != "" {
+				cfg.RunscRoot, _ = cmd.Flags().GetString("runsc-root")
+			}
+			if s, _ := cmd.Flags().GetString("socket"); cmd.Flags().Changed("socket") || os.Getenv("PINACLE_SOCKET") != "" {
+				cfg.Socket = s
+			}
+			return serve(cmd.Context(), cfg)
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", nodeconfig.DefaultPath, "node configuration file")
+	cmd.Flags().String("socket", envOr("PINACLE_SOCKET", "/run/pinacle/node.sock"), "API socket (env PINACLE_SOCKET)")
+	return cmd
+}
+
+func serve(ctx context.Context, cfg *nodeconfig.Config) error {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return fmt.Errorf("logLevel %q: %w", cfg.LogLevel, errdefs.ErrInvalidArgument)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("serve needs root: %w", errdefs.ErrInvalidArgument)
+	}
+	// Sandboxes become our children when runsc create exits: reap them, and
+	// learn their exit status (runsc wait cannot report it afterwards).
+	if err := oci.BecomeSubreaper(); err != nil {
+		return err
+	}
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				oci.Reap()
+			}
+		}
+	}()
+	for _, d := range []string{cfg.DataRoot, filepath.Dir(cfg.Socket), cfg.RunscRoot} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return err
+		}
+	}
+	initBin, err := installInitBinary(cfg.DataRoot)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, filepath.Join(cfg.DataRoot, store.FileName), store.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	images, err := imagestore.New(ctx, cfg.DataRoot,
+		imagestore.WithMirrors(cfg.Registry.Mirrors),
+		imagestore.WithInsecureRegistries(cfg.Registry.InsecureRegistries...),
+		imagestore.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	rt, err := oci.New(oci.WithRoot(cfg.RunscRoot), oci.WithPlatform(cfg.Platform), oci.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	pool, _ := netip.ParsePrefix(cfg.Network.Pool)
+	nm, err := netns.New(netns.WithStateDir(filepath.Join(cfg.DataRoot, "netns")), netns.WithPool(pool, cfg.Network.SubnetBits), netns.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	portStore, err := portfwd.NewFileStore(filepath.Join(cfg.DataRoot, "ports.json"))
+	if err != nil {
+		return err
+	}
+	listen, _ := netip.ParseAddr(cfg.Ports.ListenAddr)
+	fwd, err := portfwd.New(ctx, portfwd.WithStore(portStore), portfwd.WithListenAddr(listen),
+		portfwd.WithPortRange(uint16(cfg.Ports.Min), uint16(cfg.Ports.Max)), portfwd.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	tmpl, warnings, err := templates.Load(ctx, templates.WithDir(cfg.TemplatesDir), templates.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		log.Warn("user template skipped", "warning", w)
+	}
+	mgr, err := pods.New(pods.Config{
+		DataRoot: cfg.DataRoot, Store: st, Images: images, Runtime: rt, Net: nm, Ports: fwd,
+		Templates: tmpl, InitBinary: initBin, Logger: log, URLHost: cfg.Ports.URLHost,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		mgr.Close()
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = fwd.Close(cctx)
+	}()
+	if err := mgr.Recover(ctx); err != nil {
+		return err
+	}
+	if cfg.MetricsAddr != "" {
+		go func() {
+			if err := metrics.Serve(ctx, cfg.MetricsAddr, mgr); err != nil {
+				log.Error("metrics endpoint", "addr", cfg.MetricsAddr, "err", err)
+			}
+		}()
+	}
+	ready := func() {
+		log.Info("serving", "socket", cfg.Socket, "version", Version)
+		if _, err := sdnotify.Notify("READY=1"); err != nil {
+			log.Warn("sd_notify", "err", err)
+		}
+	}
+	err = api.Run(ctx, mgr, cfg.Socket, log, ready, api.WithVersion(Version))
+	_, _ = sdnotify.Notify("STOPPING=1")
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	log.Info("stopped; pods keep running")
+	return err
+}
+
+// installInitBinary copies this (static) binary to the data root, where
+// pods bind-mount it as their init. A new version goes in with a rename, so
+// running pods keep the file they started with.
+func installInitBinary(dataRoot string) (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	if err := checkStatic(self); err != nil {
+		return "", err
+	}
+	dst := filepath.Join(dataRoot, "bin", "pinacle-node")
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", err
+	}
+	src, err := os.ReadFile(self)
+	if err != nil {
+		return "", err
+	}
+	if cur, err := os.ReadFile(dst); err == nil && string(cur) == string(src) {
+		return dst, nil
+	}
+	tmp := dst + ".new"
+	if err := os.WriteFile(tmp, src, 0o755); err != nil {
+		return "", err
+	}
+	return dst, os.Rename(tmp, dst)
+}
+
+// checkStatic refuses a dynamically linked binary: inside a pod's rootfs
+// there is no loader for it, and init would fail with a bare ENOENT.
+func checkStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("init binary %s: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("init binary %s is dynamically linked; build it with CGO_ENABLED=0 (make build): %w", path, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,116 @@
+// Package nodeconfig is the node's configuration file (/etc/pinacle/node.yaml):
+// strict decoding, defaults and validation.
+package nodeconfig
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+
+	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/podspec"
+)
+
+// DefaultPath is where serve looks for its configuration.
+const DefaultPath = "/etc/pinacle/node.yaml"
+
+// Config is the node's configuration. Every field has a default.
+type Config struct {
+	DataRoot     string `json:"dataRoot,omitempty"`     // /var/lib/pinacle
+	RunscRoot    string `json:"runscRoot,omitempty"`    // /run/pinacle/runsc
+	Socket       string `json:"socket,omitempty"`       // /run/pinacle/node.sock
+	SocketGroup  string `json:"socketGroup,omitempty"`  // pinacle (if the group exists)
+	TemplatesDir string `json:"templatesDir,omitempty"` // /etc/pinacle/templates
+	// Ports is the host port pool and where the forwarder listens.
+	Ports struct {
+		Min        int    `json:"min,omitempty"`        // 30000
+		Max        int    `json:"max,omitempty"`        // 40000
+		ListenAddr string `json:"listenAddr,omitempty"` // 0.0.0.0 (Lima forwards it to the Mac)
+		URLHost    string `json:"urlHost,omitempty"`    // host printed in URLs: 127.0.0.1
+	} `json:"ports,omitzero"`
+	// Network is the pod subnet pool.
+	Network struct {
+		Pool       string `json:"pool,omitempty"`       // 10.88.0.0/16
+		SubnetBits int    `json:"subnetBits,omitempty"` // 28
+	} `json:"network,omitzero"`
+	Registry struct {
+		Mirrors            map[string][]string `json:"mirrors,omitempty"` // docker.io: [http://127.0.0.1:5000]
+		InsecureRegistries []string            `json:"insecureRegistries,omitempty"`
+	} `json:"registry,omitzero"`
+	// MetricsAddr serves Prometheus metrics; empty: off. Use loopback.
+	MetricsAddr string `json:"metricsAddr,omitempty"`
+	Platform    string `json:"platform,omitempty"` // runsc platform: systrap
+	LogLevel    string `json:"logLevel,omitempty"` // info
+}
+
+// Load reads path (a missing file at the default path means defaults).
+func Load(path string, mustExist bool) (*Config, error) {
+	var c Config
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist) && !mustExist:
+	case err != nil:
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	default:
+		if err := podspec.DecodeStrict(b, &c); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	c.Default()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// Default fills unset fields.
+func (c *Config) Default() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.DataRoot, "/var/lib/pinacle")
+	def(&c.RunscRoot, "/run/pinacle/runsc")
+	def(&c.Socket, "/run/pinacle/node.sock")
+	def(&c.SocketGroup, "pinacle")
+	def(&c.TemplatesDir, "/etc/pinacle/templates")
+	def(&c.Ports.ListenAddr, "0.0.0.0")
+	def(&c.Ports.URLHost, "127.0.0.1")
+	def(&c.Network.Pool, "10.88.0.0/16")
+	def(&c.Platform, "systrap")
+	def(&c.LogLevel, "info")
+	if c.Ports.Min == 0 && c.Ports.Max == 0 {
+		c.Ports.Min, c.Ports.Max = 30000, 40000
+	}
+	if c.Network.SubnetBits == 0 {
+		c.Network.SubnetBits = 28
+	}
+}
+
+// Validate checks the values, naming the field of each problem.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s: %w", field, fmt.Sprintf(format, args...), errdefs.ErrInvalidArgument))
+	}
+	if c.Ports.Min < 1 || c.Ports.Max > 65535 || c.Ports.Min > c.Ports.Max {
+		bad("ports", "range %d-%d: want 1 <= min <= max <= 65535", c.Ports.Min, c.Ports.Max)
+	}
+	if _, err := netip.ParseAddr(c.Ports.ListenAddr); err != nil {
+		bad("ports.listenAddr", "%q is not an IP address", c.Ports.ListenAddr)
+	}
+	p, err := netip.ParsePrefix(c.Network.Pool)
+	if err != nil || !p.Addr().Is4() {
+		bad("network.pool", "%q is not an IPv4 CIDR", c.Network.Pool)
+	} else if c.Network.SubnetBits <= p.Bits() || c.Network.SubnetBits > 30 {
+		bad("network.subnetBits", "%d: want more than the pool's /%d and at most 30", c.Network.SubnetBits, p.Bits())
+	}
+	switch c.Platform {
+	case "systrap", "ptrace", "kvm":
+	default:
+		bad("platform", "%q: want systrap, ptrace or kvm", c.Platform)
+	}
+	return errors.Join(errs...)
+}
