@@ -1,0 +1,14 @@
+package nodeconfig
+
+import "testing"
+
+// The example shipped in deploy/ must stay loadable.
+func TestDeployExample(t *testing.T) {
+	c, err := Load("../../deploy/node.yaml", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Platform != "systrap" || c.Ports.ListenAddr != "0.0.0.0" {
+		t.Fatalf("%+v", c)
+	}
+}
