@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# make bench: prints the figures each issue asks for. Run as root on a quiet
+# machine; every figure is measured in this run, against its baseline where
+# the issue names one.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN="${BIN:-bin/pinacle-node}"
+only="${1:-all}"
+section() { printf '\n== %s\n' "$*"; }
+want() { [ "$only" = all ] || [ "$only" = "$1" ]; }
+
+if want image; then
+	section "issue 2: pull + unpack of a ~200 MB multi-layer image vs skopeo copy + umoci unpack (loopback registry)"
+	go run ./imagestore/bench -runs 3
+fi
+if want run; then
+	section "issue 2: pinacle-node run IMAGE true (cached) beside runsc alone"
+	go run ./hack/benchrun -bin "$BIN" -n 20
+	section "issue 2: pod rootfs creation, small vs 200 MB image (independent of size)"
+	go test -run '^$' -bench 'Mount' -benchtime 20x ./rootfs/ | grep -E 'Benchmark|rootfs-bench'
+	section "issue 2: runsc via oci/ (create+start, exec true)"
+	go test -run '^$' -bench . -benchtime 20x ./oci/ | grep -E 'Benchmark|oci-bench'
+fi
+if want net; then
+	section "issue 3: netns + CNI setup and teardown per pod"
+	go test -run '^$' -bench . -benchtime 20x ./netns/ | grep -E 'Benchmark|netns-bench'
+	section "issue 3: port forwarder (throughput vs direct, latency, 1000 conns, memory per conn)"
+	go test -run '^$' -bench . -benchtime 1x ./portfwd/ | grep -E 'Benchmark|portfwd-bench'
+fi
+if want node; then
+	section "issue 4: state store"
+	go test -run '^$' -bench . -benchtime 1s ./internal/store/ | grep -E '^Benchmark'
+	if [ -d hack/benchnode ]; then
+		section "issue 4: node (create -> running, first HTTP, pod ls, daemon RSS)"
+		go run ./hack/benchnode -bin "$BIN"
+	fi
+fi
+if want templates; then
+	section "issue 6: decode + resolve"
+	go test -run '^$' -bench . -benchmem ./templates/ | grep -E '^Benchmark'
+fi
+if want supervisor && [ -f supervisor/bench_test.go ]; then
+	section "issue 5: supervisor"
+	go test -run '^$' -bench . -benchtime 10x ./supervisor/ | grep -E 'Benchmark|supervisor-bench'
+fi
