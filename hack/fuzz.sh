@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 t="${FUZZTIME:-30s}"
 go test -run '^$' -fuzz '^FuzzUnpack$' -fuzztime "$t" ./imagestore
 go test -run '^$' -fuzz '^FuzzResolve$' -fuzztime "$t" ./templates
-go test -run '^$' -fuzz . -fuzztime "$t" ./internal/store 2>/dev/null || true
+go test -run '^$' -fuzz '^FuzzDecodePod$' -fuzztime "$t" ./internal/store
