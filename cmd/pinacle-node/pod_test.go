@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pinacle/pinacle-node/internal/api"
+	"github.com/pinacle/pinacle-node/internal/cli"
+	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/lifecycle"
+	"github.com/pinacle/pinacle-node/internal/pods"
+)
+
+// cliFake is the smallest pods.Service the CLI tests need; the methods it
+// does not implement panic through the nil embedded interface. The real
+// manager behind the real binary is covered by the e2e suite.
+type cliFake struct {
+	pods.Service
+	pod     pods.Pod
+	created *pods.CreateRequest
+}
+
+func (f *cliFake) find(id string) (*pods.Pod, error) {
+	if id != f.pod.ID && id != f.pod.Name {
+		return nil, fmt.Errorf("pod %s: %w", id, errdefs.ErrNotFound)
+	}
+	p := f.pod
+	return &p, nil
+}
+
+func (f *cliFake) Create(_ context.Context, req pods.CreateRequest) (*pods.Pod, error) {
+	f.created = &req
+	p := f.pod
+	p.Name = req.Spec.Name
+	return &p, nil
+}
+func (f *cliFake) Get(_ context.Context, id string) (*pods.Pod, error) { return f.find(id) }
+func (f *cliFake) List(context.Context) ([]*pods.Pod, error) {
+	p := f.pod
+	return []*pods.Pod{&p}, nil
+}
+func (f *cliFake) Health(_ context.Context, id string) (*pods.Health, error) {
+	p, err := f.find(id)
+	if err != nil {
+		return nil, err
+	}
+	return &pods.Health{PodID: p.ID, Healthy: false, State: p.State, Reason: "service app unhealthy"}, nil
+}
+func (f *cliFake) Exec(ctx context.Context, id string, req pods.ExecRequest) (int, error) {
+	if _, err := f.find(id); err != nil {
+		return -1, err
+	}
+	c := exec.CommandContext(ctx, req.Args[0], req.Args[1:]...)
+	c.Stdin, c.Stdout, c.Stderr = req.Stdin, req.Stdout, req.Stderr
+	err := c.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), nil
+	}
+	return 0, err
+}
+
+// runCLI runs `pinacle-node ARGS...` in process and returns stdout and the exit code.
+func runCLI(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	root := &cobra.Command{Use: "pinacle-node", SilenceErrors: true, SilenceUsage: true}
+	cli.AddOutputFlag(root)
+	root.AddCommand(newPodCmd())
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetIn(strings.NewReader(""))
+	root.SetArgs(args)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd, err := root.ExecuteContextC(ctx)
+	return out.String(), cli.HandleError(cmd, err)
+}
+
+func startCLIServer(t *testing.T) (*cliFake, string) {
+	t.Helper()
+	f := &cliFake{pod: pods.Pod{
+		ID: "p1", Name: "web", State: lifecycle.Running, Template: "nodejs", IP: "10.77.0.2",
+		Ports:     []pods.PortStatus{{Name: "app", Internal: 3000, External: 30123}},
+		CreatedAt: time.Now().Add(-time.Hour),
+	}}
+	sock := filepath.Join(t.TempDir(), "node.sock")
+	srv, err := api.NewServer(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := api.ListenUnix(sock, api.WithSocketGroup(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return f, sock
+}
+
+func TestPodCLI(t *testing.T) {
+	f, sock := startCLIServer(t)
+	t.Setenv(envURLHost, "")
+
+	out, code := runCLI(t, "pod", "ls", "--socket", sock, "-o", "json")
+	var ps []pods.Pod
+	if code != 0 || json.Unmarshal([]byte(out), &ps) != nil || len(ps) != 1 || ps[0].ID != "p1" {
+		t.Fatalf("pod ls -o json: exit %d, %q", code, out)
+	}
+	if ps[0].Ports[0].URL != "http://127.0.0.1:30123" {
+		t.Fatalf("port URL = %q", ps[0].Ports[0].URL)
+	}
+	out, code = runCLI(t, "pod", "ls", "--socket", sock)
+	if code != 0 || !strings.Contains(out, "app:3000->30123") || !strings.Contains(out, "1h") {
+		t.Fatalf("pod ls table: exit %d\n%s", code, out)
+	}
+
+	// --url-host replaces the host in URLs.
+	out, code = runCLI(t, "pod", "get", "web", "--socket", sock, "--url-host", "pod.example", "-o", "json")
+	var p pods.Pod
+	if code != 0 || json.Unmarshal([]byte(out), &p) != nil || p.Ports[0].URL != "http://pod.example:30123" {
+		t.Fatalf("pod get --url-host: exit %d, %q", code, out)
+	}
+
+	// Errors keep their class's exit code.
+	if _, code = runCLI(t, "pod", "get", "nope", "--socket", sock, "-o", "json"); code != errdefs.ExitNotFound {
+		t.Fatalf("pod get nope: exit %d, want %d", code, errdefs.ExitNotFound)
+	}
+	if _, code = runCLI(t, "pod", "get", "../x", "--socket", sock); code != errdefs.ExitInvalidArgument {
+		t.Fatalf("pod get ../x: exit %d", code)
+	}
+	if _, code = runCLI(t, "pod", "ls", "--socket", filepath.Join(t.TempDir(), "none.sock")); code != errdefs.ExitUnavailable {
+		t.Fatalf("no daemon: exit %d, want %d", code, errdefs.ExitUnavailable)
+	}
+
+	// create: the file, --name and --image make the spec; --set goes to the node.
+	spec := filepath.Join(t.TempDir(), "pod.yaml")
+	if err := os.WriteFile(spec, []byte("template: nodejs\nresources:\n  tier: dev.small\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code = runCLI(t, "pod", "create", "-f", spec, "--name", "api", "--image", "busybox:1", "--set", "resources.tier=dev.large", "--socket", sock, "-o", "json")
+	if code != 0 || f.created == nil {
+		t.Fatalf("pod create: exit %d, %q", code, out)
+	}
+	if r := f.created; r.Spec.Name != "api" || r.Spec.BaseImage != "busybox:1" || r.Spec.Resources.Tier != "dev.small" || !r.Wait || len(r.Sets) != 1 {
+		t.Fatalf("create request = %+v", r)
+	}
+	if err := os.WriteFile(spec, []byte("nmae: typo\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, code = runCLI(t, "pod", "create", "-f", spec, "--socket", sock); code != errdefs.ExitInvalidArgument {
+		t.Fatalf("create with an unknown field: exit %d", code)
+	}
+
+	// health: printed, and exit 1 when unhealthy.
+	out, code = runCLI(t, "pod", "health", "web", "--socket", sock, "-o", "json")
+	var h pods.Health
+	if code != 1 || json.Unmarshal([]byte(out), &h) != nil || h.Healthy {
+		t.Fatalf("pod health: exit %d, %q", code, out)
+	}
+
+	// exec: the process's code passes through; node failures are 125.
+	out, code = runCLI(t, "pod", "exec", "--socket", sock, "web", "--", "/bin/sh", "-c", "echo hi; exit 3")
+	if code != 3 || out != "hi\n" {
+		t.Fatalf("exec exit 3: exit %d, %q", code, out)
+	}
+	out, code = runCLI(t, "pod", "exec", "--socket", sock, "web", "/bin/echo", "-n", "flags", "-x")
+	if code != 0 || out != "flags -x" {
+		t.Fatalf("exec with flags in the command: exit %d, %q", code, out)
+	}
+	if _, code = runCLI(t, "pod", "exec", "--socket", sock, "nope", "--", "true"); code != exitExecNode {
+		t.Fatalf("exec in a missing pod: exit %d, want %d", code, exitExecNode)
+	}
+}
