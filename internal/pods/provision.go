@@ -163,6 +163,9 @@ func (m *Manager) bringUp(ctx context.Context, p *store.Pod) (retErr error) {
 		return m.fail(ctx, id, err)
 	}
 	st := decodeStatus(p)
+	t0 := time.Now()
+	var steps []any
+	step := func(name string) { steps = append(steps, name, time.Since(t0).Round(time.Microsecond).String()) }
 	var undo undoStack
 	defer func() {
 		if retErr != nil {
@@ -229,10 +232,12 @@ func (m *Manager) bringUp(ctx context.Context, p *store.Pod) (retErr error) {
 			m.log.Warn("undo rootfs", "pod", id, "err", err)
 		}
 	})
+	step("rootfs")
 	if err := m.prepareRootfs(rfs.Path, spec); err != nil {
 		return err
 	}
 	att, err := waitNet()
+	step("network")
 	netWaited = true
 	if err != nil {
 		return err
@@ -247,6 +252,7 @@ func (m *Manager) bringUp(ctx context.Context, p *store.Pod) (retErr error) {
 	if err := m.writeBundle(id, spec, rfsInfo, rfs.Path, att, limits); err != nil {
 		return fmt.Errorf("bundle: %w", err)
 	}
+	step("bundle")
 	// A stale status file would read as ready before init wrote its own.
 	_ = os.Remove(m.statusFile(id))
 	logf, err := os.OpenFile(filepath.Join(m.logDir(id), "sandbox.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -259,9 +265,11 @@ func (m *Manager) bringUp(ctx context.Context, p *store.Pod) (retErr error) {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	undo.push(func(ctx context.Context) { m.deleteSandbox(ctx, id) })
+	step("create")
 	if err := m.cfg.Runtime.Start(ctx, id); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
+	step("start")
 	if err := m.cfg.Ports.Start(ctx, id, att.IP); err != nil {
 		return fmt.Errorf("ports: %w", err)
 	}
@@ -269,6 +277,8 @@ func (m *Manager) bringUp(ctx context.Context, p *store.Pod) (retErr error) {
 	if err := m.waitReady(ctx, id, spec); err != nil {
 		return err
 	}
+	step("ready")
+	m.log.Info("pod up", append([]any{"pod", id}, steps...)...)
 	_, err = m.cfg.Store.TransitionWith(ctx, id, lifecycle.Running, "", func(p *store.Pod) error {
 		b, err := json.Marshal(st)
 		p.Status = b

@@ -1,0 +1,267 @@
+// Command benchnode measures the node's figures (issue 4) against a real
+// daemon it starts with a private config: create -> running for 1 and for
+// 10 concurrent creates, create -> first HTTP answer through the forwarded
+// host port, `pod ls` with 100 pods, and daemon RSS with 0 and 50 pods.
+//
+//	go run ./hack/benchnode -bin bin/pinacle-node
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/pinacle/pinacle-node/internal/api"
+	"github.com/pinacle/pinacle-node/internal/pods"
+	"github.com/pinacle/pinacle-node/internal/testimage"
+	"github.com/pinacle/pinacle-node/podspec"
+)
+
+const ref = "pinacle.local/busybox:latest"
+
+func main() {
+	bin := flag.String("bin", "bin/pinacle-node", "pinacle-node binary (static)")
+	n := flag.Int("n", 20, "sequential creates measured")
+	lsPods := flag.Int("ls-pods", 100, "pods present for the `pod ls` figure")
+	flag.Parse()
+	if err := run(*bin, *n, *lsPods); err != nil {
+		fmt.Fprintln(os.Stderr, "benchnode:", err)
+		os.Exit(1)
+	}
+}
+
+type node struct {
+	dir, cfg, sock string
+	cmd            *exec.Cmd
+	client         *api.Client
+}
+
+func start(bin, dir string) (*node, error) {
+	n := &node{dir: dir, cfg: filepath.Join(dir, "node.yaml"), sock: filepath.Join(dir, "node.sock")}
+	cfg := fmt.Sprintf("dataRoot: %s/data\nrunscRoot: %s/runsc\nsocket: %s\ntemplatesDir: %s/templates\nnetwork: {pool: 10.213.0.0/16}\nports: {min: 45000, max: 45999, listenAddr: 127.0.0.1}\n", dir, dir, n.sock, dir)
+	if err := os.WriteFile(n.cfg, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	img, err := testimage.Busybox()
+	if err != nil {
+		return nil, err
+	}
+	layout := filepath.Join(dir, "layout")
+	if err := testimage.WriteOCILayout(layout, map[string]v1.Image{ref: img}); err != nil {
+		return nil, err
+	}
+	imp := exec.Command(bin, "image", "import", layout)
+	imp.Env = append(os.Environ(), "PINACLE_DATA_ROOT="+dir+"/data")
+	if out, err := imp.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("import: %v: %s", err, out)
+	}
+	log, err := os.Create(filepath.Join(dir, "serve.log"))
+	if err != nil {
+		return nil, err
+	}
+	n.cmd = exec.Command(bin, "serve", "--config", n.cfg)
+	n.cmd.Stdout, n.cmd.Stderr = log, log
+	if err := n.cmd.Start(); err != nil {
+		return nil, err
+	}
+	n.client = api.NewClient(n.sock)
+	deadline := time.Now().Add(30 * time.Second)
+	for n.client.Ping(context.Background()) != nil {
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("daemon did not come up; see %s", log.Name())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return n, nil
+}
+
+func (n *node) stop(bin string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	list, _ := n.client.List(ctx)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for _, p := range list {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() { defer wg.Done(); _ = n.client.Delete(ctx, p.ID); <-sem }()
+	}
+	wg.Wait()
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	_ = n.cmd.Wait()
+	_ = exec.Command(bin, "cleanup", "--config", n.cfg).Run()
+}
+
+func (n *node) rssKB() int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.cmd.Process.Pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "VmRSS:" {
+			v, _ := strconv.Atoi(f[1])
+			return v
+		}
+	}
+	return 0
+}
+
+func plain(name string) pods.CreateRequest {
+	return pods.CreateRequest{Wait: true, Spec: podspec.Pod{Name: name, BaseImage: ref,
+		Resources: podspec.Resources{Tier: "dev.small", MemoryMB: 256, StorageMB: 1024}}}
+}
+
+func httpd(name string) pods.CreateRequest {
+	r := plain(name)
+	r.Spec.Network.Ports = []podspec.Port{{Name: "web", Internal: 8080}}
+	r.Spec.Services = []podspec.Service{{Name: "web", Command: []string{"httpd", "-f", "-p", "8080", "-h", "/etc"}}}
+	return r
+}
+
+func run(bin string, n, lsPods int) error {
+	dir, err := os.MkdirTemp("", "pinacle-benchnode-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	nd, err := start(bin, dir)
+	if err != nil {
+		return err
+	}
+	defer nd.stop(bin)
+	ctx := context.Background()
+	rss0 := nd.rssKB()
+
+	// 1. Sequential creates to running (no services).
+	var seq []time.Duration
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		p, err := nd.client.Create(ctx, plain(fmt.Sprintf("seq%d", i)))
+		if err != nil {
+			return fmt.Errorf("create: %w", err)
+		}
+		seq = append(seq, time.Since(t0))
+		if err := nd.client.Delete(ctx, p.ID); err != nil {
+			return err
+		}
+	}
+	// 2. Ten at once.
+	var conc []time.Duration
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var firstErr error
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			_, err := nd.client.Create(ctx, plain(fmt.Sprintf("conc%d", i)))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			conc = append(conc, time.Since(t0))
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return fmt.Errorf("concurrent create: %w", firstErr)
+	}
+	// 3. Create -> first HTTP answer through the host port.
+	var firstHTTP []time.Duration
+	hc := &http.Client{Timeout: 2 * time.Second}
+	for i := 0; i < n/2; i++ {
+		t0 := time.Now()
+		p, err := nd.client.Create(ctx, httpd(fmt.Sprintf("web%d", i)))
+		if err != nil {
+			return fmt.Errorf("create httpd: %w", err)
+		}
+		url := p.Ports[0].URL + "/hostname"
+		for {
+			resp, err := hc.Get(url)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					break
+				}
+			}
+			if time.Since(t0) > time.Minute {
+				return fmt.Errorf("no HTTP answer from %s", url)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		firstHTTP = append(firstHTTP, time.Since(t0))
+		if err := nd.client.Delete(ctx, p.ID); err != nil {
+			return err
+		}
+	}
+	// 4. Fill up to 50 running pods for RSS, then lsPods for `pod ls`.
+	have, _ := nd.client.List(ctx)
+	fill := func(total int) error {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 4)
+		errc := make(chan error, total)
+		for i := len(have); i < total; i++ {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				if _, err := nd.client.Create(ctx, plain(fmt.Sprintf("fill%d", i))); err != nil {
+					errc <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errc)
+		return <-errc
+	}
+	if err := fill(50); err != nil {
+		return fmt.Errorf("fill: %w", err)
+	}
+	have, _ = nd.client.List(ctx)
+	rss50 := nd.rssKB()
+	if err := fill(lsPods); err != nil {
+		return fmt.Errorf("fill: %w", err)
+	}
+	var ls []time.Duration
+	for i := 0; i < 20; i++ {
+		c := exec.Command(bin, "pod", "ls", "--socket", nd.sock)
+		t0 := time.Now()
+		if out, err := c.CombinedOutput(); err != nil {
+			// Without the CLI command, measure the API call alone.
+			_ = out
+			t0 = time.Now()
+			if _, err := nd.client.List(ctx); err != nil {
+				return err
+			}
+		}
+		ls = append(ls, time.Since(t0))
+	}
+	all, _ := nd.client.List(ctx)
+	fmt.Printf("node-bench: create -> running, 1 at a time:   p50 %s p95 %s (n=%d)\n", pct(seq, 50), pct(seq, 95), n)
+	fmt.Printf("node-bench: create -> running, 10 concurrent: p50 %s p95 %s\n", pct(conc, 50), pct(conc, 95))
+	fmt.Printf("node-bench: create -> first HTTP via host port: p50 %s (n=%d)\n", pct(firstHTTP, 50), len(firstHTTP))
+	fmt.Printf("node-bench: pod ls with %d pods: p50 %s p95 %s\n", len(all), pct(ls, 50), pct(ls, 95))
+	fmt.Printf("node-bench: daemon RSS: %d MB with 0 pods, %d MB with 50 running pods\n", rss0/1024, rss50/1024)
+	return nil
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[(len(s)-1)*p/100].Round(100 * time.Microsecond)
+}
