@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
@@ -17,7 +18,11 @@ import (
 func TestMain(m *testing.M) {
 	switch os.Getenv("SUPERVISOR_TEST_HELPER") {
 	case "":
-		os.Exit(m.Run())
+		code := m.Run()
+		if initBin != "" {
+			os.RemoveAll(filepath.Dir(initBin))
+		}
+		os.Exit(code)
 	case "init":
 		log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		if err := RunInit(context.Background(), os.Args[1], log); err != nil {
