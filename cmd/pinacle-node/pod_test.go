@@ -19,6 +19,7 @@ import (
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 	"github.com/pinacle/pinacle-node/internal/pods"
+	"github.com/pinacle/pinacle-node/internal/store"
 )
 
 // cliFake is the smallest pods.Service the CLI tests need; the methods it
@@ -67,6 +68,23 @@ func (f *cliFake) Exec(ctx context.Context, id string, req pods.ExecRequest) (in
 		return ee.ExitCode(), nil
 	}
 	return 0, err
+}
+
+func (f *cliFake) Events(ctx context.Context, id string, since uint64, follow bool, fn func(store.Event) error) error {
+	if _, err := f.find(id); err != nil {
+		return err
+	}
+	for i, to := range []lifecycle.State{lifecycle.Pending, lifecycle.Provisioning, lifecycle.Running} {
+		ev := store.Event{Seq: uint64(i + 1), PodID: f.pod.ID, Type: store.EventState, To: to}
+		if i > 0 {
+			ev.From = lifecycle.Pending
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+	<-ctx.Done() // a follower waits for more until it stops reading
+	return ctx.Err()
 }
 
 // runCLI runs `pinacle-node ARGS...` in process and returns stdout and the exit code.
@@ -181,5 +199,24 @@ func TestPodCLI(t *testing.T) {
 	}
 	if _, code = runCLI(t, "pod", "exec", "--socket", sock, "nope", "--", "true"); code != exitExecNode {
 		t.Fatalf("exec in a missing pod: exit %d, want %d", code, exitExecNode)
+	}
+}
+
+func TestFollowUntilSettled(t *testing.T) {
+	_, sock := startCLIServer(t)
+	c := api.NewClient(sock)
+	defer c.Close()
+	var changes []lifecycle.State
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	final, err := followUntilSettled(ctx, c, "p1", func(ev store.Event) { changes = append(changes, ev.To) })
+	if err != nil || final != lifecycle.Running {
+		t.Fatalf("followUntilSettled = %s, %v", final, err)
+	}
+	if len(changes) != 2 || changes[0] != lifecycle.Provisioning || changes[1] != lifecycle.Running {
+		t.Fatalf("state changes shown = %v", changes)
+	}
+	if _, err := followUntilSettled(ctx, c, "nope", func(store.Event) {}); !errdefs.IsNotFound(err) {
+		t.Fatalf("missing pod: %v", err)
 	}
 }
