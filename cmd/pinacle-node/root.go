@@ -26,6 +26,7 @@ func newRootCmd() *cobra.Command {
 		newTemplateCmd(),
 		newInitCmd(),
 		newServeCmd(),
+		newPodCmd(),
 		newCleanupCmd(),
 	)
 	return root
