@@ -30,7 +30,7 @@ type testServer struct {
 	raw    *http.Client // bypasses the client's own ID checks
 }
 
-func startServer(t *testing.T, opts ...Option) *testServer {
+func startServer(t testing.TB, opts ...Option) *testServer {
 	t.Helper()
 	fake := newFake()
 	// Unix socket paths are limited to 108 bytes; t.TempDir can be long.
@@ -71,7 +71,7 @@ func startServer(t *testing.T, opts ...Option) *testServer {
 	return &testServer{fake: fake, client: c, path: path, raw: raw}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
@@ -101,7 +101,7 @@ func (ts *testServer) rawDo(t *testing.T, method, path, body string) (int, Error
 	return resp.StatusCode, eb
 }
 
-func mustCreate(t *testing.T, c *Client, name string) *pods.Pod {
+func mustCreate(t testing.TB, c *Client, name string) *pods.Pod {
 	t.Helper()
 	p, err := c.Create(context.Background(), pods.CreateRequest{Spec: podspec.Pod{Name: name, BaseImage: "busybox"}, Template: "custom", Wait: true})
 	if err != nil {
