@@ -235,6 +235,9 @@ func (s *execSession) run(ctx context.Context, cancel context.CancelFunc) {
 		// A pty master reads EIO once the slave side is closed: that is its EOF.
 		if err != nil && !isClosedErr(err) {
 			s.log.Debug("api: exec: output", "stream", t, "err", err)
+			// The client is gone (the input reader may be stuck writing
+			// to a stdin nobody reads and not notice): kill the process.
+			cancel()
 		}
 	}
 	pumps.Add(1)
