@@ -8,11 +8,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/cli"
@@ -218,5 +223,116 @@ func TestFollowUntilSettled(t *testing.T) {
 	}
 	if _, err := followUntilSettled(ctx, c, "nope", func(store.Event) {}); !errdefs.IsNotFound(err) {
 		t.Fatalf("missing pod: %v", err)
+	}
+}
+
+// TestPodExecTTY runs `pod exec -it` with a real pty as the local
+// terminal: raw mode, the initial size, SIGWINCH as a resize, the exit
+// code, and the terminal restored afterwards.
+func TestPodExecTTY(t *testing.T) {
+	_, sock := startCLIServer(t)
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	defer slave.Close()
+	if err := pty.Setsize(master, &pty.Winsize{Rows: 30, Cols: 100}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := term.GetState(int(slave.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var out strings.Builder
+	go func() {
+		b := make([]byte, 4096)
+		for {
+			n, err := master.Read(b)
+			mu.Lock()
+			out.Write(b[:n])
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	waitOut := func(s string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			mu.Lock()
+			ok := strings.Contains(out.String(), s)
+			mu.Unlock()
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				mu.Lock()
+				defer mu.Unlock()
+				t.Fatalf("no %q in terminal output %q", s, out.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	root := &cobra.Command{Use: "pinacle-node", SilenceErrors: true, SilenceUsage: true}
+	cli.AddOutputFlag(root)
+	root.AddCommand(newPodCmd())
+	root.SetIn(slave)
+	root.SetOut(slave)
+	root.SetErr(slave)
+	root.SetArgs([]string{"pod", "exec", "-it", "--socket", sock, "web", "--", "/bin/sh", "-c",
+		`stty size; while read x; do [ "$x" = q ] && exit 4; stty size; done`})
+	codec := make(chan int, 1)
+	go func() {
+		cmd, err := root.ExecuteContextC(context.Background())
+		codec <- cli.HandleError(cmd, err)
+	}()
+	waitOut("30 100")
+	raw, err := term.GetState(int(slave.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reflect.DeepEqual(raw, before) {
+		t.Fatal("local terminal not in raw mode during exec -it")
+	}
+	if err := pty.Setsize(master, &pty.Winsize{Rows: 40, Cols: 120}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGWINCH); err != nil {
+		t.Fatal(err)
+	}
+	// Raw mode: the CR goes through as is, and the pod's terminal makes
+	// it a newline; each line makes the loop print the size again. The
+	// SIGWINCH is handled asynchronously, so poll until the new size shows.
+	waitResize := time.Now().Add(15 * time.Second)
+	for {
+		master.Write([]byte("\r"))
+		mu.Lock()
+		ok := strings.Contains(out.String(), "40 120")
+		mu.Unlock()
+		if ok || time.Now().After(waitResize) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitOut("40 120")
+	master.Write([]byte("q\r"))
+	select {
+	case code := <-codec:
+		if code != 4 {
+			t.Fatalf("exec -it exit code = %d, want 4", code)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("exec -it did not end")
+	}
+	after, err := term.GetState(int(slave.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(after, before) {
+		t.Fatal("local terminal not restored after exec -it")
 	}
 }
