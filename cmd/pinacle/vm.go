@@ -1,0 +1,238 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pinacle/pinacle-node/internal/cli"
+	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/hostcli"
+)
+
+// newVMCmd is `pinacle vm`: the Lima VM that runs the node, through limactl.
+func newVMCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "vm",
+		Short: "Create, start, stop, delete and show the Lima VM that runs the node",
+	}
+	cmd.AddCommand(newVMCreateCmd(false), newVMCreateCmd(true), newVMStartCmd(), newVMStopCmd(), newVMDeleteCmd(), newVMStatusCmd())
+	return cmd
+}
+
+func vmName(cmd *cobra.Command) string {
+	n, _ := cmd.Flags().GetString(hostcli.FlagVM)
+	return n
+}
+
+// lookup returns the VM's instance, or ErrNotFound.
+func lookup(cmd *cobra.Command, lima hostcli.Lima) (*hostcli.Instance, error) {
+	insts, err := lima.List(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	return hostcli.Find(insts, vmName(cmd))
+}
+
+// newVMCreateCmd is `vm create` or, with up, `vm up` (create if missing, then start).
+func newVMCreateCmd(up bool) *cobra.Command {
+	var (
+		template, repo string
+		cpus           int
+		memory, disk   float64
+	)
+	use, short := "create", "Create the VM from lima.yaml (does not start it; see vm up)"
+	if up {
+		use, short = "up", "Create the VM if it does not exist, then start it"
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long: short + `.
+
+The VM mounts this repository (the directory of --template, or --repo)
+read-only and installs bin/pinacle-node-linux-<arch> from it at every
+boot: run 'make cross' first (make vm-up does both).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			lima, err := hostcli.NewLimactl()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			name := vmName(cmd)
+			inst, err := lookup(cmd, lima)
+			switch {
+			case err == nil && !up:
+				return fmt.Errorf("VM %q (%s): %w", name, inst.Status, errdefs.ErrAlreadyExists)
+			case err != nil && !errdefs.IsNotFound(err):
+				return err
+			case err != nil:
+				opts, err := createOptions(name, template, repo, cpus, memory, disk)
+				if err != nil {
+					return err
+				}
+				if missing := missingNodeBinaries(opts); len(missing) > 0 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v not built; the VM will not start the node until 'make cross' builds it\n", missing)
+				}
+				if err := lima.Create(ctx, opts); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "created VM %s from %s\n", name, opts.Template)
+			}
+			if !up {
+				return nil
+			}
+			if inst != nil && inst.Status == "Running" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "VM %s is running\n", name)
+				return nil
+			}
+			if err := lima.Start(ctx, name); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "VM %s is running\n", name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&template, "template", "lima.yaml", "Lima template (this repository's lima.yaml)")
+	cmd.Flags().StringVar(&repo, "repo", "", "repository to mount in the VM (default: the template's directory)")
+	cmd.Flags().IntVar(&cpus, "cpus", 0, "CPUs (default: the template's, 4)")
+	cmd.Flags().Float64Var(&memory, "memory", 0, "memory in GiB (default: the template's, 8)")
+	cmd.Flags().Float64Var(&disk, "disk", 0, "disk in GiB (default: the template's, 100)")
+	return cmd
+}
+
+// createOptions resolves the template and repository paths (absolute: the
+// VM mounts the repository by its host path).
+func createOptions(name, template, repo string, cpus int, memory, disk float64) (hostcli.CreateOptions, error) {
+	tmpl, err := filepath.Abs(template)
+	if err != nil {
+		return hostcli.CreateOptions{}, err
+	}
+	if _, err := os.Stat(tmpl); err != nil {
+		return hostcli.CreateOptions{}, fmt.Errorf("template %s: %w (run from the repository, or pass --template)", template, errdefs.ErrNotFound)
+	}
+	if repo == "" {
+		repo = filepath.Dir(tmpl)
+	}
+	if repo, err = filepath.Abs(repo); err != nil {
+		return hostcli.CreateOptions{}, err
+	}
+	if cpus < 0 || memory < 0 || disk < 0 {
+		return hostcli.CreateOptions{}, fmt.Errorf("--cpus, --memory and --disk must not be negative: %w", errdefs.ErrInvalidArgument)
+	}
+	return hostcli.CreateOptions{
+		Name:      name,
+		Template:  tmpl,
+		Set:       []string{".param.PinacleRepo = " + strconv.Quote(repo)},
+		CPUs:      cpus,
+		MemoryGiB: memory,
+		DiskGiB:   disk,
+	}, nil
+}
+
+// missingNodeBinaries lists the cross-built node binaries the VM looks for
+// that are not there.
+func missingNodeBinaries(o hostcli.CreateOptions) []string {
+	repo := filepath.Dir(o.Template)
+	var missing []string
+	for _, a := range []string{"arm64", "amd64"} {
+		p := filepath.Join(repo, "bin", "pinacle-node-linux-"+a)
+		if _, err := os.Stat(p); err != nil {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) == 2 {
+		return missing
+	}
+	return nil // one architecture is enough: the VM's
+}
+
+func newVMStartCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "start",
+		Short: "Start the VM (boots, provisions, waits until the node serves)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			lima, err := hostcli.NewLimactl()
+			if err != nil {
+				return err
+			}
+			inst, err := lookup(cmd, lima)
+			if err != nil {
+				return err
+			}
+			if inst.Status == "Running" {
+				return nil
+			}
+			return lima.Start(cmd.Context(), inst.Name)
+		},
+	}
+}
+
+func newVMStopCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "stop",
+		Short: "Stop the VM (pods stop with it and are recovered at the next start)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			lima, err := hostcli.NewLimactl()
+			if err != nil {
+				return err
+			}
+			inst, err := lookup(cmd, lima)
+			if err != nil {
+				return err
+			}
+			if inst.Status == "Stopped" {
+				return nil
+			}
+			return lima.Stop(cmd.Context(), inst.Name)
+		},
+	}
+}
+
+func newVMDeleteCmd() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "delete",
+		Short: "Delete the VM and everything in it (pods, images)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			lima, err := hostcli.NewLimactl()
+			if err != nil {
+				return err
+			}
+			inst, err := lookup(cmd, lima)
+			if err != nil {
+				return err
+			}
+			return lima.Delete(cmd.Context(), inst.Name, force)
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "delete a running VM")
+	return cmd
+}
+
+func newVMStatusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the VM: status, architecture, resources",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			lima, err := hostcli.NewLimactl()
+			if err != nil {
+				return err
+			}
+			inst, err := lookup(cmd, lima)
+			if err != nil {
+				return err
+			}
+			return cli.Print(cmd, inst, func(w io.Writer) { _ = hostcli.RenderInstance(w, inst) })
+		},
+	}
+}

@@ -1,0 +1,284 @@
+package hostcli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/pinacle/pinacle-node/internal/errdefs"
+)
+
+// EnvLimactl names the limactl binary to run (default "limactl" from PATH).
+const EnvLimactl = "LIMACTL"
+
+// Lima is what the host CLI needs from limactl.
+type Lima interface {
+	// List returns every instance (`limactl list --json`).
+	List(ctx context.Context) ([]Instance, error)
+	// Create creates an instance from a template file without starting it.
+	Create(ctx context.Context, opts CreateOptions) error
+	Start(ctx context.Context, name string) error
+	Stop(ctx context.Context, name string) error
+	Delete(ctx context.Context, name string, force bool) error
+	// Copy copies a host file or directory into the VM (`limactl copy -r`).
+	Copy(ctx context.Context, name, src, dst string) error
+	// Shell runs args in the VM (`limactl shell`) with the given stdio and
+	// returns the command's exit code; err is for failures to run limactl.
+	// With tty, limactl gets the caller's terminal (stdio must be it).
+	Shell(ctx context.Context, name string, args []string, stdio Stdio, tty bool) (int, error)
+}
+
+// Stdio are the streams of a command run in the VM.
+type Stdio struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Instance is one Lima instance as `limactl list --json` prints it (the
+// fields the host CLI shows; the rest are ignored).
+type Instance struct {
+	Name        string            `json:"name"`
+	Status      string            `json:"status"`
+	Dir         string            `json:"dir,omitempty"`
+	VMType      string            `json:"vmType,omitempty"`
+	Arch        string            `json:"arch,omitempty"`
+	CPUs        int               `json:"cpus,omitempty"`
+	Memory      int64             `json:"memory,omitempty"` // bytes
+	Disk        int64             `json:"disk,omitempty"`   // bytes
+	Message     string            `json:"message,omitempty"`
+	LimaVersion string            `json:"limaVersion,omitempty"`
+	Param       map[string]string `json:"param,omitempty"`
+}
+
+// CreateOptions are the arguments of `limactl create`.
+type CreateOptions struct {
+	Name     string
+	Template string // path of lima.yaml
+	// Set are yq expressions applied to the template (--set), joined with |.
+	Set []string
+	// CPUs, MemoryGiB and DiskGiB override the template when > 0.
+	CPUs      int
+	MemoryGiB float64
+	DiskGiB   float64
+}
+
+// Option configures a Lima.
+type Option func(*limactl) error
+
+// WithPath sets the limactl binary (a name looked up in PATH, or a path).
+func WithPath(path string) Option {
+	return func(l *limactl) error {
+		if strings.TrimSpace(path) == "" {
+			return fmt.Errorf("limactl path is empty: %w", errdefs.ErrInvalidArgument)
+		}
+		l.path = path
+		return nil
+	}
+}
+
+// WithLogger logs each limactl call at debug level.
+func WithLogger(log *slog.Logger) Option {
+	return func(l *limactl) error {
+		if log == nil {
+			return fmt.Errorf("nil logger: %w", errdefs.ErrInvalidArgument)
+		}
+		l.log = log
+		return nil
+	}
+}
+
+type limactl struct {
+	path string
+	log  *slog.Logger
+}
+
+var _ Lima = (*limactl)(nil)
+
+// NewLimactl returns a Lima that runs limactl: by default $LIMACTL, else
+// "limactl" from PATH.
+func NewLimactl(opts ...Option) (Lima, error) {
+	l := &limactl{path: "limactl", log: slog.New(slog.DiscardHandler)}
+	if p := os.Getenv(EnvLimactl); p != "" {
+		l.path = p
+	}
+	for _, o := range opts {
+		if err := o(l); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// run runs limactl with args; a failure carries limactl's stderr.
+func (l *limactl) run(ctx context.Context, args ...string) ([]byte, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, l.path, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	l.log.Debug("limactl", "args", args)
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if notInstalled(err) {
+			return nil, l.notFound()
+		}
+		if msg := strings.TrimSpace(stderr.String()); msg != "" {
+			err = fmt.Errorf("%v: %s", err, msg)
+		}
+		return nil, fmt.Errorf("limactl %s: %v: %w", args[0], err, errdefs.ErrUnavailable)
+	}
+	return stdout.Bytes(), nil
+}
+
+func (l *limactl) List(ctx context.Context) ([]Instance, error) {
+	out, err := l.run(ctx, "list", "--json")
+	if err != nil {
+		return nil, err
+	}
+	return parseInstances(out)
+}
+
+// parseInstances reads limactl's list output: one JSON object per line
+// (older releases), or one JSON array.
+func parseInstances(out []byte) ([]Instance, error) {
+	var insts []Instance
+	trimmed := bytes.TrimSpace(out)
+	if len(trimmed) == 0 {
+		return nil, nil
+	}
+	if trimmed[0] == '[' {
+		if err := json.Unmarshal(trimmed, &insts); err != nil {
+			return nil, fmt.Errorf("limactl list --json: %w", err)
+		}
+		return insts, nil
+	}
+	sc := bufio.NewScanner(bytes.NewReader(trimmed))
+	sc.Buffer(make([]byte, 0, 64*1024), 16<<20)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var in Instance
+		if err := json.Unmarshal(line, &in); err != nil {
+			return nil, fmt.Errorf("limactl list --json: %w", err)
+		}
+		insts = append(insts, in)
+	}
+	return insts, sc.Err()
+}
+
+func (l *limactl) Create(ctx context.Context, o CreateOptions) error {
+	if o.Name == "" || o.Template == "" {
+		return fmt.Errorf("limactl create: name and template are required: %w", errdefs.ErrInvalidArgument)
+	}
+	args := []string{"create", "--name=" + o.Name, "--tty=false"}
+	if len(o.Set) > 0 {
+		args = append(args, "--set", strings.Join(o.Set, " | "))
+	}
+	if o.CPUs > 0 {
+		args = append(args, fmt.Sprintf("--cpus=%d", o.CPUs))
+	}
+	if o.MemoryGiB > 0 {
+		args = append(args, fmt.Sprintf("--memory=%g", o.MemoryGiB))
+	}
+	if o.DiskGiB > 0 {
+		args = append(args, fmt.Sprintf("--disk=%g", o.DiskGiB))
+	}
+	_, err := l.run(ctx, append(args, o.Template)...)
+	return err
+}
+
+// Start, Stop and Delete pass limactl's progress through to stderr: a first
+// start downloads an image and provisions for minutes.
+func (l *limactl) Start(ctx context.Context, name string) error {
+	return l.runAttached(ctx, "start", "--tty=false", name)
+}
+
+func (l *limactl) Stop(ctx context.Context, name string) error {
+	return l.runAttached(ctx, "stop", name)
+}
+
+func (l *limactl) Delete(ctx context.Context, name string, force bool) error {
+	args := []string{"delete"}
+	if force {
+		args = append(args, "--force")
+	}
+	return l.runAttached(ctx, append(args, name)...)
+}
+
+func (l *limactl) Copy(ctx context.Context, name, src, dst string) error {
+	_, err := l.run(ctx, "copy", "-r", src, name+":"+dst)
+	return err
+}
+
+func (l *limactl) runAttached(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, l.path, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	l.log.Debug("limactl", "args", args)
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if notInstalled(err) {
+			return l.notFound()
+		}
+		return fmt.Errorf("limactl %s %s: %v: %w", args[0], args[len(args)-1], err, errdefs.ErrUnavailable)
+	}
+	return nil
+}
+
+func (l *limactl) Shell(ctx context.Context, name string, args []string, stdio Stdio, tty bool) (int, error) {
+	// --workdir /: the host's current directory usually does not exist in
+	// the VM, and limactl would warn about it on every command.
+	full := append([]string{"shell", "--workdir", "/", name}, args...)
+	cmd := exec.CommandContext(ctx, l.path, full...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
+	if tty {
+		// limactl asks ssh for a terminal when its own stdin is one.
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	}
+	l.log.Debug("limactl", "args", full)
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, nil
+	case ctx.Err() != nil:
+		return -1, ctx.Err()
+	case errors.As(err, &ee) && ee.ExitCode() >= 0:
+		return ee.ExitCode(), nil
+	case notInstalled(err):
+		return -1, l.notFound()
+	}
+	return -1, fmt.Errorf("limactl shell %s: %v: %w", name, err, errdefs.ErrUnavailable)
+}
+
+// notInstalled says whether err is limactl missing (a name not in PATH,
+// or a path that does not exist).
+func notInstalled(err error) bool {
+	return errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist)
+}
+
+func (l *limactl) notFound() error {
+	return fmt.Errorf("limactl %q not found (install Lima: brew install lima, or set %s): %w", l.path, EnvLimactl, errdefs.ErrUnavailable)
+}
+
+// Find returns the named instance from insts, or ErrNotFound.
+func Find(insts []Instance, name string) (*Instance, error) {
+	for i := range insts {
+		if insts[i].Name == name {
+			return &insts[i], nil
+		}
+	}
+	return nil, fmt.Errorf("VM %q: %w (create it: pinacle vm create)", name, errdefs.ErrNotFound)
+}
