@@ -52,10 +52,13 @@ func run(m *testing.M) int {
 		return 1
 	}
 	ctx := context.Background()
-	before := leakcheck.Take(ctx, "pinacle", "pnt", workRoot)
+	// What the node and the tests name: pinacle dirs and cgroups, PINACLE
+	// iptables chains, pn* bridges and veths, pnt-* test namespaces.
+	leakFilter := []string{"pinacle", "PINACLE", "pn", workRoot}
+	before := leakcheck.Take(ctx, leakFilter...)
 	code := m.Run()
 	// The leak check: whatever the tests created under our names must be gone.
-	if err := leakcheck.Check(ctx, before, 10*time.Second, "pinacle", "pnt", workRoot); err != nil {
+	if err := leakcheck.Check(ctx, before, 10*time.Second, leakFilter...); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: leak check failed:", err)
 		if code == 0 {
 			code = 1

@@ -40,8 +40,8 @@ type Config struct {
 	Logger     *slog.Logger
 	// URLHost is the host printed in port URLs (default 127.0.0.1).
 	URLHost string
-	// ReadyTimeout bounds how long a pod's services may take to become
-	// healthy on create/start when they declare no start period.
+	// ReadyTimeout caps how long a pod's services may take to become ready
+	// on create/start, install steps included (default 15 minutes).
 	ReadyTimeout time.Duration
 	// StopTimeout is how long init gets to stop the services before the
 	// sandbox is killed.
@@ -92,7 +92,7 @@ func New(cfg Config) (*Manager, error) {
 		cfg.URLHost = "127.0.0.1"
 	}
 	if cfg.ReadyTimeout <= 0 {
-		cfg.ReadyTimeout = 2 * time.Minute
+		cfg.ReadyTimeout = 15 * time.Minute // install steps (npm, pip) can be slow
 	}
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 15 * time.Second

@@ -158,6 +158,7 @@ func (m *Manager) bringUpOp(ctx context.Context, id string, op lifecycle.Op) err
 
 func (m *Manager) bringUp(ctx context.Context, p *store.Pod) (retErr error) {
 	id := p.ID
+	crashpoint("up:recorded")
 	spec, err := decodeSpec(p)
 	if err != nil {
 		return m.fail(ctx, id, err)
@@ -233,11 +234,13 @@ func (m *Manager) bringUp(ctx context.Context, p *store.Pod) (retErr error) {
 		}
 	})
 	step("rootfs")
+	crashpoint("up:rootfs")
 	if err := m.prepareRootfs(rfs.Path, spec); err != nil {
 		return err
 	}
 	att, err := waitNet()
 	step("network")
+	crashpoint("up:network")
 	netWaited = true
 	if err != nil {
 		return err
@@ -247,12 +250,14 @@ func (m *Manager) bringUp(ctx context.Context, p *store.Pod) (retErr error) {
 		return fmt.Errorf("ports: %w", err)
 	}
 	st.Ports = allocs
+	crashpoint("up:ports")
 	st.IP = att.IP.String()
 	st.NetnsPath = att.NetnsPath
 	if err := m.writeBundle(id, spec, rfsInfo, rfs.Path, att, limits); err != nil {
 		return fmt.Errorf("bundle: %w", err)
 	}
 	step("bundle")
+	crashpoint("up:bundle")
 	// A stale status file would read as ready before init wrote its own.
 	_ = os.Remove(m.statusFile(id))
 	logf, err := os.OpenFile(filepath.Join(m.logDir(id), "sandbox.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -266,10 +271,12 @@ func (m *Manager) bringUp(ctx context.Context, p *store.Pod) (retErr error) {
 	}
 	undo.push(func(ctx context.Context) { m.deleteSandbox(ctx, id) })
 	step("create")
+	crashpoint("up:created")
 	if err := m.cfg.Runtime.Start(ctx, id); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	step("start")
+	crashpoint("up:started")
 	if err := m.cfg.Ports.Start(ctx, id, att.IP); err != nil {
 		return fmt.Errorf("ports: %w", err)
 	}
@@ -278,6 +285,7 @@ func (m *Manager) bringUp(ctx context.Context, p *store.Pod) (retErr error) {
 		return err
 	}
 	step("ready")
+	crashpoint("up:ready")
 	m.log.Info("pod up", append([]any{"pod", id}, steps...)...)
 	_, err = m.cfg.Store.TransitionWith(ctx, id, lifecycle.Running, "", func(p *store.Pod) error {
 		b, err := json.Marshal(st)
@@ -420,17 +428,16 @@ func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.Root
 }
 
 // waitReady polls init's status file until every service is ready, init
-// reports an error, the sandbox dies, or the start period runs out.
+// reports an error, the sandbox dies, or a service overruns its own start
+// period (start period plus retries of its health check, counted from when
+// its process started, so a long install step does not count against it).
+// ReadyTimeout caps the whole wait.
 func (m *Manager) waitReady(ctx context.Context, id string, spec *podspec.Pod) error {
-	timeout := m.cfg.ReadyTimeout
-	for _, s := range spec.Services {
-		if hc := s.HealthCheck; hc != nil {
-			if d := hc.StartPeriod.Duration + time.Duration(hc.Retries+1)*hc.Interval.Duration; d > timeout {
-				timeout = d
-			}
-		}
+	checks := map[string]*podspec.HealthCheck{}
+	for i := range spec.Services {
+		checks[spec.Services[i].Name] = spec.Services[i].HealthCheck
 	}
-	deadline := time.Now().Add(timeout)
+	deadline := time.Now().Add(m.cfg.ReadyTimeout)
 	interval := 5 * time.Millisecond
 	var last *supervisor.Status
 	for n := 0; ; n++ {
@@ -446,6 +453,17 @@ func (m *Manager) waitReady(ctx context.Context, id string, spec *podspec.Pod) e
 			if failed := failedService(st); failed != nil {
 				return m.serviceFailure(id, failed, "failed")
 			}
+			for i := range st.Services {
+				s := &st.Services[i]
+				hc := checks[s.Name]
+				if hc == nil || s.StartedAt.IsZero() || serviceReady(s) {
+					continue
+				}
+				allowed := hc.StartPeriod.Duration + time.Duration(hc.Retries+1)*(hc.Interval.Duration+hc.Timeout.Duration)
+				if time.Since(s.StartedAt) > allowed {
+					return m.serviceFailure(id, s, fmt.Sprintf("not healthy within %s", allowed))
+				}
+			}
 		}
 		if n%20 == 19 {
 			// Every so often, make sure the sandbox is still there.
@@ -456,13 +474,12 @@ func (m *Manager) waitReady(ctx context.Context, id string, spec *podspec.Pod) e
 		if time.Now().After(deadline) {
 			if last != nil {
 				for i := range last.Services {
-					s := &last.Services[i]
-					if !serviceReady(s) {
-						return m.serviceFailure(id, s, fmt.Sprintf("not healthy after %s", timeout))
+					if s := &last.Services[i]; !serviceReady(s) {
+						return m.serviceFailure(id, s, fmt.Sprintf("not ready after %s", m.cfg.ReadyTimeout))
 					}
 				}
 			}
-			return fmt.Errorf("services not ready after %s: %w", timeout, context.DeadlineExceeded)
+			return fmt.Errorf("services not ready after %s: %w", m.cfg.ReadyTimeout, context.DeadlineExceeded)
 		}
 		select {
 		case <-ctx.Done():

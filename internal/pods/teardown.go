@@ -70,18 +70,22 @@ func (m *Manager) terminate(ctx context.Context, id string) error {
 	if err := m.bringDown(ctx, id); err != nil {
 		return m.fail(ctx, id, err)
 	}
+	crashpoint("del:down")
 	if err := m.cfg.Ports.Release(ctx, id); err != nil {
 		return m.fail(ctx, id, fmt.Errorf("ports: %w", err))
 	}
+	crashpoint("del:ports")
 	if err := rootfs.Remove(ctx, m.podDir(id)); err != nil {
 		return m.fail(ctx, id, fmt.Errorf("rootfs: %w", err))
 	}
 	if err := os.RemoveAll(m.podDir(id)); err != nil {
 		return m.fail(ctx, id, err)
 	}
+	crashpoint("del:rootfs")
 	if err := m.cfg.Images.RemoveLease(ctx, id); err != nil {
 		return m.fail(ctx, id, fmt.Errorf("image lease: %w", err))
 	}
+	crashpoint("del:lease")
 	return m.cfg.Store.DeletePod(ctx, id)
 }
 
@@ -92,14 +96,18 @@ func (m *Manager) bringDown(ctx context.Context, id string) error {
 	stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	_ = m.cfg.Ports.Stop(stopCtx, id)
 	cancel()
+	crashpoint("down:ports")
 	m.stopSandbox(ctx, id)
+	crashpoint("down:sandbox")
 	var errs []error
 	if err := m.cfg.Net.Teardown(ctx, id); err != nil {
 		errs = append(errs, fmt.Errorf("network: %w", err))
 	}
+	crashpoint("down:network")
 	if err := rootfs.Unmount(ctx, m.podDir(id)); err != nil {
 		errs = append(errs, fmt.Errorf("rootfs: %w", err))
 	}
+	crashpoint("down:rootfs")
 	return errors.Join(errs...)
 }
 

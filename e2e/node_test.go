@@ -1,0 +1,315 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNodePodLifecycle(t *testing.T) {
+	d := startDaemon(t)
+	p, r := d.create(webSpec("life", ""))
+	if r.code != 0 {
+		t.Fatalf("create: exit %d: %s", r.code, r.stderr)
+	}
+	if p.State != "running" || p.IP == "" || len(p.Ports) != 1 || p.Ports[0].External < d.portMin || p.Ports[0].External > d.portMax {
+		t.Fatalf("created pod = %+v", p)
+	}
+	url := p.Ports[0].URL + "/index.html"
+	if body, err := httpGet(url, 5*time.Second); err != nil || strings.TrimSpace(body) != "life" {
+		t.Fatalf("GET %s through the host port = %q, %v", url, body, err)
+	}
+	if body, err := httpGet("http://"+p.IP+":8080/index.html", 5*time.Second); err != nil || strings.TrimSpace(body) != "life" {
+		t.Fatalf("GET at the pod IP = %q, %v", body, err)
+	}
+	// exec passes the exit code and output through.
+	r = d.cli("pod", "exec", "life", "--", "sh", "-c", "cat /srv/index.html; exit 5")
+	if r.code != 5 || strings.TrimSpace(r.stdout) != "life" {
+		t.Fatalf("exec: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := d.cli("pod", "logs", "life", "web"); r.code != 0 || !strings.Contains(r.stdout, "httpd") {
+		t.Fatalf("logs: exit %d: %q %s", r.code, r.stdout, r.stderr)
+	}
+	if r := d.cli("pod", "health", "life", "-o", "json"); r.code != 0 || !strings.Contains(r.stdout, `"healthy": true`) {
+		t.Fatalf("health: exit %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := d.cli("pod", "metrics", "life", "-o", "json"); r.code != 0 || !strings.Contains(r.stdout, "memoryUsage") {
+		t.Fatalf("metrics: exit %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+	// Writes in the workspace persist across stop and start.
+	if r := d.cli("pod", "exec", "life", "--", "sh", "-c", "echo kept > /workspace/note"); r.code != 0 {
+		t.Fatalf("write: %s", r.stderr)
+	}
+	// Start on a running pod succeeds without doing anything.
+	if r := d.cli("pod", "start", "life"); r.code != 0 {
+		t.Fatalf("start of a running pod: exit %d: %s", r.code, r.stderr)
+	}
+	if r := d.cli("pod", "stop", "life"); r.code != 0 {
+		t.Fatalf("stop: exit %d: %s", r.code, r.stderr)
+	}
+	if r := d.cli("pod", "stop", "life"); r.code != 0 {
+		t.Fatalf("stop of a stopped pod: exit %d: %s", r.code, r.stderr)
+	}
+	if _, err := httpGet(url, 3*time.Second); err == nil {
+		t.Fatal("host port still answers for a stopped pod")
+	}
+	// exec on a stopped pod is a conflict that names the state.
+	r = d.cli("pod", "exec", "-o", "json", "life", "--", "true")
+	if r.code == 0 || !strings.Contains(r.stderr, "conflict") || !strings.Contains(r.stderr, "stopped") {
+		t.Fatalf("exec on stopped pod: exit %d: %s", r.code, r.stderr)
+	}
+	if r := d.cli("pod", "start", "life"); r.code != 0 {
+		t.Fatalf("start: exit %d: %s", r.code, r.stderr)
+	}
+	p2, _ := d.get("life")
+	if p2.State != "running" || p2.Ports[0].External != p.Ports[0].External {
+		t.Fatalf("after start: %+v; want running on host port %d", p2, p.Ports[0].External)
+	}
+	if body, err := httpGet(url, 5*time.Second); err != nil || strings.TrimSpace(body) != "life" {
+		t.Fatalf("GET after restart = %q, %v", body, err)
+	}
+	if r := d.cli("pod", "exec", "life", "--", "cat", "/workspace/note"); strings.TrimSpace(r.stdout) != "kept" {
+		t.Fatalf("workspace after stop/start: %q %s", r.stdout, r.stderr)
+	}
+	r = d.cli("pod", "events", "life", "-o", "json")
+	for _, want := range []string{`"to":"provisioning"`, `"to":"stopping"`, `"to":"stopped"`, `"to":"starting"`} {
+		if !strings.Contains(strings.ReplaceAll(r.stdout, " ", ""), want) {
+			t.Errorf("events lack %s:\n%s", want, r.stdout)
+		}
+	}
+	if r := d.cli("pod", "delete", "life"); r.code != 0 {
+		t.Fatalf("delete: exit %d: %s", r.code, r.stderr)
+	}
+	r = d.cli("pod", "get", "life", "-o", "json")
+	if r.code != 3 || !strings.Contains(r.stderr, `"code":"not_found"`) {
+		t.Fatalf("get after delete: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+func TestNodeBadSpecNamesTheField(t *testing.T) {
+	d := startDaemon(t)
+	_, r := d.create("name: bad\nbaseImage: " + busybox + "\nnetwork:\n  ports: [{name: web, internal: 70000}]\n")
+	if r.code != 5 || !strings.Contains(r.stderr, "network.ports[0].internal") {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	_, r = d.create("name: bad\nbaseImage: " + busybox + "\nservicez: []\n")
+	if r.code != 5 || !strings.Contains(r.stderr, "servicez") {
+		t.Fatalf("unknown field: exit %d: %s", r.code, r.stderr)
+	}
+	if r := d.cli("pod", "ls", "-o", "json"); strings.TrimSpace(r.stdout) != "[]" {
+		t.Fatalf("a rejected spec left a pod: %s", r.stdout)
+	}
+}
+
+func TestNodeServiceNeverHealthyFailsPod(t *testing.T) {
+	d := startDaemon(t)
+	spec := fmt.Sprintf(`name: sick
+baseImage: %s
+resources: {memoryMb: 256, storageMb: 1024}
+services:
+  - name: app
+    command: [sh, -c, "echo starting app; echo cannot bind >&2; sleep 1000"]
+    healthCheck: {type: tcp, port: 9999, interval: 300ms, timeout: 200ms, retries: 1, startPeriod: 1s}
+`, busybox)
+	_, r := d.create(spec)
+	if r.code == 0 {
+		t.Fatal("create of a pod whose service never gets healthy succeeded")
+	}
+	if !strings.Contains(r.stderr, "service app") || !strings.Contains(r.stderr, "cannot bind") {
+		t.Fatalf("error does not name the service and its last log lines: %s", r.stderr)
+	}
+	p, _ := d.get("sick")
+	if p.State != "failed" || !strings.Contains(p.Reason, "service app") {
+		t.Fatalf("pod = %+v; want failed with the service named", p)
+	}
+	// Deleting a failed pod always succeeds.
+	if r := d.cli("pod", "delete", "sick"); r.code != 0 {
+		t.Fatalf("delete failed pod: %s", r.stderr)
+	}
+}
+
+func TestNodeRestartAdoptsRunningPods(t *testing.T) {
+	d := startDaemon(t)
+	p, r := d.create(webSpec("adopt", ""))
+	if r.code != 0 {
+		t.Fatalf("create: %s", r.stderr)
+	}
+	d.kill()
+	// The sandbox lives on while the daemon is gone.
+	if body, err := httpGet("http://"+p.IP+":8080/index.html", 5*time.Second); err != nil || strings.TrimSpace(body) != "adopt" {
+		t.Fatalf("pod unreachable while the daemon is down: %q %v", body, err)
+	}
+	d.start()
+	poll(t, 20*time.Second, "forwarder back after restart", func() bool {
+		body, err := httpGet(p.Ports[0].URL+"/index.html", 2*time.Second)
+		return err == nil && strings.TrimSpace(body) == "adopt"
+	})
+	if r := d.cli("pod", "events", "adopt", "-o", "json"); !strings.Contains(r.stdout, "adopted") {
+		t.Fatalf("no adoption event: %s", r.stdout)
+	}
+	// SIGTERM is a clean exit, and pods keep running through it too.
+	d.stop()
+	if _, err := httpGet("http://"+p.IP+":8080/index.html", 5*time.Second); err != nil {
+		t.Fatalf("pod died with a clean daemon stop: %v", err)
+	}
+	d.start()
+	if p2, _ := d.get("adopt"); p2.State != "running" {
+		t.Fatalf("after restart: %+v", p2)
+	}
+}
+
+// TestNodeCrashSafety kills the daemon (SIGKILL, at a named point) in the
+// middle of create, stop and delete, starts it again, and checks that the
+// pod record survives and the operation is finished or undone.
+func TestNodeCrashSafety(t *testing.T) {
+	d := startDaemon(t)
+	points := map[string][]string{
+		"create": {"up:recorded", "up:rootfs", "up:network", "up:ports", "up:bundle", "up:created", "up:started", "up:ready"},
+		"stop":   {"down:ports", "down:sandbox", "down:network", "down:rootfs"},
+		"delete": {"down:sandbox", "del:down", "del:ports", "del:rootfs", "del:lease"},
+	}
+	for _, op := range []string{"create", "stop", "delete"} {
+		for i, point := range points[op] {
+			name := fmt.Sprintf("crash-%s-%d", op, i)
+			t.Run(op+"@"+point, func(t *testing.T) {
+				if op != "create" {
+					if _, r := d.create(webSpec(name, "")); r.code != 0 {
+						t.Fatalf("create: %s", r.stderr)
+					}
+				}
+				d.stop()
+				d.start("PINACLE_CRASH_AT=" + point)
+				switch op {
+				case "create":
+					d.create(webSpec(name, ""))
+				case "stop":
+					d.cli("pod", "stop", name)
+				case "delete":
+					d.cli("pod", "delete", name)
+				}
+				if !d.exited(60 * time.Second) {
+					t.Fatalf("daemon did not reach crash point %s", point)
+				}
+				d.start()
+				want := map[string]string{"create": "running", "stop": "stopped", "delete": ""}[op]
+				poll(t, 60*time.Second, fmt.Sprintf("pod %s %q after recovery", name, want), func() bool {
+					p, r := d.get(name)
+					if want == "" {
+						return r.code == 3
+					}
+					return r.code == 0 && p.State == want
+				})
+				if op == "create" {
+					p, _ := d.get(name)
+					if body, err := httpGet(p.Ports[0].URL+"/index.html", 10*time.Second); err != nil || strings.TrimSpace(body) != name {
+						t.Fatalf("recovered pod does not serve: %q %v", body, err)
+					}
+				}
+				if want != "" {
+					if r := d.cli("pod", "delete", name); r.code != 0 {
+						t.Fatalf("delete: %s", r.stderr)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestNodeIsolationAndEgress(t *testing.T) {
+	d := startDaemon(t)
+	inet := newInternet(t)
+	a, r := d.create(webSpec("iso-a", ""))
+	if r.code != 0 {
+		t.Fatalf("create a: %s", r.stderr)
+	}
+	b, r := d.create(webSpec("iso-b", fmt.Sprintf("  egress:\n    deny: [{cidr: %s/32}]\n    allow: [{cidr: %s/32, ports: [80]}]\n", inet.public, inet.private)))
+	if r.code != 0 {
+		t.Fatalf("create b: %s", r.stderr)
+	}
+	wget := func(pod, url string) bool {
+		return d.cli("pod", "exec", pod, "--", "wget", "-q", "-T", "3", "-O", "/dev/null", url).code == 0
+	}
+	// The host reaches both pods; the pods cannot reach each other.
+	for _, p := range []podView{a, b} {
+		if _, err := httpGet("http://"+p.IP+":8080/index.html", 5*time.Second); err != nil {
+			t.Fatalf("host cannot reach %s: %v", p.Name, err)
+		}
+	}
+	if wget("iso-a", "http://"+b.IP+":8080/index.html") || wget("iso-b", "http://"+a.IP+":8080/index.html") {
+		t.Error("one pod reached another")
+	}
+	// Nor the host's own services, on any of its addresses.
+	hostLn, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostLn.Close()
+	go func() {
+		for {
+			c, err := hostLn.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("HTTP/1.0 200 OK\r\n\r\nhost\n"))
+			c.Close()
+		}
+	}()
+	port := hostLn.Addr().(*net.TCPAddr).Port
+	gw := gateway(t, d, "iso-a")
+	if wget("iso-a", fmt.Sprintf("http://%s:%d/", gw, port)) {
+		t.Errorf("pod reached a host service on its gateway %s", gw)
+	}
+	if wget("iso-a", fmt.Sprintf("http://%s:%d/", inet.hostSide, port)) {
+		t.Errorf("pod reached a host service on host address %s", inet.hostSide)
+	}
+	// Default egress: the internet yes, private ranges no.
+	if !wget("iso-a", "http://"+inet.public+"/index.html") {
+		t.Error("default policy blocked the internet")
+	}
+	if wget("iso-a", "http://"+inet.private+"/index.html") {
+		t.Error("default policy allowed a private range")
+	}
+	// Pod b: its deny rule blocks the internet host, its allow rule opens the private one.
+	if wget("iso-b", "http://"+inet.public+"/index.html") {
+		t.Error("deny rule did not block")
+	}
+	if !wget("iso-b", "http://"+inet.private+"/index.html") {
+		t.Error("allow rule did not open a private address")
+	}
+}
+
+// gateway reads the pod's default gateway from inside it.
+func gateway(t *testing.T, d *daemon, pod string) string {
+	r := d.cli("pod", "exec", pod, "--", "sh", "-c", "ip route | awk '/default/ {print $3}'")
+	gw := strings.TrimSpace(r.stdout)
+	if net.ParseIP(gw) == nil {
+		t.Fatalf("no default gateway in pod %s: %q %s", pod, r.stdout, r.stderr)
+	}
+	return gw
+}
+
+func TestNodeBandwidthLimit(t *testing.T) {
+	d := startDaemon(t)
+	const rate = 16_000_000 // bits/s
+	p, r := d.create(webSpec("bw", fmt.Sprintf("  bandwidth: {egressRate: %d, egressBurst: 64000}\n", rate)))
+	if r.code != 0 {
+		t.Fatalf("create: %s", r.stderr)
+	}
+	t0 := time.Now()
+	body, err := httpGet("http://"+p.IP+":8080/big", 60*time.Second)
+	el := time.Since(t0)
+	if err != nil || len(body) != 4000000 {
+		t.Fatalf("download: %d bytes, %v", len(body), err)
+	}
+	got := float64(len(body)*8) / el.Seconds()
+	t.Logf("egress limit %d bit/s, measured %.0f bit/s (%.2fx)", rate, got, got/rate)
+	// The cap must hold (a burst of 64 kbit cannot lift 4 MB past it by 10%).
+	if got > rate*1.1 {
+		t.Fatalf("measured %.0f bit/s above the %d bit/s limit", got, rate)
+	}
+	var m struct{ Sandbox map[string]any }
+	_ = json.Unmarshal([]byte(d.cli("pod", "metrics", "bw", "-o", "json").stdout), &m)
+}
