@@ -225,12 +225,25 @@ func TestNodeIsolationAndEgress(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("create a: %s", r.stderr)
 	}
-	b, r := d.create(webSpec("iso-b", fmt.Sprintf("  egress:\n    deny: [{cidr: %s/32}]\n    allow: [{cidr: %s/32, ports: [80]}]\n", inet.public, inet.private)))
+	b, r := d.create(webSpec("iso-b", fmt.Sprintf("  egress:\n    deny: [{cidr: %s/32}]\n    allow: [{cidr: %s/32, ports: [80], protocol: tcp}]\n", inet.public, inet.private)))
 	if r.code != 0 {
 		t.Fatalf("create b: %s", r.stderr)
 	}
+	// wget says whether pod reached url. Anything other than a clean
+	// answer or a failure to connect (refused, unreachable, timed out)
+	// fails the test, so a broken probe never reads as "blocked".
 	wget := func(pod, url string) bool {
-		return d.cli("pod", "exec", pod, "--", "wget", "-q", "-T", "3", "-O", "/dev/null", url).code == 0
+		t.Helper()
+		r := d.cli("pod", "exec", pod, "--", "sh", "-c", "timeout 5 wget -q -O /dev/null "+url)
+		t.Logf("%s: wget %s: exit %d %s", pod, url, r.code, strings.TrimSpace(r.stderr))
+		switch {
+		case r.code == 0:
+			return true
+		case r.code == 143, strings.Contains(r.stderr, "can't connect"), strings.Contains(r.stderr, "unreachable"):
+			return false
+		}
+		t.Fatalf("probe from %s to %s did not run: exit %d: %s", pod, url, r.code, r.stderr)
+		return false
 	}
 	// The host reaches both pods; the pods cannot reach each other.
 	for _, p := range []podView{a, b} {
