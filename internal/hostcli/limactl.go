@@ -242,7 +242,10 @@ func (l *limactl) Shell(ctx context.Context, name string, args []string, stdio S
 	// the VM, and limactl would warn about it on every command.
 	full := append([]string{"shell", "--workdir", "/", name}, args...)
 	cmd := exec.CommandContext(ctx, l.path, full...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
+	// Hide files behind plain writers: limactl asks ssh for a terminal
+	// (-t) whenever its stdout is one, which would merge stderr into stdout
+	// and turn \n into \r\n. Only an explicit tty gets one.
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, plainWriter(stdio.Stdout), plainWriter(stdio.Stderr)
 	if tty {
 		// limactl asks ssh for a terminal when its own stdin is one.
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
@@ -261,6 +264,14 @@ func (l *limactl) Shell(ctx context.Context, name string, args []string, stdio S
 		return -1, l.notFound()
 	}
 	return -1, fmt.Errorf("limactl shell %s: %v: %w", name, err, errdefs.ErrUnavailable)
+}
+
+// plainWriter hides an *os.File from exec, so the child gets a pipe.
+func plainWriter(w io.Writer) io.Writer {
+	if w == nil {
+		return nil
+	}
+	return struct{ io.Writer }{w}
 }
 
 // notInstalled says whether err is limactl missing (a name not in PATH,
