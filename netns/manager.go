@@ -16,7 +16,9 @@ import (
 	"sync"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 	"github.com/vishvananda/netlink"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
@@ -75,8 +77,13 @@ func New(opts ...Option) (Manager, error) {
 	}
 	return &manager{
 		config: c,
-		cni:    libcni.NewCNIConfigWithCacheDir(c.pluginDirs, c.cacheDir(), nil),
-		ipt:    newIPTables(),
+		// An explicit exec: libcni otherwise creates one lazily, without
+		// a lock, on first use by each concurrent Setup (a data race).
+		cni: libcni.NewCNIConfigWithCacheDir(c.pluginDirs, c.cacheDir(), &invoke.DefaultExec{
+			RawExec:       &invoke.RawExec{Stderr: os.Stderr},
+			PluginDecoder: version.PluginDecoder{},
+		}),
+		ipt: newIPTables(),
 	}, nil
 }
 
