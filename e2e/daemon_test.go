@@ -46,7 +46,7 @@ func startDaemon(t *testing.T, env ...string) *daemon {
 		t.Fatal(err)
 	}
 	d := &daemon{t: t, dir: dir, cfg: filepath.Join(dir, "node.yaml"), sock: filepath.Join(dir, "node.sock"),
-		pool: fmt.Sprintf("10.%d.0.0/16", 219+n), portMin: 46000 + 100*n, portMax: 46000 + 100*n + 99}
+		pool: fmt.Sprintf("10.%d.0.0/16", 219+n), portMin: 24000 + 100*n, portMax: 24000 + 100*n + 99}
 	cfg := fmt.Sprintf("dataRoot: %s/data\nrunscRoot: %s/runsc\nsocket: %s\ntemplatesDir: %s/templates\nnetwork: {pool: %s}\nports: {min: %d, max: %d, listenAddr: 127.0.0.1}\n",
 		dir, dir, d.sock, dir, d.pool, d.portMin, d.portMax)
 	if err := os.WriteFile(d.cfg, []byte(cfg), 0o644); err != nil {

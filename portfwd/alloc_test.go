@@ -38,7 +38,7 @@ func TestOptionsValidate(t *testing.T) {
 
 func TestAllocateValidates(t *testing.T) {
 	t.Parallel()
-	f := newFwd(t, 41340, 41359)
+	f := newFwd(t, 26340, 26359)
 	ctx := context.Background()
 	for name, tc := range map[string]struct {
 		pod  string
@@ -48,7 +48,7 @@ func TestAllocateValidates(t *testing.T) {
 		"zero pod port": {"p", []portfwd.PortRequest{{Name: "web"}}},
 		"dup name":      {"p", []portfwd.PortRequest{{Name: "web", PodPort: 80}, {Name: "web", PodPort: 81}}},
 		"dup pod port":  {"p", []portfwd.PortRequest{{PodPort: 80}, {PodPort: 80}}},
-		"dup host port": {"p", []portfwd.PortRequest{{PodPort: 80, HostPort: 41340}, {PodPort: 81, HostPort: 41340}}},
+		"dup host port": {"p", []portfwd.PortRequest{{PodPort: 80, HostPort: 26340}, {PodPort: 81, HostPort: 26340}}},
 		"bad port name": {"p", []portfwd.PortRequest{{Name: "Web Port", PodPort: 80}}},
 	} {
 		if _, err := f.Allocate(ctx, tc.pod, tc.reqs); !errdefs.IsInvalidArgument(err) {
@@ -60,30 +60,30 @@ func TestAllocateValidates(t *testing.T) {
 func TestBusyHostPortSkipped(t *testing.T) {
 	t.Parallel()
 	// Another process (this test) holds the first pool port.
-	busy, err := net.Listen("tcp", "127.0.0.1:41080")
+	busy, err := net.Listen("tcp", "127.0.0.1:26080")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	f := newFwd(t, 41080, 41082)
+	f := newFwd(t, 26080, 26082)
 	ctx := context.Background()
 	a, err := f.Allocate(ctx, "p", []portfwd.PortRequest{{PodPort: 80}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Not asserting 41081 exactly: any process's outgoing connection may
+	// Not asserting 26081 exactly: any process's outgoing connection may
 	// hold a pool port as its ephemeral port (the pool overlaps
 	// ip_local_port_range unless ip_local_reserved_ports covers it).
-	if p := a[0].HostPort; p == 41080 || p > 41082 {
-		t.Fatalf("host port %d, want 41081-41082 (41080 is busy)", p)
+	if p := a[0].HostPort; p == 26080 || p > 26082 {
+		t.Fatalf("host port %d, want 26081-26082 (26080 is busy)", p)
 	}
 	// An explicit request for the busy port fails naming port and holder.
-	_, err = f.Allocate(ctx, "q", []portfwd.PortRequest{{PodPort: 80, HostPort: 41080}})
+	_, err = f.Allocate(ctx, "q", []portfwd.PortRequest{{PodPort: 80, HostPort: 26080}})
 	if !errdefs.IsConflict(err) {
 		t.Fatalf("explicit busy port: %v, want conflict", err)
 	}
-	if msg := err.Error(); !strings.Contains(msg, "41080") || !strings.Contains(msg, fmt.Sprintf("pid %d", os.Getpid())) {
-		t.Fatalf("error %q should name port 41080 and pid %d", msg, os.Getpid())
+	if msg := err.Error(); !strings.Contains(msg, "26080") || !strings.Contains(msg, fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("error %q should name port 26080 and pid %d", msg, os.Getpid())
 	}
 	// An explicit request for another pod's port names that pod.
 	_, err = f.Allocate(ctx, "q", []portfwd.PortRequest{{PodPort: 80, HostPort: a[0].HostPort}})
@@ -91,8 +91,8 @@ func TestBusyHostPortSkipped(t *testing.T) {
 		t.Fatalf("explicit taken port: %v, want conflict naming pod p", err)
 	}
 	// An explicit free port is honoured, even outside the pool.
-	b, err := f.Allocate(ctx, "q", []portfwd.PortRequest{{PodPort: 80, HostPort: 41083}})
-	if err != nil || b[0].HostPort != 41083 || !b[0].Explicit {
+	b, err := f.Allocate(ctx, "q", []portfwd.PortRequest{{PodPort: 80, HostPort: 26083}})
+	if err != nil || b[0].HostPort != 26083 || !b[0].Explicit {
 		t.Fatalf("explicit free port: %+v, %v", b, err)
 	}
 }
@@ -101,14 +101,14 @@ func TestPoolExhausted(t *testing.T) {
 	t.Parallel()
 	// Every pool port is held by another process (this test): busy ports
 	// are skipped, so there is none to give.
-	for _, p := range []string{"127.0.0.1:41090", "127.0.0.1:41091"} {
+	for _, p := range []string{"127.0.0.1:26090", "127.0.0.1:26091"} {
 		ln, err := net.Listen("tcp", p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer ln.Close()
 	}
-	f := newFwd(t, 41090, 41091)
+	f := newFwd(t, 26090, 26091)
 	if _, err := f.Allocate(context.Background(), "p", []portfwd.PortRequest{{PodPort: 80}}); !errors.Is(err, errdefs.ErrResourceLimit) {
 		t.Fatalf("Allocate = %v, want resource limit", err)
 	}
@@ -116,7 +116,7 @@ func TestPoolExhausted(t *testing.T) {
 
 func TestAllocationsStable(t *testing.T) {
 	t.Parallel()
-	f := newFwd(t, 41360, 41379)
+	f := newFwd(t, 26360, 26379)
 	ctx := context.Background()
 	backend := serve(t, echo)
 	a, err := f.Allocate(ctx, "st", []portfwd.PortRequest{{Name: "web", PodPort: backend.Port()}, {PodPort: 22}})
@@ -170,7 +170,7 @@ func TestPersistence(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	f1, err := portfwd.New(ctx, portfwd.WithListenAddr(loopback), portfwd.WithPortRange(41100, 41119), portfwd.WithStore(store))
+	f1, err := portfwd.New(ctx, portfwd.WithListenAddr(loopback), portfwd.WithPortRange(26100, 26119), portfwd.WithStore(store))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestPersistence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f2 := newFwd(t, 41100, 41119, portfwd.WithStore(store2))
+	f2 := newFwd(t, 26100, 26119, portfwd.WithStore(store2))
 	if got := f2.Allocations(""); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after restart %+v, want %+v", got, want)
 	}
@@ -227,7 +227,7 @@ func TestPersistence(t *testing.T) {
 
 func TestReleaseFreesPort(t *testing.T) {
 	t.Parallel()
-	f := newFwd(t, 41120, 41139)
+	f := newFwd(t, 26120, 26139)
 	ctx := context.Background()
 	port := startOne(t, f, "one", serve(t, echo))
 	want := []portfwd.PortRequest{{PodPort: 80, HostPort: port}}
@@ -260,7 +260,7 @@ func TestFileStoreRejectsCorruptFile(t *testing.T) {
 		t.Fatalf("Load = %v, want invalid argument", err)
 	}
 	// Two pods on one host port: New refuses rather than guess.
-	os.WriteFile(path, []byte(`{"version":1,"allocations":[{"podID":"a","podPort":1,"hostPort":41500},{"podID":"b","podPort":1,"hostPort":41500}]}`), 0o600)
+	os.WriteFile(path, []byte(`{"version":1,"allocations":[{"podID":"a","podPort":1,"hostPort":26500},{"podID":"b","podPort":1,"hostPort":26500}]}`), 0o600)
 	if _, err := portfwd.New(context.Background(), portfwd.WithStore(s)); !errdefs.IsConflict(err) {
 		t.Fatalf("New = %v, want conflict", err)
 	}

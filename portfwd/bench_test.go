@@ -78,7 +78,7 @@ func transfer(b *testing.B, to netip.AddrPort, size int64) (wall, cpu time.Durat
 func BenchmarkThroughput(b *testing.B) {
 	const size = 1 << 30
 	backend := serve(b, sink)
-	f := newFwd(b, 42000, 42009, portfwd.WithIdleTimeout(time.Minute))
+	f := newFwd(b, 27000, 27009, portfwd.WithIdleTimeout(time.Minute))
 	fwd := netip.AddrPortFrom(loopback, startOne(b, f, "tput", backend))
 	var direct, viaFwd, directCPU, fwdCPU time.Duration
 	b.ResetTimer()
@@ -140,7 +140,7 @@ func pct(d []time.Duration, p float64) time.Duration { return d[int(float64(len(
 func BenchmarkLatency(b *testing.B) {
 	const n = 20000
 	backend := serve(b, echo)
-	f := newFwd(b, 42010, 42019)
+	f := newFwd(b, 27010, 27019)
 	fwd := netip.AddrPortFrom(loopback, startOne(b, f, "lat", backend))
 	var direct, viaFwd []time.Duration
 	b.ResetTimer()
@@ -268,7 +268,7 @@ func BenchmarkConcurrentConns(b *testing.B) {
 	const n = 1000
 	raiseNoFile(b, 16*n)
 	backend := serve(b, echo)
-	f := newFwd(b, 42020, 42029, portfwd.WithMaxConnsPerPort(2*n))
+	f := newFwd(b, 27020, 27029, portfwd.WithMaxConnsPerPort(2*n))
 	fwdPort := startOne(b, f, "many", backend)
 	fwd := netip.AddrPortFrom(loopback, fwdPort)
 	settle := func() { time.Sleep(200 * time.Millisecond) } // let goroutines park before measuring

@@ -20,9 +20,9 @@ import (
 
 func TestEchoRoundTrip(t *testing.T) {
 	t.Parallel()
-	f := newFwd(t, 41000, 41019)
+	f := newFwd(t, 26000, 26019)
 	port := startOne(t, f, "echo", serve(t, echo))
-	if port < 41000 || port > 41019 {
+	if port < 26000 || port > 26019 {
 		t.Fatalf("host port %d outside pool", port)
 	}
 	c := dial(t, port)
@@ -36,7 +36,7 @@ func TestEchoRoundTrip(t *testing.T) {
 
 func TestHalfClose(t *testing.T) {
 	t.Parallel()
-	f := newFwd(t, 41020, 41039)
+	f := newFwd(t, 26020, 26039)
 	// The backend reads to EOF, then answers: only works if the client's
 	// FIN is passed on and the other direction stays open.
 	backend := serve(t, func(c *net.TCPConn) {
@@ -62,7 +62,7 @@ func TestHalfClose(t *testing.T) {
 
 func TestIdleTimeout(t *testing.T) {
 	t.Parallel()
-	f := newFwd(t, 41040, 41059, portfwd.WithIdleTimeout(time.Second))
+	f := newFwd(t, 26040, 26059, portfwd.WithIdleTimeout(time.Second))
 	port := startOne(t, f, "idle", serve(t, echo))
 
 	quiet := dial(t, port)
@@ -81,7 +81,7 @@ func TestIdleTimeout(t *testing.T) {
 
 func TestMaxConnsPerPort(t *testing.T) {
 	t.Parallel()
-	f := newFwd(t, 41060, 41079, portfwd.WithMaxConnsPerPort(2))
+	f := newFwd(t, 26060, 26079, portfwd.WithMaxConnsPerPort(2))
 	port := startOne(t, f, "cap", serve(t, echo))
 	a, b := dial(t, port), dial(t, port)
 	roundTrip(t, a, "a")
@@ -102,7 +102,7 @@ func TestMaxConnsPerPort(t *testing.T) {
 
 func TestNotRunningClosesPromptly(t *testing.T) {
 	t.Parallel()
-	f := newFwd(t, 41140, 41159)
+	f := newFwd(t, 26140, 26159)
 	ctx := context.Background()
 	port := startOne(t, f, "down", serve(t, echo))
 	open := dial(t, port)
@@ -157,7 +157,7 @@ func TestWakeHibernatedPod(t *testing.T) {
 		}
 		return backend.Addr(), nil
 	}
-	f := newFwd(t, 41240, 41259, portfwd.WithWaker(waker))
+	f := newFwd(t, 26240, 26259, portfwd.WithWaker(waker))
 	port := startOne(t, f, "sleepy", backend)
 	if err := f.SetState("sleepy", portfwd.Hibernated); err != nil {
 		t.Fatal(err)
@@ -201,7 +201,7 @@ func TestDrainOnStop(t *testing.T) {
 			time.Sleep(5 * time.Millisecond) // a transfer still running when Stop comes
 		}
 	})
-	f := newFwd(t, 41160, 41179)
+	f := newFwd(t, 26160, 26179)
 	port := startOne(t, f, "drain", backend)
 	c := dial(t, port)
 	c.Write([]byte("go"))
@@ -231,7 +231,7 @@ func TestDrainOnStop(t *testing.T) {
 
 func TestDrainDeadlineClosesConns(t *testing.T) {
 	t.Parallel()
-	f := newFwd(t, 41260, 41279, portfwd.WithDrainTimeout(50*time.Millisecond))
+	f := newFwd(t, 26260, 26279, portfwd.WithDrainTimeout(50*time.Millisecond))
 	port := startOne(t, f, "stuck", serve(t, echo))
 	c := dial(t, port)
 	roundTrip(t, c, "hi")
@@ -250,7 +250,7 @@ func TestCounters(t *testing.T) {
 		io.CopyN(io.Discard, c, 1000)
 		c.Write(bytes.Repeat([]byte("y"), 3000))
 	})
-	f := newFwd(t, 41180, 41199)
+	f := newFwd(t, 26180, 26199)
 	ctx := context.Background()
 	a, err := f.Allocate(ctx, "count", []portfwd.PortRequest{{Name: "a", PodPort: backend.Port()}, {Name: "b", PodPort: backend.Port()}})
 	if err != nil {
@@ -288,7 +288,7 @@ func TestCounters(t *testing.T) {
 func TestLiveByteCounts(t *testing.T) {
 	t.Parallel()
 	// Sweeps every 500ms; the connection stays open throughout.
-	f := newFwd(t, 41300, 41319, portfwd.WithIdleTimeout(2*time.Second))
+	f := newFwd(t, 26300, 26319, portfwd.WithIdleTimeout(2*time.Second))
 	port := startOne(t, f, "live", serve(t, echo))
 	c := dial(t, port)
 	roundTrip(t, c, strings.Repeat("z", 5000))
@@ -305,7 +305,7 @@ func TestLiveByteCounts(t *testing.T) {
 
 func TestStartFailsWhenPortTaken(t *testing.T) {
 	t.Parallel()
-	f := newFwd(t, 41220, 41239)
+	f := newFwd(t, 26220, 26239)
 	ctx := context.Background()
 	backend := serve(t, echo)
 	a, err := f.Allocate(ctx, "late", []portfwd.PortRequest{{Name: "web", PodPort: backend.Port()}, {Name: "api", PodPort: backend.Port()}})
@@ -342,7 +342,7 @@ func TestStartFailsWhenPortTaken(t *testing.T) {
 
 func TestCloseRefusesWork(t *testing.T) {
 	t.Parallel()
-	f, err := portfwd.New(context.Background(), portfwd.WithListenAddr(loopback), portfwd.WithPortRange(41320, 41339))
+	f, err := portfwd.New(context.Background(), portfwd.WithListenAddr(loopback), portfwd.WithPortRange(26320, 26339))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/pinacle/pinacle-node/portfwd"
 )
 
-// Every test takes its own sub-range of 41000-42999 (shared with no other
+// Every test takes its own sub-range of 26000-27999 (shared with no other
 // helper), so tests can run in parallel.
 
 var loopback = netip.MustParseAddr("127.0.0.1")

@@ -262,7 +262,7 @@ runscRoot: %s
 socket: %s
 templatesDir: %s
 network: {pool: 10.212.0.0/16}
-ports: {min: 44000, max: 44100, listenAddr: 127.0.0.1}
+ports: {min: 23000, max: 23100, listenAddr: 127.0.0.1}
 `, data, filepath.Join(e.dir, "runsc"), sock, filepath.Join(e.dir, "templates"))
 	if err := os.WriteFile(cfg, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)
@@ -384,8 +384,8 @@ ports: {min: 44000, max: 44100, listenAddr: 127.0.0.1}
 		t.Fatalf("created pod: %+v", pod)
 	}
 	port := pod.Ports[0]
-	if port.External < 44000 || port.External > 44100 || port.URL != "http://127.0.0.1:"+strconv.Itoa(port.External) {
-		t.Errorf("port %+v: want a host port in 44000-44100 and URL http://127.0.0.1:PORT", port)
+	if port.External < 23000 || port.External > 23100 || port.URL != "http://127.0.0.1:"+strconv.Itoa(port.External) {
+		t.Errorf("port %+v: want a host port in 23000-23100 and URL http://127.0.0.1:PORT", port)
 	}
 	c := e.calls()
 	wantCall := fmt.Sprintf("shell --workdir / hc sudo env PINACLE_SOCKET=%s PINACLE_DATA_ROOT=%s pinacle-node pod create -f - -o json", sock, data)
