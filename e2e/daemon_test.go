@@ -39,6 +39,13 @@ type daemon struct {
 
 func startDaemon(t *testing.T, env ...string) *daemon {
 	t.Helper()
+	return startDaemonWith(t, nil, nil, env...)
+}
+
+// startDaemonWith lets a test extend the config (editCfg) and prepare the
+// daemon's directory (prepare) before it starts.
+func startDaemonWith(t *testing.T, editCfg func(string) string, prepare func(dir string), env ...string) *daemon {
+	t.Helper()
 	requireNode(t)
 	n := int(daemonSeq.Add(1))
 	dir, err := os.MkdirTemp(workRoot, "node-")
@@ -49,6 +56,12 @@ func startDaemon(t *testing.T, env ...string) *daemon {
 		pool: fmt.Sprintf("10.%d.0.0/16", 219+n), portMin: 24000 + 100*n, portMax: 24000 + 100*n + 99}
 	cfg := fmt.Sprintf("dataRoot: %s/data\nrunscRoot: %s/runsc\nsocket: %s\ntemplatesDir: %s/templates\nnetwork: {pool: %s}\nports: {min: %d, max: %d, listenAddr: 127.0.0.1}\n",
 		dir, dir, d.sock, dir, d.pool, d.portMin, d.portMax)
+	if editCfg != nil {
+		cfg = editCfg(cfg)
+	}
+	if prepare != nil {
+		prepare(dir)
+	}
 	if err := os.WriteFile(d.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

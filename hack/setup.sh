@@ -17,7 +17,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Debian packages.
-pkgs=(iptables iproute2 busybox-static skopeo umoci e2fsprogs util-linux kmod curl)
+pkgs=(iptables iproute2 busybox-static skopeo umoci e2fsprogs util-linux kmod curl git)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

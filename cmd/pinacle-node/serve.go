@@ -135,7 +135,7 @@ func serve(ctx context.Context, cfg *nodeconfig.Config) error {
 	}
 	mgr, err := pods.New(pods.Config{
 		DataRoot: cfg.DataRoot, Store: st, Images: images, Runtime: rt, Net: nm, Ports: fwd,
-		Templates: tmpl, InitBinary: initBin, Logger: log, URLHost: cfg.Ports.URLHost,
+		Templates: tmpl, InitBinary: initBin, Logger: log, URLHost: cfg.Ports.URLHost, GitBaseURL: cfg.Git.BaseURL,
 	})
 	if err != nil {
 		return err

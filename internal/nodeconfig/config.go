@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
@@ -38,6 +39,10 @@ type Config struct {
 		Mirrors            map[string][]string `json:"mirrors,omitempty"` // docker.io: [http://127.0.0.1:5000]
 		InsecureRegistries []string            `json:"insecureRegistries,omitempty"`
 	} `json:"registry,omitzero"`
+	// Git is where pods' githubRepo (owner/repo) is cloned from.
+	Git struct {
+		BaseURL string `json:"baseURL,omitempty"` // https://github.com (a mirror, GitHub Enterprise, or file:///srv/git)
+	} `json:"git,omitzero"`
 	// MetricsAddr serves Prometheus metrics; empty: off. Use loopback.
 	MetricsAddr string `json:"metricsAddr,omitempty"`
 	Platform    string `json:"platform,omitempty"` // runsc platform: systrap
@@ -81,6 +86,7 @@ func (c *Config) Default() {
 	def(&c.Network.Pool, "10.88.0.0/16")
 	def(&c.Platform, "systrap")
 	def(&c.LogLevel, "info")
+	def(&c.Git.BaseURL, "https://github.com")
 	if c.Ports.Min == 0 && c.Ports.Max == 0 {
 		c.Ports.Min, c.Ports.Max = 30000, 40000
 	}
@@ -106,6 +112,9 @@ func (c *Config) Validate() error {
 		bad("network.pool", "%q is not an IPv4 CIDR", c.Network.Pool)
 	} else if c.Network.SubnetBits <= p.Bits() || c.Network.SubnetBits > 30 {
 		bad("network.subnetBits", "%d: want more than the pool's /%d and at most 30", c.Network.SubnetBits, p.Bits())
+	}
+	if u, err := url.Parse(c.Git.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "file" && u.Scheme != "ssh") {
+		bad("git.baseURL", "%q: want an https, http, ssh or file URL", c.Git.BaseURL)
 	}
 	switch c.Platform {
 	case "systrap", "ptrace", "kvm":

@@ -46,8 +46,11 @@ type Config struct {
 	// StopTimeout is how long init gets to stop the services before the
 	// sandbox is killed.
 	StopTimeout time.Duration
-	// Pull decides whether a missing image is pulled (default true).
+	// NoPull fails pods whose image is not in the store instead of pulling it.
 	NoPull bool
+	// GitBaseURL is where githubRepo (owner/repo) is cloned from
+	// (default https://github.com).
+	GitBaseURL string
 }
 
 // Manager implements Service.
@@ -87,6 +90,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.GitBaseURL == "" {
+		cfg.GitBaseURL = "https://github.com"
 	}
 	if cfg.URLHost == "" {
 		cfg.URLHost = "127.0.0.1"

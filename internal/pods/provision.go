@@ -19,6 +19,7 @@ import (
 	"github.com/pinacle/pinacle-node/podspec"
 	"github.com/pinacle/pinacle-node/rootfs"
 	"github.com/pinacle/pinacle-node/supervisor"
+	"github.com/pinacle/pinacle-node/templates"
 )
 
 // Paths inside the sandbox where the node's own files appear.
@@ -50,7 +51,7 @@ func (u undoStack) run(ctx context.Context) {
 
 // Create implements Service.
 func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Pod, error) {
-	spec, err := m.resolve(req)
+	spec, note, err := m.prepare(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +61,13 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Pod, error) {
 	}
 	p, err := m.cfg.Store.CreatePod(ctx, store.Pod{ID: spec.ID, Name: spec.Name, Spec: b})
 	if err != nil {
+		if spec.GithubRepo != "" {
+			_ = os.RemoveAll(m.podDir(spec.ID))
+		}
 		return nil, err
+	}
+	if note != "" {
+		m.event(ctx, p.ID, "repository", "Cloned", note)
 	}
 	done := m.background(p.ID, func(ctx context.Context) error { return m.bringUpOp(ctx, p.ID, lifecycle.OpCreate) })
 	return m.maybeWait(ctx, p.ID, req.Wait, done)
@@ -93,6 +100,64 @@ func (m *Manager) resolve(req CreateRequest) (*podspec.Pod, error) {
 		spec.Name = spec.ID
 	}
 	return m.cfg.Templates.Resolve(&spec)
+}
+
+// prepare resolves req; a spec naming a repository gets it cloned first,
+// and, without a template, the template detected from the checkout.
+func (m *Manager) prepare(ctx context.Context, req CreateRequest) (*podspec.Pod, string, error) {
+	if req.Spec.GithubRepo == "" {
+		spec, err := m.resolve(req)
+		return spec, "", err
+	}
+	if req.Spec.ID == "" {
+		req.Spec.ID = newID()
+	}
+	id := req.Spec.ID
+	if err := errdefs.ValidateID("pod", id); err != nil {
+		return nil, "", err
+	}
+	name := req.Spec.Name
+	if name == "" {
+		name = id
+	}
+	if _, err := m.cfg.Store.GetPodByName(ctx, name); err == nil {
+		return nil, "", fmt.Errorf("pod name %s: %w", name, errdefs.ErrAlreadyExists)
+	}
+	if _, err := m.cfg.Store.GetPod(ctx, id); err == nil {
+		return nil, "", fmt.Errorf("pod %s: %w", id, errdefs.ErrAlreadyExists)
+	}
+	// The repository and branch names are checked before anything runs.
+	probe := podspec.Pod{GithubRepo: req.Spec.GithubRepo, GithubBranch: req.Spec.GithubBranch}
+	if err := probe.Validate(); err != nil {
+		var ve *podspec.ValidationError
+		if errors.As(err, &ve) {
+			for _, fe := range ve.Errors {
+				if strings.HasPrefix(fe.Field, "github") {
+					return nil, "", err
+				}
+			}
+		}
+	}
+	if err := m.clone(ctx, id, &probe); err != nil {
+		_ = os.RemoveAll(m.podDir(id))
+		return nil, "", err
+	}
+	note := "cloned " + req.Spec.GithubRepo
+	if req.Spec.Template == "" && req.Template == "" {
+		det, err := templates.Detect(ctx, m.cloneDir(id))
+		if err != nil {
+			_ = os.RemoveAll(m.podDir(id))
+			return nil, "", err
+		}
+		req.Template = det.Template
+		note += fmt.Sprintf("; detected template %s: %s", det.Template, det.Reason)
+	}
+	spec, err := m.resolve(req)
+	if err != nil {
+		_ = os.RemoveAll(m.podDir(id))
+		return nil, "", err
+	}
+	return spec, note, nil
 }
 
 // background runs op for pod id under the pod's lock and the manager's
@@ -236,6 +301,9 @@ func (m *Manager) bringUp(ctx context.Context, p *store.Pod) (retErr error) {
 	step("rootfs")
 	crashpoint("up:rootfs")
 	if err := m.prepareRootfs(rfs.Path, spec); err != nil {
+		return err
+	}
+	if err := m.placeClone(ctx, id, rfs.Path, spec); err != nil {
 		return err
 	}
 	att, err := waitNet()
