@@ -28,13 +28,13 @@ var daemonSeq atomic.Int32
 // daemon is a pinacle-node serve of one test, with its own data root,
 // runsc root, socket, subnet pool and host port range.
 type daemon struct {
-	t                 *testing.T
-	dir, cfg, sock    string
-	pool              string
-	portMin, portMax  int
-	cmd               *exec.Cmd
-	done              chan struct{}
-	logPath           string
+	t                *testing.T
+	dir, cfg, sock   string
+	pool             string
+	portMin, portMax int
+	cmd              *exec.Cmd
+	done             chan struct{}
+	logPath          string
 }
 
 func startDaemon(t *testing.T, env ...string) *daemon {
