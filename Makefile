@@ -53,7 +53,11 @@ clean:
 HOSTPLATFORMS ?= darwin/arm64 darwin/amd64 linux/amd64 linux/arm64
 VM            ?= pinacle
 
-.PHONY: host cross-host vm-up vm-reload vm-test demo
+.PHONY: host cross-host vm-up vm-reload vm-test quickstart
+
+## quickstart: set up this machine, start the node and bring up a pod from a template (TEMPLATE=nextjs NAME=quickstart)
+quickstart:
+	bash hack/quickstart.sh
 
 ## host: bin/pinacle, the host CLI for this machine (macOS or Linux)
 host:
