@@ -139,12 +139,11 @@ func (s *Store) ReleasePort(ctx context.Context, podID, name string) error {
 	})
 }
 
-// ReleasePorts frees every port of a pod. Releasing what is not held
-// succeeds.
+// ReleasePorts frees every port of a pod, its port set included.
+// Releasing what is not held succeeds.
 func (s *Store) ReleasePorts(ctx context.Context, podID string) error {
 	return s.update(ctx, func(t *txn) error {
-		_, err := releasePorts(t.Tx, podID, "")
-		return err
+		return releaseAllPorts(t.Tx, podID)
 	})
 }
 
@@ -176,7 +175,8 @@ func releasePorts(tx *bolt.Tx, podID, name string) (int, error) {
 }
 
 // ListPortAllocations returns the allocations of one pod, or of all pods
-// if podID is empty, sorted by host port.
+// if podID is empty, sorted by host port. Port-set bindings are included,
+// with their Key as Name.
 func (s *Store) ListPortAllocations(ctx context.Context, podID string) ([]PortAllocation, error) {
 	var out []PortAllocation
 	err := s.view(ctx, func(tx *bolt.Tx) error {
@@ -220,6 +220,23 @@ func PortRange(lo, hi int) func(used map[int]bool) (int, error) {
 // in use (sorted) and runs inside the write transaction; its choice must be
 // a masked prefix that overlaps none in use. The pod must exist.
 func (s *Store) AllocateSubnet(ctx context.Context, podID string, pick func(used []netip.Prefix) (netip.Prefix, error)) (netip.Prefix, error) {
+	if pick == nil {
+		return netip.Prefix{}, fmt.Errorf("pod %s subnet: no picker: %w", podID, errdefs.ErrInvalidArgument)
+	}
+	return s.AllocateSubnetWith(ctx, podID, func(used []SubnetAllocation) (netip.Prefix, error) {
+		ps := make([]netip.Prefix, len(used))
+		for i, u := range used {
+			ps[i] = u.Prefix
+		}
+		return pick(ps)
+	})
+}
+
+// AllocateSubnetWith is AllocateSubnet with a picker that also sees which
+// pod holds each subnet in use, so that its errors can name the holder
+// (netns's CheckSubnet does). The pod's existing subnet, if any, is
+// returned without calling pick.
+func (s *Store) AllocateSubnetWith(ctx context.Context, podID string, pick func(used []SubnetAllocation) (netip.Prefix, error)) (netip.Prefix, error) {
 	if err := errdefs.ValidateID("pod", podID); err != nil {
 		return netip.Prefix{}, err
 	}
@@ -237,18 +254,18 @@ func (s *Store) AllocateSubnet(ctx context.Context, podID string, pick func(used
 			out, err = netip.ParsePrefix(string(cur))
 			return err
 		}
-		var used []netip.Prefix
+		var used []SubnetAllocation
 		if err := subnets.ForEach(func(k, v []byte) error {
 			p, err := netip.ParsePrefix(string(v))
 			if err != nil {
 				return fmt.Errorf("subnet of pod %s: corrupt: %w", k, err)
 			}
-			used = append(used, p)
+			used = append(used, SubnetAllocation{PodID: string(k), Prefix: p})
 			return nil
 		}); err != nil {
 			return err
 		}
-		slices.SortFunc(used, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+		slices.SortFunc(used, func(a, b SubnetAllocation) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
 		p, err := pick(used)
 		if err != nil {
 			return fmt.Errorf("pod %s subnet: %w", podID, err)
@@ -257,8 +274,8 @@ func (s *Store) AllocateSubnet(ctx context.Context, podID string, pick func(used
 			return fmt.Errorf("pod %s subnet: picker chose %v, which is not a masked prefix", podID, p)
 		}
 		for _, u := range used {
-			if u.Overlaps(p) {
-				return fmt.Errorf("pod %s subnet %v overlaps %v in use: %w", podID, p, u, errdefs.ErrConflict)
+			if u.Prefix.Overlaps(p) {
+				return fmt.Errorf("pod %s subnet %v overlaps %v of pod %s: %w", podID, p, u.Prefix, u.PodID, errdefs.ErrConflict)
 			}
 		}
 		if err := subnets.Put([]byte(podID), []byte(p.String())); err != nil {

@@ -320,8 +320,8 @@ func (s *Store) ApplyOp(ctx context.Context, id string, op lifecycle.Op, reason 
 	return d, out, nil
 }
 
-// DeletePod removes the pod's record, its name, and its port and subnet
-// allocations in one transaction, and appends a "deleted" event. Deleting
+// DeletePod removes the pod's record, its name, and its port (AllocatePort
+// and port set) and subnet allocations in one transaction, and appends a "deleted" event. Deleting
 // a pod that does not exist succeeds (teardown is idempotent). The store
 // does not insist on state terminated: the manager decides when a record
 // may go.
@@ -343,7 +343,7 @@ func (s *Store) DeletePod(ctx context.Context, id string) error {
 				return err
 			}
 		}
-		if _, err := releasePorts(t.Tx, id, ""); err != nil {
+		if err := releaseAllPorts(t.Tx, id); err != nil {
 			return err
 		}
 		if _, err := releaseSubnet(t.Tx, id); err != nil {

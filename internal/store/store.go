@@ -21,7 +21,10 @@ const FileName = "state.db"
 
 // SchemaVersion is the layout this code reads and writes. Bump it with a
 // migration in migrations whenever a bucket or record changes shape.
-const SchemaVersion uint64 = 1
+// Version 2 added port-sets (portfwd's allocations, which used to live in
+// ports.json): a version 1 binary would neither see nor free them, so it
+// must refuse the file rather than run beside it.
+const SchemaVersion uint64 = 2
 
 // Defaults.
 const (
@@ -38,18 +41,29 @@ var (
 	bucketSubnets    = []byte("subnets")     // podID -> CIDR
 	bucketSubnetOwn  = []byte("subnet-owners")
 	bucketEvents     = []byte("events") // seq (8 bytes BE) -> Event JSON
+	bucketPortSets   = []byte("port-sets") // podID -> JSON []PortBinding (schema 2)
 
 	keySchema = []byte("schema")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketPods, bucketPodNames, bucketPorts,
 		bucketPortOwners, bucketSubnets, bucketSubnetOwn, bucketEvents,
+		bucketPortSets,
 	}
 )
 
 // migrations[v] upgrades a schema v database to v+1, inside the open
-// transaction. Version 1 is the first layout, so there are none yet.
-var migrations = map[uint64]func(*bolt.Tx) error{}
+// transaction, after every bucket of allBuckets exists.
+var migrations = map[uint64]func(*bolt.Tx) error{
+	// 1 -> 2: the port-sets bucket, which initSchema has just created.
+	// Nothing to convert: port sets were kept outside the database.
+	1: func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketPortSets) == nil {
+			return fmt.Errorf("bucket %s missing", bucketPortSets)
+		}
+		return nil
+	},
+}
 
 // ErrClosed is returned by every call on a closed Store.
 var ErrClosed = fmt.Errorf("state store closed: %w", errdefs.ErrUnavailable)
