@@ -40,7 +40,7 @@ var (
 	bucketPortOwners = []byte("port-owners") // host port -> podID/name
 	bucketSubnets    = []byte("subnets")     // podID -> CIDR
 	bucketSubnetOwn  = []byte("subnet-owners")
-	bucketEvents     = []byte("events") // seq (8 bytes BE) -> Event JSON
+	bucketEvents     = []byte("events")    // seq (8 bytes BE) -> Event JSON
 	bucketPortSets   = []byte("port-sets") // podID -> JSON []PortBinding (schema 2)
 
 	keySchema = []byte("schema")
