@@ -21,6 +21,7 @@ import (
 	"github.com/pinacle/pinacle-node/internal/pods"
 	"github.com/pinacle/pinacle-node/internal/sdnotify"
 	"github.com/pinacle/pinacle-node/internal/store"
+	"github.com/pinacle/pinacle-node/internal/storeadapt"
 	"github.com/pinacle/pinacle-node/netns"
 	"github.com/pinacle/pinacle-node/oci"
 	"github.com/pinacle/pinacle-node/portfwd"
@@ -100,6 +101,11 @@ func serve(ctx context.Context, cfg *nodeconfig.Config) error {
 		return err
 	}
 	defer st.Close()
+	// Port and subnet allocations live in state.db; import what the old
+	// JSON stores left, once, before anything reads allocations.
+	if err := storeadapt.Migrate(ctx, st, cfg.DataRoot, storeadapt.WithLogger(log)); err != nil {
+		return err
+	}
 	images, err := imagestore.New(ctx, cfg.DataRoot,
 		imagestore.WithMirrors(cfg.Registry.Mirrors),
 		imagestore.WithInsecureRegistries(cfg.Registry.InsecureRegistries...),
@@ -112,16 +118,17 @@ func serve(ctx context.Context, cfg *nodeconfig.Config) error {
 		return err
 	}
 	pool, _ := netip.ParsePrefix(cfg.Network.Pool)
-	nm, err := netns.New(netns.WithStateDir(filepath.Join(cfg.DataRoot, "netns")), netns.WithPool(pool, cfg.Network.SubnetBits), netns.WithLogger(log))
+	subnets, err := storeadapt.SubnetStore(st, pool, cfg.Network.SubnetBits)
 	if err != nil {
 		return err
 	}
-	portStore, err := portfwd.NewFileStore(filepath.Join(cfg.DataRoot, "ports.json"))
+	nm, err := netns.New(netns.WithStateDir(filepath.Join(cfg.DataRoot, "netns")),
+		netns.WithPool(pool, cfg.Network.SubnetBits), netns.WithSubnetStore(subnets), netns.WithLogger(log))
 	if err != nil {
 		return err
 	}
 	listen, _ := netip.ParseAddr(cfg.Ports.ListenAddr)
-	fwd, err := portfwd.New(ctx, portfwd.WithStore(portStore), portfwd.WithListenAddr(listen),
+	fwd, err := portfwd.New(ctx, portfwd.WithStore(storeadapt.PortStore(st)), portfwd.WithListenAddr(listen),
 		portfwd.WithPortRange(uint16(cfg.Ports.Min), uint16(cfg.Ports.Max)), portfwd.WithLogger(log))
 	if err != nil {
 		return err
