@@ -83,6 +83,7 @@ type client struct {
 	mu   sync.Mutex
 	out  bytes.Buffer
 	ctrl chan Control
+	more chan struct{} // a token after each output message
 	done chan struct{}
 	err  error // the read error that ended the client
 }
@@ -95,7 +96,7 @@ func dial(t testing.TB, s *testServer, query string, hdr http.Header) (*client, 
 	if err != nil {
 		return nil, resp, err
 	}
-	cl := &client{t: t, c: c, ctrl: make(chan Control, 16), done: make(chan struct{})}
+	cl := &client{t: t, c: c, ctrl: make(chan Control, 16), more: make(chan struct{}, 1), done: make(chan struct{})}
 	c.SetReadLimit(1 << 20)
 	go cl.read()
 	t.Cleanup(func() { _ = c.CloseNow() })
@@ -125,6 +126,10 @@ func (cl *client) read() {
 			cl.mu.Lock()
 			cl.out.Write(b)
 			cl.mu.Unlock()
+			select {
+			case cl.more <- struct{}{}:
+			default:
+			}
 			continue
 		}
 		var m Control
@@ -159,6 +164,23 @@ func (cl *client) output() string {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	return cl.out.String()
+}
+
+// echo types one character and returns how long until more output came.
+func (cl *client) echo() time.Duration {
+	cl.t.Helper()
+	select {
+	case <-cl.more:
+	default:
+	}
+	t0 := time.Now()
+	cl.send("x")
+	select {
+	case <-cl.more:
+	case <-time.After(10 * time.Second):
+		cl.t.Fatal("no echo")
+	}
+	return time.Since(t0)
 }
 
 // waitOutput waits until the output holds want.

@@ -1,9 +1,11 @@
-// Command webtermbin is a stand-in for `pinacle-node webterm` in the
-// sandbox test and the memory benchmark: the same webterm package, without
-// the rest of the node binary (which other work may leave unbuildable
+// Command webtermbin is a stand-in for `pinacle-node webterm` (and for
+// `pinacle-node init`, which runs it as a service) in the sandbox test and
+// the benchmarks: the same webterm and supervisor packages, without the
+// rest of the node binary (which other work may leave unbuildable
 // mid-edit).
 //
 //	webtermbin webterm [--port N] [--addr A] [--shell S] [--cwd D] [--token-file F]
+//	webtermbin init [--config PATH]
 package main
 
 import (
@@ -18,12 +20,23 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/pinacle/pinacle-node/supervisor"
 	"github.com/pinacle/pinacle-node/webterm"
 )
 
 func main() {
+	if len(os.Args) >= 2 && os.Args[1] == "init" {
+		path := supervisor.DefaultConfigPath
+		if len(os.Args) == 4 && os.Args[2] == "--config" {
+			path = os.Args[3]
+		}
+		if err := supervisor.RunInit(context.Background(), path, slog.New(slog.NewJSONHandler(os.Stderr, nil))); err != nil {
+			fail(err)
+		}
+		return
+	}
 	if len(os.Args) < 2 || os.Args[1] != "webterm" {
-		fmt.Fprintln(os.Stderr, "usage: webtermbin webterm [flags]")
+		fmt.Fprintln(os.Stderr, "usage: webtermbin webterm [flags] | webtermbin init [--config PATH]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet("webterm", flag.ExitOnError)
