@@ -28,11 +28,11 @@ const (
 
 // Defaults for the fields of podspec.Service and podspec.HealthCheck.
 const (
-	DefaultStopGracePeriod = 10 * time.Second
-	DefaultHealthInterval  = 10 * time.Second
-	DefaultHealthTimeout   = 5 * time.Second
-	DefaultHealthRetries   = 3
-	DefaultStartPeriod     = 60 * time.Second
+	DefaultStopGracePeriod = podspec.DefaultStopGracePeriod
+	DefaultHealthInterval  = podspec.DefaultHealthInterval
+	DefaultHealthTimeout   = podspec.DefaultHealthTimeout
+	DefaultHealthRetries   = podspec.DefaultHealthRetries
+	DefaultStartPeriod     = podspec.DefaultHealthStartPeriod
 	DefaultBackoffInitial  = 100 * time.Millisecond
 	DefaultBackoffMax      = 30 * time.Second
 	DefaultBackoffReset    = 10 * time.Second
@@ -118,45 +118,10 @@ func (c *Config) applyDefaults() {
 	if c.BackoffReset.Duration == 0 {
 		c.BackoffReset.Duration = DefaultBackoffReset
 	}
+	// The same defaults the pod spec gets (podspec owns them), so a
+	// services.json written by hand behaves like one the node wrote.
 	for i := range c.Services {
-		s := &c.Services[i]
-		if s.Restart == "" {
-			s.Restart = podspec.RestartOnFailure
-		}
-		if s.StopGracePeriod.Duration == 0 {
-			s.StopGracePeriod.Duration = DefaultStopGracePeriod
-		}
-		if h := s.HealthCheck; h != nil {
-			if h.Interval.Duration == 0 {
-				h.Interval.Duration = DefaultHealthInterval
-			}
-			if h.Timeout.Duration == 0 {
-				h.Timeout.Duration = DefaultHealthTimeout
-			}
-			if h.Retries == 0 {
-				h.Retries = DefaultHealthRetries
-			}
-			if h.StartPeriod.Duration == 0 {
-				h.StartPeriod.Duration = DefaultStartPeriod
-			}
-			if h.Host == "" {
-				h.Host = "127.0.0.1"
-			}
-			if h.Type == podspec.HealthHTTP {
-				if h.Path == "" {
-					h.Path = "/"
-				}
-				if h.StatusMin == 0 {
-					h.StatusMin = 200
-				}
-				if h.StatusMax == 0 {
-					h.StatusMax = 399
-				}
-			}
-			if h.Port == 0 && (h.Type == podspec.HealthHTTP || h.Type == podspec.HealthTCP) {
-				h.Port = s.Port
-			}
-		}
+		c.Services[i].Default()
 	}
 }
 
