@@ -43,12 +43,12 @@ type session struct {
 
 // run starts the shell on a new pty and relays until the shell exits or
 // the page goes away (or ctx ends, when the server shuts down).
-func (s *session) run(ctx context.Context, cols, rows int) {
+func (s *session) run(server context.Context, cols, rows int) {
 	cmd := s.command()
 	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)})
 	if err != nil {
 		s.log.Warn("webterm: start shell", "shell", s.cfg.shell, "err", err)
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(server), finalWriteTimeout)
 		defer cancel()
 		_ = s.control(wctx, Control{Type: TypeError, Message: "start shell: " + err.Error()})
 		_ = s.c.Close(websocket.StatusInternalError, "start shell failed")
@@ -64,7 +64,10 @@ func (s *session) run(ctx context.Context, cols, rows int) {
 		waitc <- cmd.ProcessState
 	}()
 
-	ctx, cancel := context.WithCancel(ctx)
+	// The socket's I/O runs on its own context: cancelling the context of
+	// a pending Read or Write closes the connection at once, and a server
+	// that stops still wants to send a close frame.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(server))
 	defer cancel()
 	outDone := make(chan struct{})
 	go func() {
@@ -79,26 +82,14 @@ func (s *session) run(ctx context.Context, cols, rows int) {
 	go s.keepalive(ctx, cancel)
 	_ = s.control(ctx, Control{Type: TypeHello, Pid: pid, Shell: s.cfg.shell, Host: s.host})
 
-	select {
-	case st := <-waitc:
-		// Forward what the shell wrote before it went, then say how it ended.
-		_ = ptmx.SetReadDeadline(time.Now().Add(drainTimeout))
-		<-outDone
-		code, sig := exitCode(st)
-		log.Info("webterm: shell exited", "code", code, "signal", sig)
-		wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
-		_ = s.control(wctx, Control{Type: TypeExit, Code: &code, Signal: sig})
-		wcancel()
-		_ = s.c.Close(websocket.StatusNormalClosure, "exit "+strconv.Itoa(code))
-		// Anything of the shell's left on the terminal is hung up with it.
-		_ = ptmx.Close()
-		_ = unix.Kill(-pid, unix.SIGHUP)
-	case <-ctx.Done():
-		// The page went away (or the server is stopping): hang up, the
-		// way closing a terminal window does.
+	// hangup ends the shell the way closing a terminal window does: SIGHUP
+	// to its process group and the terminal hung up (which signals the
+	// foreground job), SIGKILL to the group after the grace period.
+	hangup := func() {
 		_ = unix.Kill(-pid, unix.SIGHUP)
 		_ = ptmx.Close()
 		t := time.NewTimer(s.cfg.hangupGrace)
+		defer t.Stop()
 		select {
 		case <-waitc:
 		case <-t.C:
@@ -106,9 +97,31 @@ func (s *session) run(ctx context.Context, cols, rows int) {
 			_ = unix.Kill(-pid, unix.SIGKILL)
 			<-waitc
 		}
-		t.Stop()
-		_ = s.c.CloseNow()
+	}
+	select {
+	case st := <-waitc:
+		// Forward what the shell wrote before it went, then say how it ended.
+		_ = ptmx.SetReadDeadline(time.Now().Add(drainTimeout))
+		<-outDone
+		code, sig := exitCode(st)
+		log.Info("webterm: shell exited", "code", code, "signal", sig)
+		wctx, wcancel := context.WithTimeout(ctx, finalWriteTimeout)
+		_ = s.control(wctx, Control{Type: TypeExit, Code: &code, Signal: sig})
+		wcancel()
+		_ = s.c.Close(websocket.StatusNormalClosure, "exit "+strconv.Itoa(code))
+		// Anything of the shell's left on the terminal is hung up with it.
+		_ = ptmx.Close()
+		_ = unix.Kill(-pid, unix.SIGHUP)
+	case <-ctx.Done():
+		// The page went away: its tab closed, the network failed, or it
+		// stopped answering pings.
+		hangup()
 		log.Info("webterm: session closed by peer")
+	case <-server.Done():
+		hangup()
+		// Tell the page why, so it does not look like a network fault.
+		_ = s.c.Close(websocket.StatusGoingAway, "server stopping")
+		log.Info("webterm: session hung up, server stopping")
 	}
 	cancel()
 	_ = ptmx.Close()

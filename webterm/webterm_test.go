@@ -291,7 +291,10 @@ func TestServeStopHangsUp(t *testing.T) {
 	cl := mustDial(t, s, "")
 	hello := cl.waitControl(TypeHello)
 	s.stop()
-	cl.waitClosed()
+	var ce websocket.CloseError
+	if err := cl.waitClosed(); !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway {
+		t.Errorf("close = %v, want going away", err)
+	}
 	if !gone(hello.Pid) {
 		t.Errorf("shell %d survived the server", hello.Pid)
 	}
