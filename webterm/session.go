@@ -42,7 +42,7 @@ type session struct {
 }
 
 // run starts the shell on a new pty and relays until the shell exits or
-// the page goes away (or ctx ends, when the server shuts down).
+// the page goes away (or server ends: the server is shutting down).
 func (s *session) run(server context.Context, cols, rows int) {
 	cmd := s.command()
 	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)})

@@ -375,3 +375,16 @@ func TestKeepalive(t *testing.T) {
 	defer raw.CloseNow()
 	poll(t, 10*time.Second, "silent client dropped", func() bool { return s.h.Sessions() == 1 })
 }
+
+func TestLargePaste(t *testing.T) {
+	s := startServer(t)
+	cl := mustDial(t, s, "")
+	cl.waitControl(TypeHello)
+	cl.send("wc -c | tr -d ' ' | sed 's/^/count=/'\n")
+	// 300 KB in one message, in lines the terminal's line editing takes
+	// whole (shorter than its 4 KB line buffer).
+	line := strings.Repeat("a", 99) + "\n"
+	cl.send(strings.Repeat(line, 3000))
+	cl.send("\x04") // ^D: end of input for wc
+	cl.waitOutput("count=300000")
+}

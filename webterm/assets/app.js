@@ -68,7 +68,12 @@
     };
   }
 
-  term.onData(function (d) { send(enc.encode(d)); });
+  // A large paste is one onData call: send it in pieces, well under the
+  // server's 1 MiB message limit.
+  term.onData(function (d) {
+    var b = enc.encode(d);
+    for (var i = 0; i < b.length; i += 65536) send(b.subarray(i, i + 65536));
+  });
   term.onBinary(function (d) {
     var b = new Uint8Array(d.length);
     for (var i = 0; i < d.length; i++) b[i] = d.charCodeAt(i) & 255;
