@@ -20,7 +20,7 @@ func TestGoldenBuiltins(t *testing.T) {
 	if err != nil || len(warns) > 0 {
 		t.Fatalf("Load: %v %v", warns, err)
 	}
-	want := []string{"custom", "datascience", "mastra", "nextjs", "nodejs"}
+	want := []string{"custom", "datascience", "mastra", "minimal", "nextjs", "nodejs"}
 	if got := r.Names(); !equal(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}

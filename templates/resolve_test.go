@@ -79,7 +79,7 @@ func TestResolveErrors(t *testing.T) {
 		doc  string
 		want []string
 	}{
-		{"name: x\ntemplate: rails\n", []string{`template: unknown template "rails" (known: custom, datascience, mastra, nextjs, nodejs)`}},
+		{"name: x\ntemplate: rails\n", []string{`template: unknown template "rails" (known: custom, datascience, mastra, minimal, nextjs, nodejs)`}},
 		{"name: x\n", []string{"baseImage: required"}},
 		{"name: x\ntemplate: nodejs\nresources: {tier: dev.medium, cpuCores: 3}\nservices: [{name: api, command: [node, .], dependsOn: [db]}]\n",
 			[]string{"resources.cpuCores: 3 is above dev.medium's maximum 2", `services[1].dependsOn[0]: unknown service "db"`}},
@@ -145,7 +145,7 @@ func TestUserTemplates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(r.Names(), ","); got != "custom,datascience,mastra,nextjs,nodejs,shop" {
+	if got := strings.Join(r.Names(), ","); got != "custom,datascience,mastra,minimal,nextjs,nodejs,shop" {
 		t.Errorf("Names() = %s", got)
 	}
 	wantWarn := map[string]string{
