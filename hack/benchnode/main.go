@@ -10,6 +10,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -205,7 +207,75 @@ func run(bin string, n, lsPods int) error {
 			return err
 		}
 	}
-	// 4. Fill up to 50 running pods for RSS, then lsPods for `pod ls`.
+	// 4. pod exec true through the API, beside runsc exec alone.
+	ep, err := nd.client.Create(ctx, plain("execbench"))
+	if err != nil {
+		return fmt.Errorf("create execbench: %w", err)
+	}
+	var viaAPI, raw []time.Duration
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		code, err := nd.client.ExecStream(ctx, ep.ID, api.ExecOptions{Args: []string{"true"}}, nil, io.Discard, io.Discard, nil)
+		if err != nil || code != 0 {
+			return fmt.Errorf("exec: %d %v", code, err)
+		}
+		viaAPI = append(viaAPI, time.Since(t0))
+		t0 = time.Now()
+		if out, err := exec.Command("runsc", "--root", nd.dir+"/runsc", "exec", ep.ID, "true").CombinedOutput(); err != nil {
+			return fmt.Errorf("runsc exec: %v: %s", err, out)
+		}
+		raw = append(raw, time.Since(t0))
+	}
+	if err := nd.client.Delete(ctx, ep.ID); err != nil {
+		return err
+	}
+
+	// 5. Forwarder throughput against a real pod: 1 GB through the host
+	// port and straight to the pod IP, in the same run.
+	blast := plain("blast")
+	blast.Spec.Network.Ports = []podspec.Port{{Name: "blast", Internal: 9000}}
+	blast.Spec.Services = []podspec.Service{{Name: "blast", Command: []string{"sh", "-c", "while :; do nc -l -p 9000 < /dev/zero; done"}}}
+	bp, err := nd.client.Create(ctx, blast)
+	if err != nil {
+		return fmt.Errorf("create blast: %w", err)
+	}
+	const total = 1 << 30
+	drain := func(addr string) (float64, error) {
+		var c net.Conn
+		var err error
+		for i := 0; i < 100; i++ { // nc re-listens between connections
+			if c, err = net.Dial("tcp", addr); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		t0 := time.Now()
+		if _, err := io.CopyN(io.Discard, c, total); err != nil {
+			return 0, err
+		}
+		return float64(total) / time.Since(t0).Seconds() / 1e6, nil
+	}
+	var direct, fwd []float64
+	for i := 0; i < 3; i++ {
+		d, err := drain(net.JoinHostPort(bp.IP, "9000"))
+		if err != nil {
+			return fmt.Errorf("direct: %w", err)
+		}
+		f, err := drain(fmt.Sprintf("127.0.0.1:%d", bp.Ports[0].External))
+		if err != nil {
+			return fmt.Errorf("forwarded: %w", err)
+		}
+		direct, fwd = append(direct, d), append(fwd, f)
+	}
+	if err := nd.client.Delete(ctx, bp.ID); err != nil {
+		return err
+	}
+
+	// 6. Fill up to 50 running pods for RSS, then lsPods for `pod ls`.
 	have, _ := nd.client.List(ctx)
 	fill := func(total int) error {
 		var wg sync.WaitGroup
@@ -254,6 +324,11 @@ func run(bin string, n, lsPods int) error {
 	fmt.Printf("node-bench: create -> first HTTP via host port: p50 %s (n=%d)\n", pct(firstHTTP, 50), len(firstHTTP))
 	fmt.Printf("node-bench: pod ls with %d pods: p50 %s p95 %s\n", len(all), pct(ls, 50), pct(ls, 95))
 	fmt.Printf("node-bench: daemon RSS: %d MB with 0 pods, %d MB with 50 running pods\n", rss0/1024, rss50/1024)
+	fmt.Printf("node-bench: pod exec true via API: p50 %s; runsc exec alone: p50 %s (n=%d)\n", pct(viaAPI, 50), pct(raw, 50), n)
+	slices.Sort(direct)
+	slices.Sort(fwd)
+	fmt.Printf("node-bench: 1 GiB from a pod: direct to pod IP %.0f MB/s, through the forwarder %.0f MB/s (median of 3; ratio %.2f)\n",
+		direct[1], fwd[1], fwd[1]/direct[1])
 	return nil
 }
 
