@@ -39,7 +39,13 @@ if want templates; then
 	section "issue 6: decode + resolve"
 	go test -run '^$' -bench . -benchmem ./templates/ | grep -E '^Benchmark'
 fi
-if want supervisor && [ -f supervisor/bench_test.go ]; then
-	section "issue 5: supervisor"
-	go test -run '^$' -bench . -benchtime 10x ./supervisor/ | grep -E 'Benchmark|supervisor-bench'
+if want supervisor; then
+	section "issue 5: sandbox start -> 3 trivial services healthy, beside the sandbox alone"
+	go test -run '^$' -bench SandboxToReady -benchtime 10x ./supervisor/ | grep -E 'Benchmark|supervisor-bench|p50'
+	section "issue 5: init's memory inside the sandbox (VmRSS as gVisor counts it; see docs/supervisor.md)"
+	go test -run '^$' -bench InitRSS -benchtime 5x ./supervisor/ | grep -vE '^(goos|goarch|pkg|cpu|PASS|ok)'
+	section "issue 5: web terminal keystroke echo and memory"
+	go test -run '^$' -bench 'KeystrokeEcho' -benchtime 2000x ./webterm/ | grep -E '^Benchmark'
+	section "issue 4/5: API round trips and exec overhead"
+	go test -run '^$' -bench . -benchtime 2s ./internal/api/ | grep -E '^Benchmark'
 fi
