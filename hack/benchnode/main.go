@@ -240,24 +240,33 @@ func run(bin string, n, lsPods int) error {
 		return fmt.Errorf("create blast: %w", err)
 	}
 	const total = 1 << 30
+	// drain reads total bytes from addr. nc serves one connection and
+	// then listens again, so a connection that ends at once (refused
+	// directly, or accepted by the forwarder and closed because the pod
+	// refused it) is retried.
 	drain := func(addr string) (float64, error) {
-		var c net.Conn
-		var err error
-		for i := 0; i < 100; i++ { // nc re-listens between connections
-			if c, err = net.Dial("tcp", addr); err == nil {
-				break
+		var lastErr error
+		for i := 0; i < 200; i++ {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				lastErr = err
+				time.Sleep(20 * time.Millisecond)
+				continue
 			}
-			time.Sleep(20 * time.Millisecond)
+			t0 := time.Now()
+			n, err := io.CopyN(io.Discard, c, total)
+			c.Close()
+			if n == 0 {
+				lastErr = err
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			if err != nil {
+				return 0, err
+			}
+			return float64(total) / time.Since(t0).Seconds() / 1e6, nil
 		}
-		if err != nil {
-			return 0, err
-		}
-		defer c.Close()
-		t0 := time.Now()
-		if _, err := io.CopyN(io.Discard, c, total); err != nil {
-			return 0, err
-		}
-		return float64(total) / time.Since(t0).Seconds() / 1e6, nil
+		return 0, lastErr
 	}
 	var direct, fwd []float64
 	for i := 0; i < 3; i++ {
