@@ -10,9 +10,12 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 )
 
-var hostnameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+var hostnameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+})
 
 // Where the host's resolvers live. When /etc/resolv.conf points at a local
 // stub (systemd-resolved's 127.0.0.53), the pod cannot use it: 127/8 inside

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"regexp"
+	"sync"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 )
@@ -109,9 +110,9 @@ func WithSubnetStore(s SubnetStore) Option {
 }
 
 var (
-	bridgePrefixRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,4}$`)
-	chainPrefixRE  = regexp.MustCompile(`^[A-Z][A-Z0-9]{0,11}$`)
-	netnsPrefixRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,31}$`)
+	bridgePrefixRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9]{0,4}$`) })
+	chainPrefixRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Z][A-Z0-9]{0,11}$`) })
+	netnsPrefixRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,31}$`) })
 )
 
 // WithNames sets the prefixes of everything the manager names on the host:
@@ -121,13 +122,13 @@ var (
 // with different prefixes never touch each other's resources.
 func WithNames(bridgePrefix, chainPrefix, netnsPrefix string) Option {
 	return func(c *config) error {
-		if !bridgePrefixRE.MatchString(bridgePrefix) {
+		if !bridgePrefixRE().MatchString(bridgePrefix) {
 			return invalid("bridge prefix %q: must match %s", bridgePrefix, bridgePrefixRE)
 		}
-		if !chainPrefixRE.MatchString(chainPrefix) {
+		if !chainPrefixRE().MatchString(chainPrefix) {
 			return invalid("chain prefix %q: must match %s", chainPrefix, chainPrefixRE)
 		}
-		if !netnsPrefixRE.MatchString(netnsPrefix) {
+		if !netnsPrefixRE().MatchString(netnsPrefix) {
 			return invalid("netns prefix %q: must match %s", netnsPrefix, netnsPrefixRE)
 		}
 		c.bridgePrefix, c.chainPrefix, c.netnsPrefix = bridgePrefix, chainPrefix, netnsPrefix

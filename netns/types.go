@@ -205,7 +205,7 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("dns.options[%d] %q: must be one resolv.conf option: %w", i, o, errdefs.ErrInvalidArgument)
 		}
 	}
-	if s.Hostname != "" && !hostnameRE.MatchString(s.Hostname) {
+	if s.Hostname != "" && !hostnameRE().MatchString(s.Hostname) {
 		return fmt.Errorf("hostname %q: must be an RFC 1123 host name: %w", s.Hostname, errdefs.ErrInvalidArgument)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 )
@@ -62,12 +63,12 @@ func (l *errList) err() error {
 
 // Field paths.
 
-var identLike = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+var identLike = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`) })
 
 // Join appends a key to a field path: a.b, or a["odd key"] when the key
 // is not identifier-like.
 func Join(path, key string) string {
-	if !identLike.MatchString(key) {
+	if !identLike().MatchString(key) {
 		return path + "[" + strconv.Quote(key) + "]"
 	}
 	if path == "" {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"sigs.k8s.io/yaml"
 )
@@ -75,8 +76,8 @@ type segment struct {
 }
 
 var (
-	keyRe = regexp.MustCompile(`^[A-Za-z0-9_-]+`)
-	selRe = regexp.MustCompile(`^\[(?:(\d+)|name=([^\]]+))\]`)
+	keyRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_-]+`) })
+	selRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\[(?:(\d+)|name=([^\]]+))\]`) })
 )
 
 // splitSet splits "path=value" at the first '=' outside brackets and
@@ -101,14 +102,14 @@ func splitSet(s string) ([]segment, string, error) {
 	p, val := s[:eq], s[eq+1:]
 	var segs []segment
 	for rest := p; ; {
-		k := keyRe.FindString(rest)
+		k := keyRe().FindString(rest)
 		if k == "" {
 			return nil, "", fmt.Errorf("bad path %q: want field names separated by '.', and [N] or [name=X] after lists", p)
 		}
 		segs = append(segs, segment{key: k})
 		rest = rest[len(k):]
 		for {
-			m := selRe.FindStringSubmatch(rest)
+			m := selRe().FindStringSubmatch(rest)
 			if m == nil {
 				break
 			}
@@ -254,6 +255,8 @@ func convert(raw string, t reflect.Type) (any, error) {
 	return v, nil
 }
 
-var jsonNumber = regexp.MustCompile(`^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$`)
+var jsonNumber = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$`)
+})
 
-func isJSONNumber(s string) bool { return jsonNumber.MatchString(s) }
+func isJSONNumber(s string) bool { return jsonNumber().MatchString(s) }

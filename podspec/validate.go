@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -30,12 +31,18 @@ const (
 )
 
 var (
-	dnsLabel     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	envName      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	userSpec     = regexp.MustCompile(`^(?:[a-z_][a-z0-9_-]{0,31}|[0-9]{1,10})(?::(?:[a-z_][a-z0-9_-]{0,31}|[0-9]{1,10}))?$`)
-	githubRepo   = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$`)
-	hostnameRe   = regexp.MustCompile(`^(?:\*\.)?(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
-	badRefChars  = regexp.MustCompile(`[\x00-\x20\x7f~^:?*\[\\]`)
+	dnsLabel = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`) })
+	envName  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
+	userSpec = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:[a-z_][a-z0-9_-]{0,31}|[0-9]{1,10})(?::(?:[a-z_][a-z0-9_-]{0,31}|[0-9]{1,10}))?$`)
+	})
+	githubRepo = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$`)
+	})
+	hostnameRe = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:\*\.)?(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+	})
+	badRefChars  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[\x00-\x20\x7f~^:?*\[\\]`) })
 	dnsLabelHelp = "lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit"
 )
 
@@ -50,13 +57,13 @@ func (p *Pod) Validate() error {
 	switch {
 	case p.Name == "":
 		e.add("name", "required")
-	case !dnsLabel.MatchString(p.Name):
+	case !dnsLabel().MatchString(p.Name):
 		e.add("name", "%q must be a DNS label: %s", p.Name, dnsLabelHelp)
 	}
-	if p.Slug != "" && !dnsLabel.MatchString(p.Slug) {
+	if p.Slug != "" && !dnsLabel().MatchString(p.Slug) {
 		e.add("slug", "%q must be a DNS label: %s", p.Slug, dnsLabelHelp)
 	}
-	if p.Template != "" && !dnsLabel.MatchString(p.Template) {
+	if p.Template != "" && !dnsLabel().MatchString(p.Template) {
 		e.add("template", "%q must be a DNS label: %s", p.Template, dnsLabelHelp)
 	}
 	validateImage("baseImage", p.BaseImage, &e)
@@ -65,12 +72,12 @@ func (p *Pod) Validate() error {
 	validateServices(p.Services, &e)
 	validateEnv("environment", p.Environment, &e)
 	validateAbsPath("workingDir", p.WorkingDir, &e)
-	if p.User != "" && !userSpec.MatchString(p.User) {
+	if p.User != "" && !userSpec().MatchString(p.User) {
 		e.add("user", "%q must be user[:group], each a name or a numeric id", p.User)
 	}
 	if p.GithubRepo != "" {
 		owner, repo, _ := strings.Cut(p.GithubRepo, "/")
-		if !githubRepo.MatchString(p.GithubRepo) || repo == "." || repo == ".." || strings.HasSuffix(owner, "-") {
+		if !githubRepo().MatchString(p.GithubRepo) || repo == "." || repo == ".." || strings.HasSuffix(owner, "-") {
 			e.add("githubRepo", "%q must be owner/repo, e.g. \"pinacle/pinacle-node\"", p.GithubRepo)
 		}
 	}
@@ -88,7 +95,7 @@ func (p *Pod) Validate() error {
 		switch {
 		case hc.Name == "":
 			e.add(f+".name", "required")
-		case !dnsLabel.MatchString(hc.Name):
+		case !dnsLabel().MatchString(hc.Name):
 			e.add(f+".name", "%q must be a DNS label: %s", hc.Name, dnsLabelHelp)
 		default:
 			if j, dup := seen[hc.Name]; dup {
@@ -121,7 +128,7 @@ func validateImage(field, ref string, e *errList) {
 
 func validateEnv(field string, env map[string]string, e *errList) {
 	for _, k := range sortedKeys(env) {
-		if !envName.MatchString(k) {
+		if !envName().MatchString(k) {
 			e.add(Join(field, k), "%q is not a valid variable name: want [A-Za-z_][A-Za-z0-9_]*", k)
 		}
 		if strings.ContainsRune(env[k], 0) {
@@ -140,7 +147,7 @@ func validateAbsPath(field, p string, e *errList) {
 }
 
 func validRefName(b string) bool {
-	return len(b) <= 255 && !badRefChars.MatchString(b) && !strings.HasPrefix(b, "-") &&
+	return len(b) <= 255 && !badRefChars().MatchString(b) && !strings.HasPrefix(b, "-") &&
 		!strings.HasPrefix(b, "/") && !strings.HasSuffix(b, "/") && !strings.HasSuffix(b, ".") &&
 		!strings.HasSuffix(b, ".lock") && !strings.Contains(b, "..") && !strings.Contains(b, "//") &&
 		!strings.Contains(b, "@{") && b != "@"
@@ -157,7 +164,7 @@ func (n *Network) validate(e *errList) {
 		switch {
 		case p.Name == "":
 			e.add(f+".name", "required")
-		case !dnsLabel.MatchString(p.Name):
+		case !dnsLabel().MatchString(p.Name):
 			e.add(f+".name", "%q must be a DNS label: %s", p.Name, dnsLabelHelp)
 		default:
 			if j, dup := byName[p.Name]; dup {
@@ -221,7 +228,7 @@ func (n *Network) validate(e *errList) {
 			e.add("network.egress.domains", "only used with mode allowlist")
 		}
 		for i, d := range g.Domains {
-			if len(d) > 253 || !hostnameRe.MatchString(d) {
+			if len(d) > 253 || !hostnameRe().MatchString(d) {
 				e.add(Index("network.egress.domains", i), "%q is not a domain name (a leading \"*.\" is allowed)", d)
 			}
 		}
@@ -255,7 +262,7 @@ func (n *Network) validate(e *errList) {
 			e.add("network.dns.search", "%d search domains: resolv.conf uses at most 6", len(d.Search))
 		}
 		for i, s := range d.Search {
-			if len(s) > 253 || strings.HasPrefix(s, "*") || !hostnameRe.MatchString(s) {
+			if len(s) > 253 || strings.HasPrefix(s, "*") || !hostnameRe().MatchString(s) {
 				e.add(Index("network.dns.search", i), "%q is not a domain name", s)
 			}
 		}
@@ -297,7 +304,7 @@ func validateServices(svcs []Service, e *errList) {
 		switch {
 		case s.Name == "":
 			e.add(f+".name", "required")
-		case !dnsLabel.MatchString(s.Name):
+		case !dnsLabel().MatchString(s.Name):
 			e.add(f+".name", "%q must be a DNS label: %s", s.Name, dnsLabelHelp)
 		default:
 			if j, dup := idx[s.Name]; dup {
@@ -322,7 +329,7 @@ func validateServices(svcs []Service, e *errList) {
 		validateAbsPath(f+".creates", s.Creates, e)
 		validateAbsPath(f+".workingDir", s.WorkingDir, e)
 		validateEnv(f+".env", s.Env, e)
-		if s.User != "" && !userSpec.MatchString(s.User) {
+		if s.User != "" && !userSpec().MatchString(s.User) {
 			e.add(f+".user", "%q must be user[:group], each a name or a numeric id", s.User)
 		}
 		switch s.Restart {
@@ -418,7 +425,7 @@ func (h *HealthCheck) validate(f string, svcPort int, e *errList) {
 		if len(h.Command) > 0 {
 			e.add(f+".command", "only used by exec checks")
 		}
-		if h.Host != "" && !hostnameRe.MatchString(h.Host) {
+		if h.Host != "" && !hostnameRe().MatchString(h.Host) {
 			if _, err := netip.ParseAddr(h.Host); err != nil {
 				e.add(f+".host", "%q is not a host name or IP address", h.Host)
 			}
@@ -482,4 +489,4 @@ func (h *HealthCheck) validate(f string, svcPort int, e *errList) {
 
 // IsDNSLabel reports whether s may name a pod, service, port or template:
 // lowercase letters, digits and '-', at most 63, alphanumeric at both ends.
-func IsDNSLabel(s string) bool { return dnsLabel.MatchString(s) }
+func IsDNSLabel(s string) bool { return dnsLabel().MatchString(s) }

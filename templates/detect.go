@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 )
@@ -140,7 +141,7 @@ func packageJSONDeps(path string) ([]string, error) {
 
 // pyName matches the distribution name at the start of a PEP 508
 // requirement, e.g. "pandas" in "pandas[excel]>=2.0; python_version>'3.8'".
-var pyName = regexp.MustCompile(`^\s*([A-Za-z0-9][A-Za-z0-9._-]*)`)
+var pyName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\s*([A-Za-z0-9][A-Za-z0-9._-]*)`) })
 
 func normalizePy(n string) string {
 	return strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(n))
@@ -159,7 +160,7 @@ func requirementsTxt(path string) ([]string, error) {
 		if strings.HasPrefix(strings.TrimSpace(line), "-") {
 			continue // -r, -e, --index-url ...
 		}
-		if m := pyName.FindStringSubmatch(line); m != nil {
+		if m := pyName().FindStringSubmatch(line); m != nil {
 			out = append(out, normalizePy(m[1]))
 		}
 	}
@@ -167,9 +168,9 @@ func requirementsTxt(path string) ([]string, error) {
 }
 
 var (
-	tomlTable  = regexp.MustCompile(`^\s*\[+\s*([^\]]+?)\s*\]+\s*$`)
-	tomlString = regexp.MustCompile(`"([^"]*)"|'([^']*)'`)
-	tomlKey    = regexp.MustCompile(`^\s*"?([A-Za-z0-9][A-Za-z0-9._-]*)"?\s*=`)
+	tomlTable  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\s*\[+\s*([^\]]+?)\s*\]+\s*$`) })
+	tomlString = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`"([^"]*)"|'([^']*)'`) })
+	tomlKey    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\s*"?([A-Za-z0-9][A-Za-z0-9._-]*)"?\s*=`) })
 )
 
 // pyprojectDeps finds dependency names in a pyproject.toml without a
@@ -185,7 +186,7 @@ func pyprojectDeps(path string) ([]string, error) {
 	inArray := false
 	for line := range strings.SplitSeq(string(b), "\n") {
 		line, _, _ = strings.Cut(line, "#")
-		if m := tomlTable.FindStringSubmatch(line); m != nil && !inArray {
+		if m := tomlTable().FindStringSubmatch(line); m != nil && !inArray {
 			table = m[1]
 			continue
 		}
@@ -203,8 +204,8 @@ func pyprojectDeps(path string) ([]string, error) {
 				}
 				inArray = true
 			}
-			for _, s := range tomlString.FindAllStringSubmatch(trimmed, -1) {
-				if m := pyName.FindStringSubmatch(s[1] + s[2]); m != nil {
+			for _, s := range tomlString().FindAllStringSubmatch(trimmed, -1) {
+				if m := pyName().FindStringSubmatch(s[1] + s[2]); m != nil {
 					out = append(out, normalizePy(m[1]))
 				}
 			}
@@ -212,7 +213,7 @@ func pyprojectDeps(path string) ([]string, error) {
 				inArray = false
 			}
 		case strings.HasPrefix(table, "tool.poetry") && strings.HasSuffix(table, "dependencies"):
-			if m := tomlKey.FindStringSubmatch(line); m != nil {
+			if m := tomlKey().FindStringSubmatch(line); m != nil {
 				out = append(out, normalizePy(m[1]))
 			}
 		}
