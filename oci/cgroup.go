@@ -193,3 +193,13 @@ func readUint(path string) uint64 {
 	v, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 	return v
 }
+
+// OOMKills returns how many processes the kernel's OOM killer has killed
+// in the memory cgroup at cgroupsPath, and whether the cgroup could be
+// read. A memcg OOM inside a gVisor sandbox usually kills one of the
+// sandbox's host processes (the app dies, the sandbox lives), so the
+// counter is how the node learns of it.
+func OOMKills(cgroupsPath string) (uint64, bool) {
+	ev := readMemoryEvents(cgroupsPath)
+	return ev.oomKills, ev.ok
+}

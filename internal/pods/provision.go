@@ -473,7 +473,7 @@ func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.Root
 		User:        "0:0",
 		Hostname:    hostname(spec),
 		RootPath:    root,
-		CgroupsPath: "/pinacle/" + id,
+		CgroupsPath: cgroupsPath(id),
 		CPUs:        limits.CPUCores,
 		MemoryBytes: limits.MemoryBytes,
 		PidsLimit:   limits.PidsLimit,
@@ -614,3 +614,6 @@ func writeFileAtomic(path string, b []byte) error {
 	}
 	return os.Rename(tmp, path)
 }
+
+// cgroupsPath is the pod's cgroup (v1: under every controller).
+func cgroupsPath(id string) string { return "/pinacle/" + id }

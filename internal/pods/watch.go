@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 	"github.com/pinacle/pinacle-node/internal/store"
+	"github.com/pinacle/pinacle-node/oci"
 	"github.com/pinacle/pinacle-node/portfwd"
+	"github.com/pinacle/pinacle-node/supervisor"
 )
 
 // maxRestarts is how many times in a row a pod whose sandbox died is
@@ -24,7 +27,11 @@ func (m *Manager) watch(id string) {
 	}
 	m.watchers[id] = cancel
 	m.watchMu.Unlock()
-	m.wg.Add(1)
+	m.wg.Add(2)
+	go func() {
+		defer m.wg.Done()
+		m.watchOOM(ctx, id)
+	}()
 	go func() {
 		defer m.wg.Done()
 		info, err := m.cfg.Runtime.Wait(ctx, id)
@@ -92,5 +99,45 @@ func (m *Manager) sandboxDied(id string, oom bool, reason string) {
 	m.event(ctx, id, "restart", "RestartPolicy", fmt.Sprintf("restarting (attempt %d of %d)", st.Restarts, maxRestarts))
 	if err := m.bringUpOp(ctx, id, lifecycle.OpStart); err != nil {
 		m.log.Warn("restarting pod", "pod", id, "err", err)
+	}
+}
+
+// oomPoll is how often a running pod's memory cgroup is checked for OOM
+// kills: reading two small cgroup files, cheap enough for every pod.
+const oomPoll = 2 * time.Second
+
+// watchOOM reports OOM kills that leave the sandbox alive (the kernel
+// killed a process inside the pod): an "oom" event naming the services
+// that died of it. Their own restart policy, run by init, applies.
+func (m *Manager) watchOOM(ctx context.Context, id string) {
+	cg := cgroupsPath(id)
+	last, _ := oci.OOMKills(cg)
+	t := time.NewTicker(oomPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, ok := oci.OOMKills(cg)
+		if !ok || n <= last {
+			continue
+		}
+		killed := n - last
+		last = n
+		msg := fmt.Sprintf("out of memory: the kernel killed %d process(es) at the pod's memory limit", killed)
+		if st, err := supervisor.ReadStatus(m.statusFile(id)); err == nil {
+			var hit []string
+			for _, s := range st.Services {
+				if s.LastExitCode != nil && *s.LastExitCode == 137 {
+					hit = append(hit, s.Name)
+				}
+			}
+			if len(hit) > 0 {
+				msg += "; services killed: " + strings.Join(hit, ", ")
+			}
+		}
+		m.event(ctx, id, "oom", "OOMKilled", msg)
 	}
 }
