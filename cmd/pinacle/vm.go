@@ -153,31 +153,30 @@ func missingNodeBinaries(o hostcli.CreateOptions) []string {
 }
 
 func newVMStartCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "start",
-		Short: "Start the VM (boots, provisions, waits until the node serves)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			lima, err := hostcli.NewLimactl()
-			if err != nil {
-				return err
-			}
-			inst, err := lookup(cmd, lima)
-			if err != nil {
-				return err
-			}
+	return newVMInstanceCmd("start", "Start the VM (boots, provisions, waits until the node serves)",
+		func(cmd *cobra.Command, lima hostcli.Lima, inst *hostcli.Instance) error {
 			if inst.Status == "Running" {
 				return nil
 			}
 			return lima.Start(cmd.Context(), inst.Name)
-		},
-	}
+		})
 }
 
 func newVMStopCmd() *cobra.Command {
+	return newVMInstanceCmd("stop", "Stop the VM (pods stop with it and are recovered at the next start)",
+		func(cmd *cobra.Command, lima hostcli.Lima, inst *hostcli.Instance) error {
+			if inst.Status == "Stopped" {
+				return nil
+			}
+			return lima.Stop(cmd.Context(), inst.Name)
+		})
+}
+
+// newVMInstanceCmd is a vm subcommand that acts on the existing VM.
+func newVMInstanceCmd(use, short string, act func(*cobra.Command, hostcli.Lima, *hostcli.Instance) error) *cobra.Command {
 	return &cobra.Command{
-		Use:   "stop",
-		Short: "Stop the VM (pods stop with it and are recovered at the next start)",
+		Use:   use,
+		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			lima, err := hostcli.NewLimactl()
@@ -188,10 +187,7 @@ func newVMStopCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if inst.Status == "Stopped" {
-				return nil
-			}
-			return lima.Stop(cmd.Context(), inst.Name)
+			return act(cmd, lima, inst)
 		},
 	}
 }
@@ -219,20 +215,8 @@ func newVMDeleteCmd() *cobra.Command {
 }
 
 func newVMStatusCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "status",
-		Short: "Show the VM: status, architecture, resources",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			lima, err := hostcli.NewLimactl()
-			if err != nil {
-				return err
-			}
-			inst, err := lookup(cmd, lima)
-			if err != nil {
-				return err
-			}
+	return newVMInstanceCmd("status", "Show the VM: status, architecture, resources",
+		func(cmd *cobra.Command, _ hostcli.Lima, inst *hostcli.Instance) error {
 			return cli.Print(cmd, inst, func(w io.Writer) { _ = hostcli.RenderInstance(w, inst) })
-		},
-	}
+		})
 }
