@@ -206,11 +206,7 @@ func podTable(w io.Writer, p *pods.Pod) {
 		fmt.Fprintf(w, "Port %s:\t%d -> %s\n", port.Name, port.Internal, dash(target))
 	}
 	for _, s := range p.Services {
-		st := string(s.State)
-		if s.Health != "" {
-			st += ", " + string(s.Health)
-		}
-		fmt.Fprintf(w, "Service %s:\t%s (restarts %d)\n", s.Name, st, s.Restarts)
+		fmt.Fprintf(w, "Service %s:\t%s (restarts %d)\n", s.Name, serviceState(s), s.Restarts)
 	}
 }
 
@@ -248,4 +244,14 @@ func shortAge(t time.Time) string {
 		return fmt.Sprintf("%dh", int(d.Hours()))
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// serviceState is a service's state, with its health when that says more
+// (a running service whose check is failing, say).
+func serviceState(s pods.ServiceInfo) string {
+	st := string(s.State)
+	if s.Health != "" && string(s.Health) != st {
+		st += ", health " + string(s.Health)
+	}
+	return st
 }

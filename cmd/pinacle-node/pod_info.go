@@ -77,7 +77,7 @@ the health in the chosen format; other failures use the usual codes.`,
 					fmt.Fprintf(w, "Reason:\t%s\n", h.Reason)
 				}
 				for _, s := range h.Services {
-					fmt.Fprintf(w, "Service %s:\t%s %s\n", s.Name, s.State, s.Health)
+					fmt.Fprintf(w, "Service %s:\t%s\n", s.Name, serviceState(s))
 				}
 			}); err != nil {
 				return err
