@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,7 +40,7 @@ func startServer(t testing.TB, opts ...Option) *testServer {
 	if len(path) > 100 {
 		t.Fatalf("socket path too long: %s", path)
 	}
-	opts = append([]Option{WithLogger(slog.New(slog.NewTextHandler(testWriter{t}, nil)))}, opts...)
+	opts = append([]Option{WithLogger(slog.New(slog.NewTextHandler(newTestWriter(t), nil)))}, opts...)
 	srv, err := NewServer(fake, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -71,11 +72,31 @@ func startServer(t testing.TB, opts ...Option) *testServer {
 	return &testServer{fake: fake, client: c, path: path, raw: raw}
 }
 
-type testWriter struct{ t testing.TB }
+// testWriter sends the server's log to t.Log while the test runs. A
+// request can finish (and be logged) after the test returned, and t.Log
+// then is a race inside package testing, so later lines are dropped.
+type testWriter struct {
+	t    testing.TB
+	mu   *sync.Mutex
+	done *bool
+}
+
+func newTestWriter(t testing.TB) testWriter {
+	w := testWriter{t: t, mu: new(sync.Mutex), done: new(bool)}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		*w.done = true
+		w.mu.Unlock()
+	})
+	return w
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimSpace(string(p)))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !*w.done {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
 	return len(p), nil
 }
 
