@@ -40,10 +40,13 @@ func TestHTTPHealthFlips(t *testing.T) {
 	if ss.Restarts != 0 || ss.LastError != "" {
 		t.Errorf("healthy again: %+v", ss)
 	}
-	log := readLog(t, cfg, "web")
-	if strings.Count(log, "health healthy") != 2 || strings.Count(log, "health unhealthy") != 1 {
-		t.Errorf("log does not show healthy -> unhealthy -> healthy:\n%s", log)
-	}
+	// The status file and the log are separate writes: the log line of the
+	// last change may land just after the status a test sees.
+	poll(t, 10*time.Second, func() (bool, string) {
+		log := readLog(t, cfg, "web")
+		ok := strings.Count(log, "health healthy") == 2 && strings.Count(log, "health unhealthy") == 1
+		return ok, "log to show healthy -> unhealthy -> healthy:\n" + log
+	})
 }
 
 func TestExecHealthCheck(t *testing.T) {

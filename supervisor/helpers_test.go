@@ -169,3 +169,22 @@ func httpd(port int, dir string) []string {
 func svc(name string, cmd []string, deps ...string) podspec.Service {
 	return podspec.Service{Name: name, Command: cmd, DependsOn: deps}
 }
+
+// waitLog polls a service's log until it holds every want, and returns it.
+// A service's output reaches its log through a pipe, and the supervisor's
+// own lines are written apart from the status file, so a log may lag the
+// status a test just saw.
+func waitLog(t *testing.T, cfg *Config, name string, want ...string) string {
+	t.Helper()
+	var log string
+	poll(t, 10*time.Second, func() (bool, string) {
+		log = readLog(t, cfg, name)
+		for _, w := range want {
+			if !strings.Contains(log, w) {
+				return false, fmt.Sprintf("log of %s to contain %q:\n%s", name, w, log)
+			}
+		}
+		return true, ""
+	})
+	return log
+}

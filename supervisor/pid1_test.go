@@ -158,11 +158,11 @@ func TestInitAsPID1ReapsOrphansAndStopsOnSIGTERM(t *testing.T) {
 }
 
 func TestInitForwardsSignals(t *testing.T) {
-	hup := svc("hup", sh(`trap 'echo got HUP' HUP; trap 'echo got USR1' USR1; while true; do sleep 0.05; done`))
+	hup := svc("hup", sh(`trap 'echo got HUP' HUP; trap 'echo got USR1' USR1; echo traps set; while true; do sleep 0.05; done`))
 	cfg := testConfig(t, hup)
 	cmd, _ := startInit(t, cfg)
 	readyStatus(t, cfg, 20*time.Second)
-	time.Sleep(100 * time.Millisecond) // let the shell install its traps
+	waitLog(t, cfg, "hup", "traps set") // signals before the traps would kill the shell
 	cmd.Process.Signal(syscall.SIGHUP)
 	cmd.Process.Signal(syscall.SIGUSR1)
 	poll(t, 10*time.Second, func() (bool, string) {

@@ -55,9 +55,7 @@ func TestDependencyOrder(t *testing.T) {
 	if !get("side").StartedAt.Before(get("db").Since) {
 		t.Errorf("side (independent) started %v, after db was healthy %v", get("side").StartedAt, get("db").Since)
 	}
-	if !strings.Contains(readLog(t, cfg, "api"), "api up") {
-		t.Errorf("api log lacks its output:\n%s", readLog(t, cfg, "api"))
-	}
+	waitLog(t, cfg, "api", "api up")
 }
 
 func TestCrashRestartsWithBackoff(t *testing.T) {
@@ -68,18 +66,13 @@ func TestCrashRestartsWithBackoff(t *testing.T) {
 	if ss.LastExitCode == nil || *ss.LastExitCode != 3 {
 		t.Errorf("lastExitCode = %v, want 3", ss.LastExitCode)
 	}
-	log := readLog(t, cfg, "crash")
+	// The backoff doubles from 20ms and is capped at 200ms.
+	log := waitLog(t, cfg, "crash", "exit code 3; restarting in 20ms", "restarting in 40ms", "restarting in 80ms")
 	if n := strings.Count(log, "attempt"); n < 4 {
 		t.Errorf("log has %d attempts, want >= 4:\n%s", n, log)
 	}
-	// The backoff doubles from 20ms and is capped at 200ms.
-	for _, want := range []string{"exit code 3; restarting in 20ms", "restarting in 40ms", "restarting in 80ms"} {
-		if !strings.Contains(log, want) {
-			t.Errorf("log lacks %q:\n%s", want, log)
-		}
-	}
 	waitService(t, s, "crash", 20*time.Second, func(ss ServiceStatus) bool { return ss.Restarts >= 7 })
-	if log := readLog(t, cfg, "crash"); !strings.Contains(log, "restarting in 200ms") || strings.Contains(log, "restarting in 400ms") {
+	if log := waitLog(t, cfg, "crash", "restarting in 200ms"); strings.Contains(log, "restarting in 400ms") {
 		t.Errorf("backoff not capped at 200ms:\n%s", log)
 	}
 }
@@ -123,16 +116,12 @@ func TestInstallStep(t *testing.T) {
 	if _, err := os.Stat(marker); err != nil {
 		t.Errorf("install did not run: %v", err)
 	}
-	if !strings.Contains(readLog(t, cfg, "good"), "installing") {
-		t.Errorf("install output not in the service log")
-	}
+	waitLog(t, cfg, "good", "installing")
 	ss := waitService(t, s, "bad", 10*time.Second, inState(StateFailed))
 	if !strings.Contains(ss.LastError, "install") || !strings.Contains(ss.LastError, "exit code 7") {
 		t.Errorf("bad: lastError = %q", ss.LastError)
 	}
-	if !strings.Contains(readLog(t, cfg, "bad"), "compiling") {
-		t.Errorf("install output not in the service log")
-	}
+	waitLog(t, cfg, "bad", "compiling")
 }
 
 func TestUserWorkingDirEnv(t *testing.T) {
@@ -173,9 +162,9 @@ func TestUserWorkingDirEnv(t *testing.T) {
 }
 
 func TestGracefulStopAndKill(t *testing.T) {
-	polite := svc("polite", sh(`trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.05; done`))
+	polite := svc("polite", sh(`trap 'echo got TERM; exit 0' TERM; echo traps set; while true; do sleep 0.05; done`))
 	polite.StopGracePeriod = dur(10 * time.Second)
-	stubborn := svc("stubborn", sh(`trap 'echo ignoring TERM' TERM; while true; do sleep 0.05; done`))
+	stubborn := svc("stubborn", sh(`trap 'echo ignoring TERM' TERM; echo traps set; while true; do sleep 0.05; done`))
 	stubborn.StopGracePeriod = dur(300 * time.Millisecond)
 	// polite depends on stubborn, so stubborn may only stop after polite.
 	polite.DependsOn = []string{"stubborn"}
@@ -183,7 +172,8 @@ func TestGracefulStopAndKill(t *testing.T) {
 	s, stop := runSupervisor(t, cfg)
 	waitService(t, s, "polite", 10*time.Second, inState(StateRunning))
 	waitService(t, s, "stubborn", 10*time.Second, inState(StateRunning))
-	time.Sleep(100 * time.Millisecond) // let the shells install their traps
+	waitLog(t, cfg, "polite", "traps set") // a TERM before its trap would
+	waitLog(t, cfg, "stubborn", "traps set") // end the shell at once
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -201,10 +191,8 @@ func TestGracefulStopAndKill(t *testing.T) {
 	if !k.Since.After(p.Since) {
 		t.Errorf("stubborn stopped (%v) before its dependent polite (%v)", k.Since, p.Since)
 	}
-	if log := readLog(t, cfg, "stubborn"); !strings.Contains(log, "ignoring TERM") || !strings.Contains(log, "grace period 300ms over: SIGKILL") {
-		t.Errorf("stubborn log:\n%s", log)
-	}
-	if log := readLog(t, cfg, "polite"); !strings.Contains(log, "got TERM") || strings.Contains(log, "grace period") {
+	waitLog(t, cfg, "stubborn", "ignoring TERM", "grace period 300ms over: SIGKILL")
+	if log := waitLog(t, cfg, "polite", "got TERM"); strings.Contains(log, "grace period") {
 		t.Errorf("polite log:\n%s", log)
 	}
 }
