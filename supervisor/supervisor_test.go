@@ -172,7 +172,7 @@ func TestGracefulStopAndKill(t *testing.T) {
 	s, stop := runSupervisor(t, cfg)
 	waitService(t, s, "polite", 10*time.Second, inState(StateRunning))
 	waitService(t, s, "stubborn", 10*time.Second, inState(StateRunning))
-	waitLog(t, cfg, "polite", "traps set") // a TERM before its trap would
+	waitLog(t, cfg, "polite", "traps set")   // a TERM before its trap would
 	waitLog(t, cfg, "stubborn", "traps set") // end the shell at once
 	if err := stop(); err != nil {
 		t.Fatal(err)
