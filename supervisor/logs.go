@@ -197,6 +197,14 @@ var FollowPollInterval = 100 * time.Millisecond
 // file; the old file is drained to its end first, so no line is lost
 // unless it was rotated away twice between two polls.
 func FollowLogs(ctx context.Context, dir, service string, w io.Writer) error {
+	return FollowLogsFrom(ctx, dir, service, 0, w)
+}
+
+// FollowLogsFrom is FollowLogs starting at byte offset of the current log
+// file, so a caller that has printed the tail (read after measuring the
+// file) goes on without repeating it. If the file is shorter than offset
+// (it rotated meanwhile), it starts from the beginning of the new one.
+func FollowLogsFrom(ctx context.Context, dir, service string, offset int64, w io.Writer) error {
 	if err := errdefs.ValidateID("service", service); err != nil {
 		return err
 	}
@@ -231,6 +239,12 @@ func FollowLogs(ctx context.Context, dir, service string, w io.Writer) error {
 			nf, err := os.Open(path)
 			if err == nil {
 				f = nf
+				if fi, err := f.Stat(); offset > 0 && err == nil && fi.Size() >= offset {
+					if _, err := f.Seek(offset, io.SeekStart); err != nil {
+						return fmt.Errorf("follow logs %s: %w", service, err)
+					}
+				}
+				offset = 0 // only the first file starts part way
 			} else if !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("follow logs %s: %w", service, err)
 			}

@@ -128,3 +128,51 @@ func TestFollowLogsAcrossRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestFollowLogsFromOffset(t *testing.T) {
+	dir := t.TempDir()
+	path := LogPath(dir, "svc")
+	if err := os.WriteFile(path, []byte("old 1\nold 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- FollowLogsFrom(ctx, dir, "svc", int64(len("old 1\n")), writerFunc(func(b []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return out.Write(b)
+		}))
+	}()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("new 3\n")
+	f.Close()
+	want := "old 2\nnew 3\n"
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		got := out.String()
+		mu.Unlock()
+		if got == want {
+			break
+		}
+		if time.Now().After(deadline) || len(got) > len(want) {
+			t.Fatalf("followed %q, want %q", got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -67,52 +68,25 @@ func (m *Manager) Logs(ctx context.Context, idOrName, service string, tail int, 
 		return err
 	}
 	dir := m.logDir(p.ID)
-	if !follow || tail >= 0 {
-		lines, err := supervisor.TailLogs(dir, name, tail)
-		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+	// Measure the current file first: following from there may repeat a
+	// line written while the tail is read, but never loses one.
+	var offset int64
+	if fi, err := os.Stat(supervisor.LogPath(dir, name)); err == nil {
+		offset = fi.Size()
+	}
+	lines, err := supervisor.TailLogs(dir, name, tail)
+	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return err
+	}
+	for _, l := range lines {
+		if _, err := io.WriteString(w, l+"\n"); err != nil {
 			return err
 		}
-		for _, l := range lines {
-			if _, err := io.WriteString(w, l+"\n"); err != nil {
-				return err
-			}
-		}
-		if !follow {
-			return nil
-		}
-		// Follow from here on: skip what was printed.
-		return followFrom(ctx, dir, name, w)
 	}
-	return supervisor.FollowLogs(ctx, dir, name, w)
-}
-
-// followFrom follows a log but drops what it holds now (already printed).
-func followFrom(ctx context.Context, dir, name string, w io.Writer) error {
-	all, _ := supervisor.TailLogs(dir, name, 0)
-	skip := 0
-	for _, l := range all {
-		skip += len(l) + 1
+	if !follow {
+		return nil
 	}
-	return supervisor.FollowLogs(ctx, dir, name, &skipWriter{w: w, skip: skip})
-}
-
-type skipWriter struct {
-	w    io.Writer
-	skip int
-}
-
-func (s *skipWriter) Write(b []byte) (int, error) {
-	n := len(b)
-	if s.skip > 0 {
-		if s.skip >= len(b) {
-			s.skip -= len(b)
-			return n, nil
-		}
-		b = b[s.skip:]
-		s.skip = 0
-	}
-	_, err := s.w.Write(b)
-	return n, err
+	return supervisor.FollowLogsFrom(ctx, dir, name, offset, w)
 }
 
 func (m *Manager) checkService(p *store.Pod, service string) error {
