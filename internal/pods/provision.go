@@ -69,7 +69,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Pod, error) {
 	if note != "" {
 		m.event(ctx, p.ID, "repository", "Cloned", note)
 	}
-	done := m.background(p.ID, func(ctx context.Context) error { return m.bringUpOp(ctx, p.ID, lifecycle.OpCreate) })
+	done := m.background(p.ID, func(ctx context.Context) error { return m.provision(ctx, p.ID) })
 	return m.maybeWait(ctx, p.ID, req.Wait, done)
 }
 
@@ -194,21 +194,25 @@ func (m *Manager) Start(ctx context.Context, idOrName string) (*Pod, error) {
 	if err != nil {
 		return nil, err
 	}
-	done := m.background(p.ID, func(ctx context.Context) error { return m.bringUpOp(ctx, p.ID, lifecycle.OpStart) })
+	done := m.background(p.ID, func(ctx context.Context) error { return m.start(ctx, p.ID) })
 	return m.maybeWait(ctx, p.ID, true, done)
 }
 
-// bringUpOp enters the operation's transitional state and brings the pod
-// up; on failure it undoes what it did and leaves the pod failed.
-func (m *Manager) bringUpOp(ctx context.Context, id string, op lifecycle.Op) error {
-	if op == lifecycle.OpCreate {
-		p, err := m.cfg.Store.Transition(ctx, id, lifecycle.Provisioning, "")
-		if err != nil {
-			return err
-		}
-		return m.bringUp(ctx, p)
+// provision brings a new (pending) pod up for the first time. Create is
+// not a lifecycle operation on an existing pod (lifecycle.Decide does not
+// take it): the pod was just recorded pending, so it simply moves on.
+func (m *Manager) provision(ctx context.Context, id string) error {
+	p, err := m.cfg.Store.Transition(ctx, id, lifecycle.Provisioning, "")
+	if err != nil {
+		return err
 	}
-	dec, p, err := m.cfg.Store.ApplyOp(ctx, id, op, "")
+	return m.bringUp(ctx, p)
+}
+
+// start enters starting (or does nothing, for a running pod) and brings
+// the pod up; on failure it undoes what it did and leaves the pod failed.
+func (m *Manager) start(ctx context.Context, id string) error {
+	dec, p, err := m.cfg.Store.ApplyOp(ctx, id, lifecycle.OpStart, "")
 	if err != nil {
 		return err
 	}
@@ -505,7 +509,8 @@ func (m *Manager) waitReady(ctx context.Context, id string, spec *podspec.Pod) e
 	for i := range spec.Services {
 		checks[spec.Services[i].Name] = spec.Services[i].HealthCheck
 	}
-	deadline := time.Now().Add(m.cfg.ReadyTimeout)
+	begun := time.Now()
+	deadline := begun.Add(m.cfg.ReadyTimeout)
 	interval := 5 * time.Millisecond
 	var last *supervisor.Status
 	lastAlive := time.Now()
@@ -560,7 +565,7 @@ func (m *Manager) waitReady(ctx context.Context, id string, spec *podspec.Pod) e
 		// Every 5 ms for the first seconds, where pods usually become
 		// ready (a coarser step shows up directly in create -> running),
 		// then easing off to 100 ms for pods that install things.
-		if time.Since(deadline.Add(-m.cfg.ReadyTimeout)) > 3*time.Second && interval < 100*time.Millisecond {
+		if time.Since(begun) > 3*time.Second && interval < 100*time.Millisecond {
 			interval += 5 * time.Millisecond
 		}
 	}

@@ -2,11 +2,9 @@ package pods
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 
-	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 	"github.com/pinacle/pinacle-node/oci"
 	"github.com/pinacle/pinacle-node/portfwd"
@@ -68,7 +66,7 @@ func (m *Manager) recoverPod(ctx context.Context, id string) error {
 		if _, err := m.cfg.Store.Transition(ctx, id, lifecycle.Failed, "node restarted during "+string(p.State)); err != nil {
 			return err
 		}
-		m.background(id, func(ctx context.Context) error { return m.bringUpOp(ctx, id, lifecycle.OpStart) })
+		m.background(id, func(ctx context.Context) error { return m.start(ctx, id) })
 		return nil
 	case lifecycle.Stopping:
 		if err := m.bringDown(ctx, id); err != nil {
@@ -85,15 +83,14 @@ func (m *Manager) recoverPod(ctx context.Context, id string) error {
 		_, err := m.cfg.Store.Transition(ctx, id, lifecycle.Failed, "node restarted during "+string(p.State))
 		return err
 	case lifecycle.Stopped, lifecycle.Failed, lifecycle.Pending:
-		// Nothing may run for these; make sure nothing does (idempotent).
-		if _, err := m.cfg.Runtime.State(ctx, id); err == nil || !errors.Is(err, errdefs.ErrNotFound) {
-			m.deleteSandbox(ctx, id)
-		}
+		// Nothing may run for these; make sure nothing does (idempotent:
+		// deleting a sandbox that is not there is fine).
+		m.deleteSandbox(ctx, id)
 		if mounted, _ := rootfs.IsMountPoint(m.podDir(id) + "/rootfs"); mounted {
 			return m.bringDown(ctx, id)
 		}
 		if p.State == lifecycle.Pending {
-			m.background(id, func(ctx context.Context) error { return m.bringUpOp(ctx, id, lifecycle.OpCreate) })
+			m.background(id, func(ctx context.Context) error { return m.provision(ctx, id) })
 		}
 		_ = m.cfg.Ports.SetState(id, portfwd.NotRunning)
 	}

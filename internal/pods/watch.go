@@ -15,8 +15,12 @@ import (
 )
 
 // maxRestarts is how many times in a row a pod whose sandbox died is
-// brought up again before it is left failed.
-const maxRestarts = 3
+// brought up again before it is left failed; a pod that ran for
+// restartsResetAfter before dying starts counting afresh.
+const (
+	maxRestarts        = 3
+	restartsResetAfter = 10 * time.Minute
+)
 
 // watch follows a running pod's sandbox and handles its death.
 func (m *Manager) watch(id string) {
@@ -82,6 +86,9 @@ func (m *Manager) sandboxDied(id string, oom bool, reason string) {
 		m.log.Warn("cleaning up dead sandbox", "pod", id, "err", err)
 	}
 	st := decodeStatus(p)
+	if time.Since(p.StateChangedAt) > restartsResetAfter {
+		st.Restarts = 0 // it had been running fine: not "in a row"
+	}
 	p, err = m.cfg.Store.TransitionWith(ctx, id, lifecycle.Failed, reason, func(p *store.Pod) error {
 		st.Restarts++
 		b, err := json.Marshal(st)
@@ -97,7 +104,7 @@ func (m *Manager) sandboxDied(id string, oom bool, reason string) {
 	case <-time.After(time.Duration(st.Restarts) * time.Second):
 	}
 	m.event(ctx, id, "restart", "RestartPolicy", fmt.Sprintf("restarting (attempt %d of %d)", st.Restarts, maxRestarts))
-	if err := m.bringUpOp(ctx, id, lifecycle.OpStart); err != nil {
+	if err := m.start(ctx, id); err != nil {
 		m.log.Warn("restarting pod", "pod", id, "err", err)
 	}
 }
