@@ -10,7 +10,6 @@ import (
 
 	"github.com/pinacle/pinacle-node/internal/cli"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
-	"github.com/pinacle/pinacle-node/internal/nodeconfig"
 	"github.com/pinacle/pinacle-node/internal/store"
 	"github.com/pinacle/pinacle-node/netns"
 	"github.com/pinacle/pinacle-node/oci"
@@ -19,21 +18,14 @@ import (
 // newCleanupCmd removes the node-level host state that outlives the
 // daemon (its iptables chains, runsc's netns pin), once no pod remains.
 func newCleanupCmd() *cobra.Command {
-	var configPath string
 	cmd := &cobra.Command{
 		Use:   "cleanup",
 		Short: "Remove node-level host state (iptables chains, runsc root pin) when no pods remain; the daemon must be stopped",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := nodeconfig.Load(configPath, cmd.Flags().Changed("config"))
+			cfg, err := loadNodeConfig(cmd)
 			if err != nil {
 				return err
-			}
-			if cmd.Flags().Changed("data-root") || envOr("PINACLE_DATA_ROOT", "") != "" {
-				cfg.DataRoot, _ = cmd.Flags().GetString("data-root")
-			}
-			if cmd.Flags().Changed("runsc-root") || envOr("PINACLE_RUNSC_ROOT", "") != "" {
-				cfg.RunscRoot, _ = cmd.Flags().GetString("runsc-root")
 			}
 			ctx := cmd.Context()
 			st, err := store.Open(ctx, filepath.Join(cfg.DataRoot, store.FileName))
@@ -63,6 +55,6 @@ func newCleanupCmd() *cobra.Command {
 			return cli.Print(cmd, res, func(w io.Writer) { fmt.Fprintln(w, "node-level state removed") })
 		},
 	}
-	cmd.Flags().StringVar(&configPath, "config", nodeconfig.DefaultPath, "node configuration file")
+	addConfigFlag(cmd)
 	return cmd
 }

@@ -29,9 +29,7 @@ const (
 
 func newImageCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Manage images"}
-	cmd.PersistentFlags().StringArray("mirror", nil, "registry mirror HOST=URL, tried before HOST (repeatable; env "+envMirrors+")")
-	cmd.PersistentFlags().StringArray("insecure-registry", nil, "registry reachable over plain http (repeatable; loopback needs none; env "+envInsecure+")")
-	cmd.PersistentFlags().Int("jobs", imagestore.DefaultJobs, "layers fetched at once")
+	addRegistryFlags(cmd.PersistentFlags())
 	cmd.AddCommand(newImagePullCmd(), newImageImportCmd(), newImageLsCmd(), newImageRmCmd(), newImageGCCmd(), newImageInspectCmd())
 	return cmd
 }

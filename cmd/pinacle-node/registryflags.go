@@ -1,15 +1,15 @@
 package main
 
 import (
-	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/pinacle/pinacle-node/imagestore"
 )
 
-// addRegistryFlags gives a command that may pull the same registry
-// settings as `image` (openImageStore reads them).
-func addRegistryFlags(cmd *cobra.Command) {
-	cmd.Flags().StringArray("mirror", nil, "registry mirror HOST=URL, tried before HOST (repeatable; env "+envMirrors+")")
-	cmd.Flags().StringArray("insecure-registry", nil, "registry reachable over plain http (repeatable; env "+envInsecure+")")
-	cmd.Flags().Int("jobs", imagestore.DefaultJobs, "layers fetched at once")
+// addRegistryFlags adds the registry settings openImageStore reads, to
+// every command that may pull (`image` and its subcommands, `run`).
+func addRegistryFlags(fs *pflag.FlagSet) {
+	fs.StringArray("mirror", nil, "registry mirror HOST=URL, tried before HOST (repeatable; env "+envMirrors+")")
+	fs.StringArray("insecure-registry", nil, "registry reachable over plain http (repeatable; loopback needs none; env "+envInsecure+")")
+	fs.Int("jobs", imagestore.DefaultJobs, "layers fetched at once")
 }

@@ -86,7 +86,7 @@ func newRunCmd() *cobra.Command {
 	f.BoolVar(&o.keep, "keep", false, "keep the sandbox's writable layer afterwards (default: removed)")
 	f.BoolVar(&o.noPull, "no-pull", false, "fail instead of pulling an image that is not in the store")
 	f.DurationVar(&o.timeout, "timeout", 0, "kill the sandbox after this long; 0: no limit")
-	addRegistryFlags(cmd)
+	addRegistryFlags(cmd.Flags())
 	return cmd
 }
 

@@ -29,7 +29,6 @@ import (
 )
 
 func newServeCmd() *cobra.Command {
-	var configPath string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the node daemon: manage pods and serve the API on a unix socket",
@@ -39,24 +38,14 @@ operations a crash interrupted. On SIGTERM it stops serving and exits;
 pods keep running and are adopted by the next start.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := nodeconfig.Load(configPath, cmd.Flags().Changed("config"))
+			cfg, err := loadNodeConfig(cmd)
 			if err != nil {
 				return err
-			}
-			// Flags and env override the file.
-			if cmd.Flags().Changed("data-root") || os.Getenv("PINACLE_DATA_ROOT") != "" {
-				cfg.DataRoot, _ = cmd.Flags().GetString("data-root")
-			}
-			if cmd.Flags().Changed("runsc-root") || os.Getenv("PINACLE_RUNSC_ROOT") != "" {
-				cfg.RunscRoot, _ = cmd.Flags().GetString("runsc-root")
-			}
-			if s, _ := cmd.Flags().GetString("socket"); cmd.Flags().Changed("socket") || os.Getenv("PINACLE_SOCKET") != "" {
-				cfg.Socket = s
 			}
 			return serve(cmd.Context(), cfg)
 		},
 	}
-	cmd.Flags().StringVar(&configPath, "config", nodeconfig.DefaultPath, "node configuration file")
+	addConfigFlag(cmd)
 	cmd.Flags().String("socket", envOr("PINACLE_SOCKET", "/run/pinacle/node.sock"), "API socket (env PINACLE_SOCKET)")
 	return cmd
 }
