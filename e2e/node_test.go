@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pinacle/pinacle-node/internal/pods"
 )
 
 func TestNodePodLifecycle(t *testing.T) {
@@ -166,13 +168,8 @@ func TestNodeRestartAdoptsRunningPods(t *testing.T) {
 // pod record survives and the operation is finished or undone.
 func TestNodeCrashSafety(t *testing.T) {
 	d := startDaemon(t)
-	points := map[string][]string{
-		"create": {"up:recorded", "up:rootfs", "up:network", "up:ports", "up:bundle", "up:created", "up:started", "up:ready"},
-		"stop":   {"down:ports", "down:sandbox", "down:network", "down:rootfs"},
-		"delete": {"down:sandbox", "del:down", "del:ports", "del:rootfs", "del:lease"},
-	}
 	for _, op := range []string{"create", "stop", "delete"} {
-		for i, point := range points[op] {
+		for i, point := range pods.CrashPoints[op] {
 			name := fmt.Sprintf("crash-%s-%d", op, i)
 			t.Run(op+"@"+point, func(t *testing.T) {
 				if op != "create" {
