@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/pinacle/pinacle-node/imagestore"
 	"github.com/pinacle/pinacle-node/internal/testimage"
 	"github.com/pinacle/pinacle-node/oci"
 	"github.com/pinacle/pinacle-node/rootfs"
@@ -72,17 +73,16 @@ func run(bin string, n int) error {
 	if err := oci.BecomeSubreaper(); err != nil {
 		return err
 	}
-	var layers struct{ LayerDirs []string }
-	ents, err := os.ReadDir(filepath.Join(data, "layers"))
+	store, err := imagestore.New(ctx, data)
 	if err != nil {
 		return err
 	}
-	// The busybox image has one layer, so directory order is layer order.
-	for _, e := range ents {
-		layers.LayerDirs = append(layers.LayerDirs, filepath.Join(data, "layers", e.Name(), "fs"))
+	image, err := store.RootFS(ctx, ref)
+	if err != nil {
+		return err
 	}
 	podDir := filepath.Join(dir, "pod")
-	r, err := rootfs.Mount(ctx, layers.LayerDirs, podDir, rootfs.Options{})
+	r, err := rootfs.Mount(ctx, image.LayerDirs, podDir, rootfs.Options{})
 	if err != nil {
 		return err
 	}
