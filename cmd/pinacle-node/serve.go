@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"debug/elf"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -182,18 +184,60 @@ func installInitBinary(dataRoot string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", err
 	}
-	src, err := os.ReadFile(self)
+	if same, err := sameFile(self, dst); err != nil || same {
+		return dst, err
+	}
+	src, err := os.Open(self)
 	if err != nil {
 		return "", err
 	}
-	if cur, err := os.ReadFile(dst); err == nil && string(cur) == string(src) {
-		return dst, nil
-	}
+	defer src.Close()
 	tmp := dst + ".new"
-	if err := os.WriteFile(tmp, src, 0o755); err != nil {
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(out, src); err != nil {
+		out.Close()
+		return "", err
+	}
+	if err := out.Close(); err != nil {
 		return "", err
 	}
 	return dst, os.Rename(tmp, dst)
+}
+
+// sameFile says whether b exists with a's contents: sizes first, then the
+// bytes streamed, so a daemon start holds neither 20 MB binary in memory.
+func sameFile(a, b string) (bool, error) {
+	fa, err := os.Open(a)
+	if err != nil {
+		return false, err
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	defer fb.Close()
+	sa, err1 := fa.Stat()
+	sb, err2 := fb.Stat()
+	if err1 != nil || err2 != nil || sa.Size() != sb.Size() {
+		return false, nil
+	}
+	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		na, ea := io.ReadFull(fa, ba)
+		nb, _ := io.ReadFull(fb, bb[:na])
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false, nil
+		}
+		if ea != nil { // EOF or short final read: both ended together
+			return true, nil
+		}
+	}
 }
 
 // checkStatic refuses a dynamically linked binary: inside a pod's rootfs
