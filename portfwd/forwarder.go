@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
@@ -30,6 +31,10 @@ type forwarder struct {
 	byPort map[uint16]string // host port -> pod ID
 	cursor uint16            // next pool port to try, so freed ports are reused last
 	closed bool
+
+	kernelWarned atomic.Bool // the first kernel path failure was logged
+	kernelLastMu sync.Mutex
+	kernelLast   map[string]map[uint16]Counters // last good KernelPath.Counters
 }
 
 // podEntry is one pod's allocations and backend.
@@ -41,6 +46,11 @@ type podEntry struct {
 	target netip.Addr
 	state  State
 	wake   *wakeCall
+
+	// kmu serialises the pod's kernel path calls (kernel.go) and guards
+	// kernel. It is taken before f.mu and p.mu, never while holding them.
+	kmu    sync.Mutex
+	kernel kernelState
 }
 
 // portEntry is one allocation, its counters (which live until Release) and
@@ -75,6 +85,19 @@ func New(ctx context.Context, opts ...Option) (Forwarder, error) {
 			if err := f.adopt(a); err != nil {
 				return nil, fmt.Errorf("portfwd: load allocations: %w", err)
 			}
+		}
+	}
+	if o.kernel != nil {
+		// Rules outlive the daemon: a known pod's stay until its first
+		// transition re-applies or removes them (a sandbox still running
+		// keeps its ports during the restart); an unknown pod's go now.
+		keep := make([]string, 0, len(f.pods))
+		for id, p := range f.pods {
+			keep = append(keep, id)
+			p.kernel.on = true
+		}
+		if err := o.kernel.Prune(ctx, keep); err != nil {
+			f.kernelFailed("prune", "", err)
 		}
 	}
 	if n := ephemeralOverlap(o.portMin, o.portMax); n > 0 {
@@ -354,6 +377,13 @@ func (f *forwarder) Release(ctx context.Context, podID string) error {
 	}
 	delete(f.pods, podID)
 	f.logger.Debug("portfwd: released", "pod", podID)
+	if f.kernel != nil {
+		// Stop removed the rules; this also drops the counters. Holding
+		// f.mu keeps a new pod of the same ID from applying meanwhile.
+		if err := f.kernel.Release(ctx, podID); err != nil {
+			f.kernelFailed("release", podID, err)
+		}
+	}
 	return nil
 }
 

@@ -41,10 +41,24 @@ func (f *forwarder) Start(ctx context.Context, podID string, target netip.Addr) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	p, err := f.listen(podID, target)
+	if err != nil {
+		return err
+	}
+	// Listeners first, rules second: the port is ours before the kernel
+	// sends anything to the pod, and a failed Apply leaves a working
+	// userspace path.
+	f.syncKernel(ctx, p)
+	return nil
+}
+
+// listen binds the pod's ports and serves them (Start without the kernel
+// path).
+func (f *forwarder) listen(podID string, target netip.Addr) (*podEntry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
-		return fmt.Errorf("portfwd: closed: %w", errdefs.ErrUnavailable)
+		return nil, fmt.Errorf("portfwd: closed: %w", errdefs.ErrUnavailable)
 	}
 	p := f.pod(podID)
 	p.mu.Lock()
@@ -64,7 +78,7 @@ func (f *forwarder) Start(ctx context.Context, podID string, target netip.Addr) 
 				o.ln.cancel()
 				o.ln = nil
 			}
-			return fmt.Errorf("pod %s: port %s: listen: %w", podID, pe.alloc.key(), portInUse(addr, err))
+			return nil, fmt.Errorf("pod %s: port %s: listen: %w", podID, pe.alloc.key(), portInUse(addr, err))
 		}
 		l := &listener{f: f, pod: p, port: pe, ln: ln, conns: map[*proxyConn]struct{}{}}
 		l.ctx, l.cancel = context.WithCancel(f.ctx)
@@ -79,7 +93,7 @@ func (f *forwarder) Start(ctx context.Context, podID string, target netip.Addr) 
 		f.logger.Info("portfwd: listening", "pod", podID, "port", pe.alloc.key(),
 			"hostPort", pe.alloc.HostPort, "target", netip.AddrPortFrom(target, pe.alloc.PodPort))
 	}
-	return nil
+	return p, nil
 }
 
 func (f *forwarder) Stop(ctx context.Context, podID string) error {
@@ -87,13 +101,29 @@ func (f *forwarder) Stop(ctx context.Context, podID string) error {
 		return err
 	}
 	f.mu.Lock()
-	var ls []*listener
-	if p := f.pods[podID]; p != nil {
-		ls = takeListeners(p)
+	p := f.pods[podID]
+	f.mu.Unlock()
+	if p == nil {
+		return nil
 	}
+	// The rules go first: until the listeners close, new connections
+	// fall to them.
+	f.forceKernelOff(ctx, p)
+	f.mu.Lock()
+	ls := takeListeners(p)
 	f.mu.Unlock()
 	f.drain(ctx, ls)
 	return nil
+}
+
+// forceKernelOff removes the pod's rules whatever its state.
+func (f *forwarder) forceKernelOff(ctx context.Context, p *podEntry) {
+	if f.kernel == nil {
+		return
+	}
+	p.kmu.Lock()
+	f.kernelOff(ctx, p)
+	p.kmu.Unlock()
 }
 
 // takeListeners detaches the pod's listeners. Callers hold f.mu.
@@ -163,8 +193,19 @@ func (f *forwarder) Close(ctx context.Context) error {
 		return nil
 	}
 	f.closed = true
-	var ls []*listener
+	pods := make([]*podEntry, 0, len(f.pods))
 	for _, p := range f.pods {
+		pods = append(pods, p)
+	}
+	f.mu.Unlock()
+	// Rules go first, as in Stop. A daemon that stops takes its ports
+	// with it, kernel path or not; the next one re-applies at adoption.
+	for _, p := range pods {
+		f.forceKernelOff(ctx, p)
+	}
+	f.mu.Lock()
+	var ls []*listener
+	for _, p := range pods {
 		ls = append(ls, takeListeners(p)...)
 	}
 	f.mu.Unlock()

@@ -32,6 +32,7 @@ type options struct {
 	drainTimeout time.Duration
 	waker        WakeFunc
 	wakeTimeout  time.Duration
+	kernel       KernelPath
 }
 
 func defaultOptions() options {

@@ -109,7 +109,8 @@ func (f *forwarder) wake(p *podEntry, w *wakeCall) {
 		err = fmt.Errorf("wake returned no address")
 	}
 	p.mu.Lock()
-	if err == nil && p.state == Hibernated {
+	woke := err == nil && p.state == Hibernated
+	if woke {
 		p.state, p.target = Running, target.Unmap()
 	}
 	p.wake = nil
@@ -120,6 +121,13 @@ func (f *forwarder) wake(p *podEntry, w *wakeCall) {
 	}
 	w.target, w.err = target.Unmap(), err
 	close(w.done)
+	if woke {
+		// Running again: new connections take the kernel path. The
+		// waiting ones were released first and are relayed here.
+		kctx, kcancel := f.kernelCtx()
+		f.syncKernel(kctx, p)
+		kcancel()
+	}
 }
 
 // proxy copies both ways until both sides are done, then closes both.
@@ -197,6 +205,9 @@ func (f *forwarder) SetTarget(podID string, target netip.Addr) error {
 	p.mu.Lock()
 	p.target = target.Unmap()
 	p.mu.Unlock()
+	ctx, cancel := f.kernelCtx()
+	defer cancel()
+	f.syncKernel(ctx, p)
 	return nil
 }
 
@@ -208,6 +219,16 @@ func (f *forwarder) SetState(podID string, state State) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := f.kernelCtx()
+	defer cancel()
+	if state != Running && f.kernel != nil {
+		// The rules go first, so new connections fall to the listener,
+		// which closes them or wakes the pod; holding kmu across the
+		// state change keeps a concurrent sync from putting them back.
+		p.kmu.Lock()
+		defer p.kmu.Unlock()
+		f.kernelOff(ctx, p)
+	}
 	p.mu.Lock()
 	if state == Running && !p.target.IsValid() {
 		p.mu.Unlock()
@@ -216,6 +237,9 @@ func (f *forwarder) SetState(podID string, state State) error {
 	prev := p.state
 	p.state = state
 	p.mu.Unlock()
+	if state == Running {
+		f.syncKernel(ctx, p)
+	}
 	if prev == Running && state != Running {
 		// The sandbox behind these connections is gone or frozen:
 		// close them now rather than let clients wait for the idle

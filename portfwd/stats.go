@@ -59,7 +59,13 @@ func (c *counters) snapshot() Counters {
 type PortStats struct {
 	Allocation
 	Listening bool `json:"listening"`
+	// Counters are the port's totals: userspace plus kernel path.
 	Counters
+	// Kernel is the kernel path's share of Counters (zero without one).
+	// Its bytes are IP packet lengths (headers included), its
+	// connections are counted when the kernel forwards their first
+	// packet, and it has no ConnsActive.
+	Kernel Counters `json:"kernel,omitzero"`
 }
 
 // PodStats are one pod's counters: the sum of its ports'.
@@ -77,6 +83,7 @@ type Stats struct {
 }
 
 func (f *forwarder) Stats() Stats {
+	kc := f.kernelCounters() // an exec: before taking f.mu
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var s Stats
@@ -86,7 +93,9 @@ func (f *forwarder) Stats() Stats {
 		p.mu.Unlock()
 		for _, pe := range p.ports {
 			c := pe.stats.snapshot()
-			ps.Ports = append(ps.Ports, PortStats{Allocation: pe.alloc, Listening: pe.ln != nil, Counters: c})
+			k := kc[p.id][pe.alloc.HostPort]
+			c.add(k)
+			ps.Ports = append(ps.Ports, PortStats{Allocation: pe.alloc, Listening: pe.ln != nil, Counters: c, Kernel: k})
 			ps.Counters.add(c)
 		}
 		s.Total.add(ps.Counters)
