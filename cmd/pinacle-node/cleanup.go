@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/pinacle/pinacle-node/internal/store"
 	"github.com/pinacle/pinacle-node/netns"
 	"github.com/pinacle/pinacle-node/oci"
+	"github.com/pinacle/pinacle-node/portfwd/dnat"
 )
 
 // newCleanupCmd removes the node-level host state that outlives the
@@ -48,10 +50,19 @@ func newCleanupCmd() *cobra.Command {
 			if err := nm.RemoveNodeRules(ctx); err != nil {
 				return err
 			}
+			// The port forwarder's DNAT chains (kept while another node
+			// on this host still has pod rules in them).
+			listen, err := netip.ParseAddr(cfg.Ports.ListenAddr)
+			if err != nil || !listen.Unmap().Is4() {
+				listen = netip.IPv4Unspecified()
+			}
+			if err := dnat.Cleanup(ctx, dnatOptions(cfg, listen, slog.New(slog.DiscardHandler))...); err != nil {
+				return err
+			}
 			if err := oci.ReleaseRoot(cfg.RunscRoot); err != nil {
 				return err
 			}
-			res := map[string]any{"removed": []string{"iptables node chains", cfg.RunscRoot + "/null-netns"}}
+			res := map[string]any{"removed": []string{"iptables node chains", "port forwarding chains", cfg.RunscRoot + "/null-netns"}}
 			return cli.Print(cmd, res, func(w io.Writer) { fmt.Fprintln(w, "node-level state removed") })
 		},
 	}

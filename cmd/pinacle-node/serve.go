@@ -27,6 +27,7 @@ import (
 	"github.com/pinacle/pinacle-node/netns"
 	"github.com/pinacle/pinacle-node/oci"
 	"github.com/pinacle/pinacle-node/portfwd"
+	"github.com/pinacle/pinacle-node/portfwd/dnat"
 	"github.com/pinacle/pinacle-node/templates"
 )
 
@@ -119,8 +120,12 @@ func serve(ctx context.Context, cfg *nodeconfig.Config) error {
 		return err
 	}
 	listen, _ := netip.ParseAddr(cfg.Ports.ListenAddr)
-	fwd, err := portfwd.New(ctx, portfwd.WithStore(storeadapt.PortStore(st)), portfwd.WithListenAddr(listen),
-		portfwd.WithPortRange(uint16(cfg.Ports.Min), uint16(cfg.Ports.Max)), portfwd.WithLogger(log))
+	fwdOpts := []portfwd.Option{portfwd.WithStore(storeadapt.PortStore(st)), portfwd.WithListenAddr(listen),
+		portfwd.WithPortRange(uint16(cfg.Ports.Min), uint16(cfg.Ports.Max)), portfwd.WithLogger(log)}
+	if k := kernelPath(ctx, cfg, listen, log); k != nil {
+		fwdOpts = append(fwdOpts, portfwd.WithKernelPath(k))
+	}
+	fwd, err := portfwd.New(ctx, fwdOpts...)
 	if err != nil {
 		return err
 	}
@@ -167,6 +172,34 @@ func serve(ctx context.Context, cfg *nodeconfig.Config) error {
 	}
 	log.Info("stopped; pods keep running")
 	return err
+}
+
+// kernelPath returns the forwarder's kernel fast path (iptables DNAT for
+// running pods), or nil when the config turns it off or iptables cannot
+// do it here: then every connection is relayed in userspace, which works
+// everywhere.
+func kernelPath(ctx context.Context, cfg *nodeconfig.Config, listen netip.Addr, log *slog.Logger) portfwd.KernelPath {
+	if cfg.Ports.KernelForward != nil && !*cfg.Ports.KernelForward {
+		log.Info("ports: kernel forwarding off (ports.kernelForward: false); relaying in userspace")
+		return nil
+	}
+	if !listen.Unmap().Is4() {
+		log.Warn("ports: kernel forwarding is IPv4 only; relaying in userspace", "listenAddr", listen)
+		return nil
+	}
+	k, err := dnat.New(ctx, dnatOptions(cfg, listen, log)...)
+	if err != nil {
+		log.Warn("ports: kernel forwarding unavailable; relaying in userspace", "err", err)
+		return nil
+	}
+	return k
+}
+
+// dnatOptions are shared by serve and cleanup: the owner (the data root)
+// must match for cleanup to find the node's rules.
+func dnatOptions(cfg *nodeconfig.Config, listen netip.Addr, log *slog.Logger) []dnat.Option {
+	return []dnat.Option{dnat.WithOwner(cfg.DataRoot), dnat.WithListenAddr(listen),
+		dnat.WithMaxConnsPerPort(portfwd.DefaultMaxConnsPerPort), dnat.WithLogger(log)}
 }
 
 // installInitBinary copies this (static) binary to the data root, where

@@ -29,6 +29,9 @@ type Config struct {
 		Max        int    `json:"max,omitempty"`        // 40000
 		ListenAddr string `json:"listenAddr,omitempty"` // 0.0.0.0 (Lima forwards it to the Mac)
 		URLHost    string `json:"urlHost,omitempty"`    // host printed in URLs: 127.0.0.1
+		// KernelForward forwards running pods' ports with iptables DNAT
+		// (default true); false relays every connection in userspace.
+		KernelForward *bool `json:"kernelForward,omitempty"`
 	} `json:"ports,omitzero"`
 	// Network is the pod subnet pool.
 	Network struct {
@@ -89,6 +92,10 @@ func (c *Config) Default() {
 	def(&c.Git.BaseURL, "https://github.com")
 	if c.Ports.Min == 0 && c.Ports.Max == 0 {
 		c.Ports.Min, c.Ports.Max = 30000, 40000
+	}
+	if c.Ports.KernelForward == nil {
+		on := true
+		c.Ports.KernelForward = &on
 	}
 	if c.Network.SubnetBits == 0 {
 		c.Network.SubnetBits = 28

@@ -20,8 +20,12 @@ func TestLoad(t *testing.T) {
 	}
 	p := filepath.Join(dir, "node.yaml")
 	os.WriteFile(p, []byte("ports:\n  min: 31000\n  max: 31010\nmetricsAddr: 127.0.0.1:9100\n"), 0o644)
-	if c, err := Load(p, true); err != nil || c.Ports.Min != 31000 || c.MetricsAddr != "127.0.0.1:9100" {
+	if c, err := Load(p, true); err != nil || c.Ports.Min != 31000 || c.MetricsAddr != "127.0.0.1:9100" || !*c.Ports.KernelForward {
 		t.Fatalf("%+v, %v", c, err)
+	}
+	os.WriteFile(p, []byte("ports:\n  kernelForward: false\n"), 0o644)
+	if c, err := Load(p, true); err != nil || *c.Ports.KernelForward {
+		t.Fatalf("kernelForward: false not honoured: %+v, %v", c, err)
 	}
 	for body, want := range map[string]string{
 		"prots: {}\n":                       "prots",

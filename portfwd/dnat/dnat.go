@@ -47,6 +47,11 @@ func New(ctx context.Context, opts ...Option) (portfwd.KernelPath, error) {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	unlock, err := k.hostLock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	d, err := k.save(ctx)
 	if err != nil {
 		return nil, err
@@ -92,6 +97,11 @@ func (k *kernel) Apply(ctx context.Context, pod string, target netip.Addr, ports
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	unlock, err := k.hostLock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	d, err := k.save(ctx)
 	if err != nil {
 		return err
@@ -114,6 +124,11 @@ func (k *kernel) Remove(ctx context.Context, pod string) error {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	unlock, err := k.hostLock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	return k.remove(ctx, pod)
 }
 
@@ -123,7 +138,12 @@ func (k *kernel) Release(ctx context.Context, pod string) error {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	err := k.remove(ctx, pod)
+	unlock, err := k.hostLock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	err = k.remove(ctx, pod)
 	delete(k.base, pod)
 	return err
 }
@@ -171,6 +191,11 @@ func (k *kernel) remove(ctx context.Context, pods ...string) error {
 func (k *kernel) Prune(ctx context.Context, keep []string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	unlock, err := k.hostLock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	d, err := k.save(ctx)
 	if err != nil {
 		return err
@@ -252,6 +277,11 @@ func Cleanup(ctx context.Context, opts ...Option) error {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	unlock, err := k.hostLock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	d, err := k.save(ctx)
 	if err != nil {
 		return err
@@ -303,6 +333,32 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// hostLock serialises read-modify-write of the rules between processes:
+// every node on a host shares the node chains, and two of them creating
+// a chain at once would flush each other's jumps (declaring a chain in
+// iptables-restore flushes it). iptables' own lock covers one exec only.
+// Callers hold k.mu; the returned func unlocks.
+func (k *kernel) hostLock() (func(), error) {
+	p := filepath.Join(os.TempDir(), "pinacle-"+strings.ToLower(k.config.prefix)+".lock")
+	if d := "/run"; dirExists(d) {
+		p = filepath.Join(d, "pinacle-"+strings.ToLower(k.config.prefix)+".lock")
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("dnat: lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("dnat: lock %s: %w", p, err)
+	}
+	return func() { f.Close() }, nil // closing drops the flock
+}
+
+func dirExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }
 
 func (k *kernel) save(ctx context.Context) (map[string]*table, error) {
