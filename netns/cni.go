@@ -10,18 +10,21 @@ import (
 const cniVersion = "1.0.0"
 
 // confList renders the per-pod CNI network: a bridge of its own, acting
-// as the pod's gateway with masquerade, host-local IPAM confined to the
-// pod's subnet, and the bandwidth plugin when limits are set. Loopback is
-// brought up by prepareNS directly, saving one plugin exec.
+// as the pod's gateway, host-local IPAM confined to the pod's subnet, and
+// the bandwidth plugin when limits are set. Loopback is brought up by
+// prepareNS directly, saving one plugin exec.
+//
+// The bridge plugin's own masquerade (ipMasq) is off: it runs one iptables
+// exec per rule (about 65 ms of a 145 ms setup here, and as much again on
+// DEL), and its DEL needs the pod's address, which runsc strips. The same
+// rules go into the pod's single iptables-restore instead (masqLines).
 func confList(a *Attachment, ipamDir string, bw *Bandwidth) ([]byte, error) {
-	backend := "iptables" // explicit, so teardown knows where the masquerade chain lives
 	plugins := []map[string]any{{
 		"type":             "bridge",
 		"bridge":           a.Bridge,
 		"isGateway":        true,
 		"isDefaultGateway": true,
-		"ipMasq":           true,
-		"ipMasqBackend":    backend,
+		"ipMasq":           false,
 		"ipam": map[string]any{
 			"type":    "host-local",
 			"dataDir": ipamDir,

@@ -251,6 +251,20 @@ func podChainLines(a *Attachment, p Policy, nodeFwd, nodeIn string, alsoDeny []n
 	return lines
 }
 
+// masqLines builds the pod's outbound NAT, as the bridge plugin's ipMasq
+// would: traffic from the pod to anywhere outside its subnet (multicast
+// aside) leaves with the host's address. The jump carries the netns name
+// as a comment so a leak check can tell whose rule it is.
+func masqLines(a *Attachment) []string {
+	c := a.MasqChain
+	return []string{
+		":" + c + " - [0:0]",
+		"-A " + c + " -d " + a.Subnet.String() + " -j ACCEPT",
+		"-A " + c + " ! -d 224.0.0.0/4 -j MASQUERADE",
+		"-A POSTROUTING -s " + a.IP.String() + "/32 -m comment --comment " + a.NetnsName + " -j " + c,
+	}
+}
+
 // allowsLinkLocal reports whether an Allow rule names link-local space
 // explicitly; only then is the metadata address reachable. A broad rule
 // like 0.0.0.0/0 does not count.

@@ -122,7 +122,7 @@ func (m *manager) names(podID string, mode Mode) *Attachment {
 	a.ContainerID = a.NetnsName
 	a.EgressChain = m.chainPrefix + "-" + h[:12] + "-E"
 	a.HostChain = m.chainPrefix + "-" + h[:12] + "-H"
-	a.MasqChain = hashName(28, "CNI-", a.Network+a.ContainerID)
+	a.MasqChain = m.chainPrefix + "-" + h[:12] + "-M"
 	a.IfbDevice = hashName(15, "bwp", a.Network+a.ContainerID)
 	return a
 }
@@ -299,7 +299,7 @@ func (m *manager) installChains(ctx context.Context, a *Attachment, p Policy) er
 		extra = append(extra, m.pool) // a public pool: other pods are not covered by the private ranges
 	}
 	lines = append(lines, podChainLines(a, p, m.nodeForward(), m.nodeInput(), extra)...)
-	return m.ipt.restore(ctx, "filter", lines)
+	return m.ipt.restoreTables(ctx, map[string][]string{"filter": lines, "nat": masqLines(a)})
 }
 
 func (m *manager) RestoreAddress(_ context.Context, podID string) error {

@@ -94,7 +94,7 @@ type Attachment struct {
 	ContainerID string          `json:"containerID,omitempty"` // CNI container ID
 	EgressChain string          `json:"egressChain,omitempty"` // filter chain jumped to from FORWARD
 	HostChain   string          `json:"hostChain,omitempty"`   // filter chain jumped to from INPUT
-	MasqChain   string          `json:"masqChain,omitempty"`   // nat chain the bridge plugin creates
+	MasqChain   string          `json:"masqChain,omitempty"`   // nat chain for the pod's outbound masquerade
 	IfbDevice   string          `json:"ifbDevice,omitempty"`   // bandwidth plugin's egress ifb
 	ConfList    json.RawMessage `json:"confList,omitempty"`    // CNI conflist used for ADD, reused for DEL
 }
