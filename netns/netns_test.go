@@ -389,3 +389,31 @@ func TestConcurrentSetupTeardown(t *testing.T) {
 	}
 	checkNoLeak(t, e, before, filter...)
 }
+
+// The node chains are checked once, then assumed; if something removes
+// them behind the manager's back, the next Setup notices and puts them
+// back rather than failing or leaving the pod unisolated.
+func TestNodeChainsRemovedBehindOurBack(t *testing.T) {
+	e := newTestManager(t)
+	ctx := context.Background()
+	setup(t, e, Spec{PodID: "first"})
+	if err := e.m.Teardown(ctx, "first"); err != nil {
+		t.Fatal(err)
+	}
+	fwd, in := e.m.nodeForward(), e.m.nodeInput()
+	for _, c := range [][]string{
+		{"-D", "FORWARD", "-j", fwd}, {"-D", "INPUT", "-j", in},
+		{"-F", fwd}, {"-X", fwd}, {"-F", in}, {"-X", in},
+	} {
+		run(t, "iptables", append([]string{"-w", "5"}, c...)...)
+	}
+	a := setup(t, e, Spec{PodID: "second"})
+	dump := run(t, "iptables-save", "-t", "filter")
+	for _, want := range []string{"-A FORWARD -j " + fwd, "-A INPUT -j " + in, "-A " + fwd + " -i " + a.Bridge + " -j " + a.EgressChain} {
+		if !strings.Contains(dump, want) {
+			t.Errorf("after the node chains were removed, Setup did not restore %q:\n%s", want, dump)
+		}
+	}
+	listenIn(t, "", a.Gateway.String()+":9091")
+	mustNotReach(t, "second->own gateway", a.NetnsPath, a.Gateway.String()+":9091")
+}
