@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -202,7 +203,7 @@ func (m *Manager) Health(ctx context.Context, idOrName string) (*Health, error) 
 				why = append(why, fmt.Sprintf("service %s is %s", s.Name, s.State))
 			}
 		}
-	} else if p.State == lifecycle.Running {
+	} else if spec, err := decodeSpec(p); p.State == lifecycle.Running && (err != nil || len(spec.Services) > 0) {
 		why = append(why, "no service status")
 	}
 	h.Healthy = len(why) == 0
@@ -218,7 +219,12 @@ func (m *Manager) ServiceControl(ctx context.Context, idOrName, op, service stri
 	}
 	switch op {
 	case supervisor.OpList:
-		return supervisor.ReadStatus(m.statusFile(p.ID))
+		st, err := supervisor.ReadStatus(m.statusFile(p.ID))
+		if spec, derr := decodeSpec(p); errors.Is(err, fs.ErrNotExist) && derr == nil && len(spec.Services) == 0 {
+			// Running without services before init wrote its first status.
+			return &supervisor.Status{Services: []supervisor.ServiceStatus{}}, nil
+		}
+		return st, err
 	case supervisor.OpStart, supervisor.OpStop, supervisor.OpRestart:
 		if err := m.checkService(p, service); err != nil {
 			return nil, err

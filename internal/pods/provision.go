@@ -353,8 +353,14 @@ func (m *Manager) bringUp(ctx context.Context, p *store.Pod) (retErr error) {
 		return fmt.Errorf("ports: %w", err)
 	}
 	undo.push(func(ctx context.Context) { _ = m.cfg.Ports.Stop(ctx, id) })
-	if err := m.waitReady(ctx, id, spec); err != nil {
-		return err
+	// The readiness gate is the services'. A pod with none is running once
+	// its sandbox is: waiting for init to say "nothing to start" would add
+	// its Go start-up in gVisor (60-90 ms) and gate nothing. If init fails
+	// later, the sandbox exits with it and the watcher fails the pod.
+	if len(spec.Services) > 0 {
+		if err := m.waitReady(ctx, id, spec); err != nil {
+			return err
+		}
 	}
 	step("ready")
 	crashpoint("up:ready")
