@@ -82,6 +82,16 @@ func TestKillDeleteList(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Delete skips runsc for containers it has no state file for: the
+	// layout it relies on must be the pinned runsc's.
+	for _, id := range []string{a, b} {
+		if !e.rt.(*runsc).known(id) {
+			t.Errorf("%s: no %s_sandbox:* state under %s; Delete would skip a live container", id, id, e.rt.(*runsc).root)
+		}
+	}
+	if e.rt.(*runsc).known(e.id("ghost")) {
+		t.Errorf("a container never created reads as known")
+	}
 	sts, err := e.rt.List(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +131,9 @@ func TestKillDeleteList(t *testing.T) {
 	}
 	if sts, err := e.rt.List(ctx); err != nil || len(sts) != 0 {
 		t.Errorf("list after delete: %v %v", sts, err)
+	}
+	if e.rt.(*runsc).known(a) {
+		t.Errorf("%s still known after delete", a)
 	}
 }
 
