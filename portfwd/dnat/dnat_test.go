@@ -273,3 +273,53 @@ func TestAdoptAndPrune(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestHibernateWake: a hibernated pod has no rules, so a connection
+// reaches the listener, which wakes the pod; once it is Running again the
+// kernel path is back.
+func TestHibernateWake(t *testing.T) {
+	requireRoot(t)
+	t.Cleanup(func() { noChains(t) })
+	tp := newTopo(t, 5)
+	serveWho(t, tp.podNS, tp.podIP.String()+":8080")
+	k := newKernel(t, t.Name())
+	woken := &atomicCount{}
+	f := newFwd(t, 41950, 41959, k, portfwd.WithWaker(func(ctx context.Context, pod string) (netip.Addr, error) {
+		woken.add()
+		return tp.podIP, nil
+	}))
+	ctx := context.Background()
+	a, err := f.Allocate(ctx, "hib", []portfwd.PortRequest{{PodPort: 8080}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Start(ctx, "hib", tp.podIP); err != nil {
+		t.Fatal(err)
+	}
+	remote := netip.AddrPortFrom(tp.cliHostIP, a[0].HostPort)
+	if err := f.SetState("hib", portfwd.Hibernated); err != nil {
+		t.Fatal(err)
+	}
+	// Through the listener: the wake, then the relay (which dials from the
+	// host, so the backend sees the host's address).
+	if src, _ := who(t, tp.cliNS, remote); src != tp.podHostIP.String() {
+		t.Errorf("first connection after hibernation: backend saw %s, want the relay's %s", src, tp.podHostIP)
+	}
+	if woken.get() != 1 {
+		t.Fatalf("waker called %d times, want 1", woken.get())
+	}
+	// The wake put the rules back (asynchronously, after releasing the
+	// waiting connections).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		src, c := who(t, tp.cliNS, remote)
+		c.Close()
+		if src == tp.cliIP.String() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the wake the backend still sees %s, want the client %s (kernel path)", src, tp.cliIP)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
