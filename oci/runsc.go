@@ -332,6 +332,9 @@ func (r *runsc) Create(ctx context.Context, id, bundle string, o CreateOpts) err
 	}
 	defer cleanup()
 	c.args = []string{"create", "--bundle=" + bundle}
+	if o.Start {
+		c.args = []string{"run", "--detach", "--bundle=" + bundle}
+	}
 	c.args = append(c.args, createFlags(o)...)
 	c.args = append(c.args, id)
 	if _, _, err := r.run(ctx, c); err != nil {
@@ -412,10 +415,8 @@ func (r *runsc) Start(ctx context.Context, id string) error {
 }
 
 func (r *runsc) Run(ctx context.Context, id, bundle string, o CreateOpts) (ExitInfo, error) {
+	o.Start = true
 	if err := r.Create(ctx, id, bundle, o); err != nil {
-		return ExitInfo{}, err
-	}
-	if err := r.Start(ctx, id); err != nil {
 		return ExitInfo{}, err
 	}
 	return r.Wait(ctx, id)

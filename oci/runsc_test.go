@@ -209,3 +209,30 @@ func TestKillStopped(t *testing.T) {
 		t.Errorf("kill of an exited container: %v, want conflict", err)
 	}
 }
+
+// CreateOpts.Start creates and starts in one runsc call (`run --detach`).
+func TestCreateStarted(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := e.ctx()
+	id := e.id("started")
+	if err := e.rt.Create(ctx, id, e.bundle(id, nil, "/bin/sleep", "1000"), CreateOpts{Start: true}); err != nil {
+		t.Fatal(err)
+	}
+	defer e.rt.Delete(ctx, id, true)
+	st, err := e.rt.State(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Status != StatusRunning || st.Pid <= 0 {
+		t.Errorf("after Create with Start: %+v, want running with a pid", st)
+	}
+	if err := e.rt.Start(ctx, id); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("Start after Create with Start: %v, want conflict (already started)", err)
+	}
+	if err := e.rt.Kill(ctx, id, syscall.SIGKILL, false); err != nil {
+		t.Fatal(err)
+	}
+	if ex, err := e.rt.Wait(ctx, id); err != nil || ex.Signal != syscall.SIGKILL {
+		t.Errorf("wait: %+v %v, want killed by SIGKILL (exit status tracked as for create+start)", ex, err)
+	}
+}

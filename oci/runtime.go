@@ -85,6 +85,9 @@ type CreateOpts struct {
 	PidFile string
 	// Network overrides the runtime's network mode for this sandbox.
 	Network string
+	// Start starts the container's process too (`runsc run --detach`):
+	// one runsc exec instead of two, about 40 ms less here.
+	Start bool
 }
 
 // ExecOpts describe a process to run in a container.

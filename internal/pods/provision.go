@@ -338,16 +338,13 @@ func (m *Manager) bringUp(ctx context.Context, p *store.Pod) (retErr error) {
 	}
 	defer logf.Close()
 	_ = m.cfg.Runtime.Delete(ctx, id, true) // a leftover of an interrupted start
-	if err := m.cfg.Runtime.Create(ctx, id, m.bundleDir(id), oci.CreateOpts{Stdout: logf, Stderr: logf}); err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
+	// Created and started in one runsc call. A failure can leave a
+	// created sandbox behind, so the undo is pushed either way.
 	undo.push(func(ctx context.Context) { m.deleteSandbox(ctx, id) })
-	step("create")
-	crashpoint("up:created")
-	if err := m.cfg.Runtime.Start(ctx, id); err != nil {
+	if err := m.cfg.Runtime.Create(ctx, id, m.bundleDir(id), oci.CreateOpts{Stdout: logf, Stderr: logf, Start: true}); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
-	step("start")
+	step("sandbox")
 	crashpoint("up:started")
 	if err := m.cfg.Ports.Start(ctx, id, att.IP); err != nil {
 		return fmt.Errorf("ports: %w", err)
