@@ -338,18 +338,26 @@ func (m *Manager) bringUp(ctx context.Context, p *store.Pod) (retErr error) {
 	}
 	defer logf.Close()
 	_ = m.cfg.Runtime.Delete(ctx, id, true) // a leftover of an interrupted start
+	// The host ports open while the sandbox boots (binding them and
+	// installing their kernel rules costs ~20 ms, the boot ~300): until
+	// the pod listens, a connection is refused, as it would be a moment
+	// after start anyway. Stop is idempotent, so its undo goes first.
+	undo.push(func(ctx context.Context) { _ = m.cfg.Ports.Stop(ctx, id) })
+	portsc := make(chan error, 1)
+	go func() { portsc <- m.cfg.Ports.Start(ctx, id, att.IP) }()
 	// Created and started in one runsc call. A failure can leave a
 	// created sandbox behind, so the undo is pushed either way.
 	undo.push(func(ctx context.Context) { m.deleteSandbox(ctx, id) })
-	if err := m.cfg.Runtime.Create(ctx, id, m.bundleDir(id), oci.CreateOpts{Stdout: logf, Stderr: logf, Start: true}); err != nil {
-		return fmt.Errorf("sandbox: %w", err)
+	serr := m.cfg.Runtime.Create(ctx, id, m.bundleDir(id), oci.CreateOpts{Stdout: logf, Stderr: logf, Start: true})
+	perr := <-portsc // never undo with Start still running
+	if serr != nil {
+		return fmt.Errorf("sandbox: %w", serr)
 	}
 	step("sandbox")
 	crashpoint("up:started")
-	if err := m.cfg.Ports.Start(ctx, id, att.IP); err != nil {
-		return fmt.Errorf("ports: %w", err)
+	if perr != nil {
+		return fmt.Errorf("ports: %w", perr)
 	}
-	undo.push(func(ctx context.Context) { _ = m.cfg.Ports.Stop(ctx, id) })
 	// The readiness gate is the services'. A pod with none is running once
 	// its sandbox is: waiting for init to say "nothing to start" would add
 	// its Go start-up in gVisor (60-90 ms) and gate nothing. If init fails
