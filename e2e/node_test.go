@@ -4,11 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pinacle/pinacle-node/internal/pods"
+	"github.com/pinacle/pinacle-node/podspec"
 )
 
 func TestNodePodLifecycle(t *testing.T) {
@@ -23,6 +27,15 @@ func TestNodePodLifecycle(t *testing.T) {
 	url := p.Ports[0].URL + "/index.html"
 	if body, err := httpGet(url, 5*time.Second); err != nil || strings.TrimSpace(body) != "life" {
 		t.Fatalf("GET %s through the host port = %q, %v", url, body, err)
+	}
+	// The sandbox boots unthrottled; the tier's CPU quota is on once the
+	// pod runs.
+	lim, err := podspec.Resources{Tier: "dev.small", MemoryMB: 256, StorageMB: 1024}.Limits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q, err := cgroupCPUQuota("/pinacle/" + p.ID); err != nil || q != lim.CPUQuotaUs {
+		t.Fatalf("pod's CPU quota = %d µs per period (%v), want the tier's %d", q, err, lim.CPUQuotaUs)
 	}
 	if body, err := httpGet("http://"+p.IP+":8080/index.html", 5*time.Second); err != nil || strings.TrimSpace(body) != "life" {
 		t.Fatalf("GET at the pod IP = %q, %v", body, err)
@@ -322,4 +335,21 @@ func TestNodeBandwidthLimit(t *testing.T) {
 	}
 	var m struct{ Sandbox map[string]any }
 	_ = json.Unmarshal([]byte(d.cli("pod", "metrics", "bw", "-o", "json").stdout), &m)
+}
+
+// cgroupCPUQuota reads a cgroup's CFS quota (µs per period), cgroup v1 or
+// v2; -1 is unlimited.
+func cgroupCPUQuota(path string) (int64, error) {
+	if b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpu", path, "cpu.cfs_quota_us")); err == nil {
+		return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	}
+	b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", path, "cpu.max"))
+	if err != nil {
+		return 0, err
+	}
+	q, _, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+	if q == "max" {
+		return -1, nil
+	}
+	return strconv.ParseInt(q, 10, 64)
 }

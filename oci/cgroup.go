@@ -3,6 +3,7 @@ package oci
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -100,6 +101,35 @@ func RemoveCgroup(cgroupsPath string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// SetCPUQuota limits cgroupsPath to cpus CPUs (a CFS quota over
+// CPUPeriod), on cgroup v1 (cpu.cfs_quota_us) or v2 (cpu.max), for a
+// container whose spec deferred its quota (SpecOptions.DeferCPUQuota).
+func SetCPUQuota(cgroupsPath string, cpus float64) error {
+	if cgroupsPath == "" || cpus <= 0 {
+		return fmt.Errorf("cpu quota: need a cgroup path and a positive quota, got %q and %v", cgroupsPath, cpus)
+	}
+	quota := int64(cpus * CPUPeriod)
+	v1, v2 := cgroupMounts()
+	if root, ok := v1["cpu"]; ok {
+		d := filepath.Join(root, cgroupsPath)
+		if err := os.WriteFile(filepath.Join(d, "cpu.cfs_period_us"), []byte(strconv.Itoa(CPUPeriod)), 0); err != nil {
+			return fmt.Errorf("cpu quota: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "cpu.cfs_quota_us"), []byte(strconv.FormatInt(quota, 10)), 0); err != nil {
+			return fmt.Errorf("cpu quota: %w", err)
+		}
+		return nil
+	}
+	if v2 == "" {
+		return fmt.Errorf("cpu quota: no cpu cgroup controller mounted")
+	}
+	f := filepath.Join(v2, cgroupsPath, "cpu.max")
+	if err := os.WriteFile(f, []byte(fmt.Sprintf("%d %d", quota, CPUPeriod)), 0); err != nil {
+		return fmt.Errorf("cpu quota: %w", err)
+	}
+	return nil
 }
 
 // rmdirRetry retries EBUSY for a moment: a cgroup is busy until the last

@@ -224,9 +224,15 @@ func TestNoOOMForNormalExit(t *testing.T) {
 }
 
 func TestCPUQuota(t *testing.T) {
+	t.Run("in-spec", func(t *testing.T) { testCPUQuota(t, false) })
+	// The pod manager boots unthrottled and applies the quota after.
+	t.Run("deferred", func(t *testing.T) { testCPUQuota(t, true) })
+}
+
+func testCPUQuota(t *testing.T, deferred bool) {
 	e := newTestEnv(t)
 	ctx := e.ctx()
-	id := e.sleeper(func(o *SpecOptions) { o.CPUs = 0.5 })
+	id := e.sleeper(func(o *SpecOptions) { o.CPUs = 0.5; o.DeferCPUQuota = deferred })
 	cg := e.cgroup + "/" + id
 	v1, _ := cgroupMounts()
 	acct, ok := v1["cpuacct"]
@@ -234,7 +240,16 @@ func TestCPUQuota(t *testing.T) {
 		t.Skip("no cgroup v1 cpuacct controller")
 	}
 	usage := func() uint64 { return readUint(filepath.Join(acct, cg, "cpuacct.usage")) }
-	if q := readUint(filepath.Join(v1["cpu"], cg, "cpu.cfs_quota_us")); q != 50000 {
+	quotaFile := filepath.Join(v1["cpu"], cg, "cpu.cfs_quota_us")
+	if deferred {
+		if b, _ := os.ReadFile(quotaFile); strings.TrimSpace(string(b)) != "-1" {
+			t.Fatalf("deferred: cpu.cfs_quota_us = %q before SetCPUQuota, want -1 (unlimited)", b)
+		}
+		if err := SetCPUQuota(cg, 0.5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q := readUint(quotaFile); q != 50000 {
 		t.Fatalf("cpu.cfs_quota_us = %d, want 50000", q)
 	}
 	// Two busy loops: without the quota they could take both cores.

@@ -51,6 +51,12 @@ type SpecOptions struct {
 	CgroupsPath string
 	// CPUs is a CFS quota in CPUs (0.5 = half a CPU) over a 100 ms period.
 	CPUs float64
+	// DeferCPUQuota leaves the quota out of the spec (the period stays, so
+	// the cpu controller is set up) for the caller to apply with
+	// SetCPUQuota once the sandbox has started. gVisor's boot is CPU-bound
+	// and runs in the container's cgroup: at a 0.5-CPU quota `runsc run`
+	// took 795 ms here against 298 ms unthrottled.
+	DeferCPUQuota bool
 	// MemoryBytes limits memory; swap is set to the same value (no swap).
 	MemoryBytes int64
 	PidsLimit   int64
@@ -171,6 +177,9 @@ func BuildSpec(bundleDir string, o SpecOptions) (*specs.Spec, error) {
 	}
 	if o.CPUs > 0 {
 		quota, period := int64(o.CPUs*CPUPeriod), uint64(CPUPeriod)
+		if o.DeferCPUQuota {
+			quota = -1 // unlimited until SetCPUQuota
+		}
 		s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
 	}
 	if o.MemoryBytes > 0 {
