@@ -105,7 +105,13 @@ func serve(ctx context.Context, cfg *nodeconfig.Config) error {
 	if err != nil {
 		return err
 	}
-	rt, err := oci.New(oci.WithRoot(cfg.RunscRoot), oci.WithPlatform(cfg.Platform), oci.WithLogger(log))
+	rtOpts := []oci.Option{oci.WithRoot(cfg.RunscRoot), oci.WithPlatform(cfg.Platform), oci.WithLogger(log)}
+	if dir := os.Getenv("PINACLE_RUNSC_DEBUG_DIR"); dir != "" {
+		// runsc --debug logs per container, for looking into a slow or
+		// failing sandbox; not for production (they grow without bound).
+		rtOpts = append(rtOpts, oci.WithDebugLogDir(dir))
+	}
+	rt, err := oci.New(rtOpts...)
 	if err != nil {
 		return err
 	}

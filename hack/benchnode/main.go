@@ -42,11 +42,15 @@ func main() {
 	n := flag.Int("n", 20, "sequential creates measured")
 	lsPods := flag.Int("ls-pods", 100, "pods present for the `pod ls` figure")
 	forwardOnly := flag.Bool("forward-only", false, "measure only the forwarder's throughput")
+	createOnly := flag.Bool("create-only", false, "measure only sequential create -> running, with the daemon's step breakdown")
 	flag.Parse()
 	var err error
-	if *forwardOnly {
+	switch {
+	case *forwardOnly:
 		err = runForward(*bin)
-	} else {
+	case *createOnly:
+		err = runCreate(*bin, *n)
+	default:
 		err = run(*bin, *n, *lsPods)
 	}
 	if err != nil {
