@@ -92,7 +92,7 @@ func newSandbox(tb testing.TB, bin string, cfg *Config, args []string) *sandbox 
 	b, err := os.ReadFile(busybox)
 	must(tb, err)
 	must(tb, os.WriteFile(rootfs+"/bin/busybox", b, 0o755))
-	for _, a := range []string{"sh", "httpd", "sleep", "true", "cat", "touch", "test", "echo"} {
+	for _, a := range []string{"sh", "httpd", "sleep", "true", "cat", "touch", "test", "echo", "su"} {
 		must(tb, os.Symlink("busybox", rootfs+"/bin/"+a))
 	}
 	must(tb, os.WriteFile(rootfs+"/etc/passwd", []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"), 0o644))
