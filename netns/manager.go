@@ -39,9 +39,18 @@ type Manager interface {
 	Get(ctx context.Context, podID string) (*Attachment, error)
 	// List returns every attachment this manager holds.
 	List(ctx context.Context) ([]*Attachment, error)
-	// RemoveNodeRules deletes the node-level iptables chains; it refuses
-	// with ErrConflict while pods still have networks.
+	// RemoveNodeRules deletes the node-level iptables chains (and the warm
+	// pool's unclaimed entries); it refuses with ErrConflict while pods
+	// still have networks.
 	RemoveNodeRules(ctx context.Context) error
+	// RunWarmPool keeps WithWarmPool's number of default networks ready
+	// until ctx ends, then tears the unclaimed ones down. Setup takes one
+	// for a pod with the default network instead of making it. Without
+	// WithWarmPool it only waits for ctx.
+	RunWarmPool(ctx context.Context) error
+	// DrainWarmPool tears down every unclaimed warm entry, including any
+	// an earlier process left behind.
+	DrainWarmPool(ctx context.Context) error
 }
 
 type manager struct {
@@ -55,6 +64,10 @@ type manager struct {
 	// 11 ms). If someone removes them behind our back the restore fails
 	// on the missing jump target and we check again. Guarded by iptMu.
 	nodeChains bool
+
+	warmMu    sync.Mutex
+	warmReady []string      // warm entry IDs ready to claim, oldest first
+	warmKick  chan struct{} // a claim happened: refill
 }
 
 var _ Manager = (*manager)(nil)
@@ -88,7 +101,8 @@ func New(opts ...Option) (Manager, error) {
 			RawExec:       &invoke.RawExec{Stderr: os.Stderr},
 			PluginDecoder: version.PluginDecoder{},
 		}),
-		ipt: newIPTables(),
+		ipt:      newIPTables(),
+		warmKick: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -166,7 +180,7 @@ func (m *manager) List(_ context.Context) ([]*Attachment, error) {
 	var out []*Attachment
 	for _, e := range ents {
 		id, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || strings.HasPrefix(id, ".") {
+		if !ok || strings.HasPrefix(id, ".") || IsWarm(id) {
 			continue
 		}
 		a, err := m.load(id)
@@ -186,6 +200,11 @@ func (m *manager) Setup(ctx context.Context, spec Spec) (_ *Attachment, retErr e
 	defer m.lock(spec.PodID)()
 	if _, err := os.Stat(m.recordPath(spec.PodID)); err == nil {
 		return nil, fmt.Errorf("pod %s network: %w", spec.PodID, errdefs.ErrAlreadyExists)
+	}
+	if m.warmSize > 0 && !IsWarm(spec.PodID) && poolable(spec) {
+		if a := m.claim(ctx, spec); a != nil {
+			return a, nil
+		}
 	}
 	mode := spec.Policy.mode()
 	a := m.names(spec.PodID, mode)
@@ -418,7 +437,11 @@ func (m *manager) teardown(ctx context.Context, podID string) error {
 		return fmt.Errorf("pod %s: teardown: %w", podID, errors.Join(errs...))
 	}
 	if a.Mode != ModeNone {
-		if err := m.store.Release(ctx, podID); err != nil {
+		owner := a.SubnetOwner
+		if owner == "" {
+			owner = podID
+		}
+		if err := m.store.Release(ctx, owner); err != nil {
 			return fmt.Errorf("pod %s: release subnet: %w", podID, err)
 		}
 	}
@@ -472,6 +495,9 @@ func (m *manager) RemoveNodeRules(ctx context.Context) error {
 	}
 	if len(pods) > 0 {
 		return fmt.Errorf("node rules: %d pod(s) still have networks: %w", len(pods), errdefs.ErrConflict)
+	}
+	if err := m.DrainWarmPool(ctx); err != nil {
+		return err
 	}
 	m.iptMu.Lock()
 	m.nodeChains = false

@@ -26,6 +26,7 @@ type config struct {
 	netnsPrefix  string
 	hostDNS      func() (DNS, error)
 	log          *slog.Logger
+	warmSize     int
 }
 
 func defaults() config {
@@ -155,6 +156,19 @@ func WithLogger(l *slog.Logger) Option {
 			return invalid("logger: must not be nil")
 		}
 		c.log = l
+		return nil
+	}
+}
+
+// WithWarmPool keeps n default networks made ahead of time (RunWarmPool
+// fills it) for Setup to hand to pods with the default network; 0, the
+// default, turns it off.
+func WithWarmPool(n int) Option {
+	return func(c *config) error {
+		if n < 0 || n > 64 {
+			return invalid("warm pool size %d: must be 0 to 64", n)
+		}
+		c.warmSize = n
 		return nil
 	}
 }

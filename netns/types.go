@@ -89,14 +89,17 @@ type Attachment struct {
 
 	// Host-side resources, named deterministically at the start of Setup so
 	// that Teardown can find them even if Setup died half way.
-	Bridge      string          `json:"bridge,omitempty"`
-	Network     string          `json:"network,omitempty"`     // CNI network name (per pod)
-	ContainerID string          `json:"containerID,omitempty"` // CNI container ID
-	EgressChain string          `json:"egressChain,omitempty"` // filter chain jumped to from FORWARD
-	HostChain   string          `json:"hostChain,omitempty"`   // filter chain jumped to from INPUT
-	MasqChain   string          `json:"masqChain,omitempty"`   // nat chain for the pod's outbound masquerade
-	IfbDevice   string          `json:"ifbDevice,omitempty"`   // bandwidth plugin's egress ifb
-	ConfList    json.RawMessage `json:"confList,omitempty"`    // CNI conflist used for ADD, reused for DEL
+	Bridge      string `json:"bridge,omitempty"`
+	Network     string `json:"network,omitempty"`     // CNI network name (per pod)
+	ContainerID string `json:"containerID,omitempty"` // CNI container ID
+	EgressChain string `json:"egressChain,omitempty"` // filter chain jumped to from FORWARD
+	HostChain   string `json:"hostChain,omitempty"`   // filter chain jumped to from INPUT
+	MasqChain   string `json:"masqChain,omitempty"`   // nat chain for the pod's outbound masquerade
+	// SubnetOwner is who holds the subnet reservation when it is not the
+	// pod itself: the warm pool entry the network was made as.
+	SubnetOwner string          `json:"subnetOwner,omitempty"`
+	IfbDevice   string          `json:"ifbDevice,omitempty"` // bandwidth plugin's egress ifb
+	ConfList    json.RawMessage `json:"confList,omitempty"`  // CNI conflist used for ADD, reused for DEL
 }
 
 // Prefix returns the pod's address with its prefix length (e.g. 10.88.0.2/28).

@@ -121,7 +121,8 @@ func serve(ctx context.Context, cfg *nodeconfig.Config) error {
 		return err
 	}
 	nm, err := netns.New(netns.WithStateDir(filepath.Join(cfg.DataRoot, "netns")),
-		netns.WithPool(pool, cfg.Network.SubnetBits), netns.WithSubnetStore(subnets), netns.WithLogger(log))
+		netns.WithPool(pool, cfg.Network.SubnetBits), netns.WithSubnetStore(subnets), netns.WithLogger(log),
+		netns.WithWarmPool(*cfg.Network.WarmPool))
 	if err != nil {
 		return err
 	}
@@ -158,6 +159,17 @@ func serve(ctx context.Context, cfg *nodeconfig.Config) error {
 	if err := mgr.Recover(ctx); err != nil {
 		return err
 	}
+	// Filled after recovery (which may tear networks down), drained when
+	// ctx ends; the daemon waits for the drain before it exits.
+	warmCtx, stopWarm := context.WithCancel(ctx)
+	warmDone := make(chan struct{})
+	go func() {
+		defer close(warmDone)
+		if err := nm.RunWarmPool(warmCtx); err != nil {
+			log.Warn("warm network pool", "err", err)
+		}
+	}()
+	defer func() { stopWarm(); <-warmDone }()
 	if cfg.MetricsAddr != "" {
 		go func() {
 			if err := metrics.Serve(ctx, cfg.MetricsAddr, mgr); err != nil {

@@ -37,6 +37,10 @@ type Config struct {
 	Network struct {
 		Pool       string `json:"pool,omitempty"`       // 10.88.0.0/16
 		SubnetBits int    `json:"subnetBits,omitempty"` // 28
+		// WarmPool is how many default networks are kept made ahead of
+		// time, so a pod with the default network skips CNI on its start
+		// path (default 2; 0 turns it off).
+		WarmPool *int `json:"warmPool,omitempty"`
 	} `json:"network,omitzero"`
 	Registry struct {
 		Mirrors            map[string][]string `json:"mirrors,omitempty"` // docker.io: [http://127.0.0.1:5000]
@@ -100,6 +104,10 @@ func (c *Config) Default() {
 	if c.Network.SubnetBits == 0 {
 		c.Network.SubnetBits = 28
 	}
+	if c.Network.WarmPool == nil {
+		n := 2
+		c.Network.WarmPool = &n
+	}
 }
 
 // Validate checks the values, naming the field of each problem.
@@ -119,6 +127,9 @@ func (c *Config) Validate() error {
 		bad("network.pool", "%q is not an IPv4 CIDR", c.Network.Pool)
 	} else if c.Network.SubnetBits <= p.Bits() || c.Network.SubnetBits > 30 {
 		bad("network.subnetBits", "%d: want more than the pool's /%d and at most 30", c.Network.SubnetBits, p.Bits())
+	}
+	if n := c.Network.WarmPool; n != nil && (*n < 0 || *n > 64) {
+		bad("network.warmPool", "%d: want 0 (off) to 64", *n)
 	}
 	if u, err := url.Parse(c.Git.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "file" && u.Scheme != "ssh") {
 		bad("git.baseURL", "%q: want an https, http, ssh or file URL", c.Git.BaseURL)

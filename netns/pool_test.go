@@ -1,0 +1,133 @@
+package netns
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pinacle/pinacle-node/internal/leakcheck"
+)
+
+func warmCount(m *manager) int {
+	m.warmMu.Lock()
+	defer m.warmMu.Unlock()
+	return len(m.warmReady)
+}
+
+func waitWarm(t *testing.T, m *manager, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for warmCount(m) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("warm pool has %d ready entries after 30s, want %d", warmCount(m), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A pod with the default network gets a warm entry that works as a
+// network made for it would (reachable, isolated, NAT'd out); any other
+// spec is set up as before; the pool refills; stopping the pool and
+// tearing the pods down leaves nothing.
+func TestWarmPool(t *testing.T) {
+	e := newTestManager(t, WithWarmPool(2))
+	x := newInfra(t, e)
+	ctx := context.Background()
+	before := leakcheck.Take(ctx, e.leakFilter()...)
+
+	pctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.m.RunWarmPool(pctx) }()
+	waitWarm(t, e.m, 2)
+	if l, _ := e.m.List(ctx); len(l) != 0 {
+		t.Errorf("List shows warm entries as pods: %v", l)
+	}
+
+	a := setup(t, e, Spec{PodID: "a", Hostname: "alpha"})
+	if !strings.HasPrefix(a.NetnsName, e.m.netnsPrefix+warmPrefix) || a.PodID != "a" || a.Hostname != "alpha" || a.SubnetOwner == "" {
+		t.Fatalf("default pod did not get a warm entry: %+v", a)
+	}
+	if got, err := e.m.Get(ctx, "a"); err != nil || got.NetnsName != a.NetnsName {
+		t.Fatalf("Get(a) = %+v, %v", got, err)
+	}
+	if _, err := e.m.Setup(ctx, Spec{PodID: "a"}); err == nil {
+		t.Error("second Setup of a claimed pod succeeded")
+	}
+	// A custom subnet cannot come from the pool.
+	b := setup(t, e, Spec{PodID: "b", Subnet: netip.PrefixFrom(nthAddr(e.pool, 1792), 28)})
+	if b.NetnsName != e.m.netnsPrefix+"b" {
+		t.Errorf("custom-subnet pod got %s, want its own namespace", b.NetnsName)
+	}
+
+	listenIn(t, a.NetnsPath, a.IP.String()+":8080")
+	mustReach(t, "host->a", "", a.IP.String()+":8080")
+	gw := a.Gateway.String() + ":9092"
+	listenIn(t, "", gw)
+	mustNotReach(t, "a->own gateway", a.NetnsPath, gw)
+	mustNotReach(t, "a->private", a.NetnsPath, x.private)
+	mustReach(t, "a->internet", a.NetnsPath, x.internet)
+	if _, hosts, _ := a.Files(); !strings.Contains(string(hosts), "alpha") {
+		t.Errorf("hosts file does not name the pod's hostname:\n%s", hosts)
+	}
+
+	waitWarm(t, e.m, 2) // refilled
+
+	for _, id := range []string{"a", "b"} {
+		if err := e.m.Teardown(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := e.m.recordIDs(); len(ids) != 0 {
+		t.Errorf("records left after the pool stopped: %v", ids)
+	}
+	if used, _ := e.m.store.List(ctx); len(used) != 0 {
+		t.Errorf("subnet reservations left: %v", used)
+	}
+	checkNoLeak(t, e, before)
+}
+
+// Entries a crashed process left are torn down by the next one, except
+// one whose claim got as far as the pod's record: that network is the
+// pod's, and only the entry's stale record goes.
+func TestWarmPoolLeftovers(t *testing.T) {
+	e := newTestManager(t, WithWarmPool(1))
+	ctx := context.Background()
+	before := leakcheck.Take(ctx, e.leakFilter()...)
+	left := setup(t, e, Spec{PodID: warmPrefix + "left"})
+	half := setup(t, e, Spec{PodID: warmPrefix + "half"})
+	// A claim interrupted between writing the pod's record and removing
+	// the entry's.
+	claimed := *half
+	claimed.PodID, claimed.SubnetOwner = "p", half.PodID
+	if err := writeFileAtomic(e.m.recordPath("p"), &claimed); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := e.m.DrainWarmPool(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if nsAlive(left.NetnsPath) {
+		t.Errorf("leftover entry %s survived the drain", left.NetnsName)
+	}
+	if _, err := os.Stat(e.m.recordPath(half.PodID)); err == nil {
+		t.Errorf("stale record of the half-claimed entry survived")
+	}
+	p, err := e.m.Get(ctx, "p")
+	if err != nil || !nsAlive(p.NetnsPath) {
+		t.Fatalf("the pod lost its half-claimed network: %+v %v", p, err)
+	}
+	if err := e.m.Teardown(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	if used, _ := e.m.store.List(ctx); len(used) != 0 {
+		t.Errorf("subnet reservations left: %v", used)
+	}
+	checkNoLeak(t, e, before)
+}
