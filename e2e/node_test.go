@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -352,4 +353,58 @@ func cgroupCPUQuota(path string) (int64, error) {
 		return -1, nil
 	}
 	return strconv.ParseInt(q, 10, 64)
+}
+
+// warmEntries lists the daemon's unclaimed warm networks (their records).
+func (d *daemon) warmEntries() []string {
+	m, _ := filepath.Glob(filepath.Join(d.dir, "data", "netns", "pods", "warm-*.json"))
+	return m
+}
+
+// The daemon keeps default networks ready; a pod with the default network
+// takes one (and works: reachable through its port), a pod with its own
+// egress rules gets a network made for it, the pool refills, and after a
+// SIGKILL the next daemon replaces the entries it cannot trust.
+func TestNodeWarmNetworkPool(t *testing.T) {
+	d := startDaemon(t)
+	poll(t, 30*time.Second, "2 warm networks", func() bool { return len(d.warmEntries()) == 2 })
+	netnsOf := func(id string) string { // from the network layer's record of the pod
+		b, err := os.ReadFile(filepath.Join(d.dir, "data", "netns", "pods", id+".json"))
+		var v struct {
+			NetnsPath string `json:"netnsPath"`
+		}
+		if err != nil || json.Unmarshal(b, &v) != nil || v.NetnsPath == "" {
+			t.Fatalf("network record of %s: %v: %s", id, err, b)
+		}
+		return v.NetnsPath
+	}
+	p, r := d.create(webSpec("warmweb", ""))
+	if r.code != 0 {
+		t.Fatalf("create: %s", r.stderr)
+	}
+	if ns := netnsOf(p.ID); !strings.Contains(ns, "/pinacle-warm-") {
+		t.Errorf("default pod's netns %s: want one from the warm pool", ns)
+	}
+	if body, err := httpGet(p.Ports[0].URL+"/index.html", 5*time.Second); err != nil || strings.TrimSpace(body) != "warmweb" {
+		t.Fatalf("GET through the host port of a pod on a warm network = %q, %v", body, err)
+	}
+	q, r := d.create(webSpec("ownnet", "  egress: {deny: [{cidr: 198.51.100.0/24}]}\n"))
+	if r.code != 0 {
+		t.Fatalf("create: %s", r.stderr)
+	}
+	if ns := netnsOf(q.ID); !strings.HasSuffix(ns, "/pinacle-"+q.ID) {
+		t.Errorf("pod with egress rules got netns %s, want its own", ns)
+	}
+	poll(t, 30*time.Second, "the pool refilled to 2", func() bool { return len(d.warmEntries()) == 2 })
+	before := d.warmEntries()
+
+	d.kill()
+	d.start()
+	poll(t, 30*time.Second, "2 fresh warm networks after a crash", func() bool {
+		now := d.warmEntries()
+		return len(now) == 2 && !slices.Contains(now, before[0]) && !slices.Contains(now, before[1])
+	})
+	if body, err := httpGet(p.Ports[0].URL+"/index.html", 5*time.Second); err != nil || strings.TrimSpace(body) != "warmweb" {
+		t.Fatalf("after the restart, GET = %q, %v", body, err)
+	}
 }

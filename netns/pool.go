@@ -192,7 +192,42 @@ func (m *manager) DrainWarmPool(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	// A crash between reserving an entry's subnet and writing its record
+	// leaves a reservation nothing else will free.
+	used, err := m.store.List(ctx)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, u := range used {
+		if !IsWarm(u.Owner) {
+			continue
+		}
+		if _, err := os.Stat(m.recordPath(u.Owner)); err == nil {
+			continue
+		}
+		if owned, _ := m.subnetOwnedByPod(u.Owner); owned {
+			continue
+		}
+		if err := m.store.Release(ctx, u.Owner); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// subnetOwnedByPod reports whether some pod's network was claimed from
+// the warm entry owner (its reservation is that pod's now).
+func (m *manager) subnetOwnedByPod(owner string) (bool, error) {
+	ids, err := m.recordIDs()
+	if err != nil {
+		return false, err
+	}
+	for _, id := range ids {
+		if a, err := m.load(id); err == nil && a.SubnetOwner == owner {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // recordIDs lists the IDs of every record, warm entries included.

@@ -237,6 +237,17 @@ func (s *Store) AllocateSubnet(ctx context.Context, podID string, pick func(used
 // (netns's CheckSubnet does). The pod's existing subnet, if any, is
 // returned without calling pick.
 func (s *Store) AllocateSubnetWith(ctx context.Context, podID string, pick func(used []SubnetAllocation) (netip.Prefix, error)) (netip.Prefix, error) {
+	return s.allocateSubnet(ctx, podID, true, pick)
+}
+
+// ReserveSubnetWith is AllocateSubnetWith for an owner that is not a pod
+// (the network layer's warm pool): no pod record is required, and
+// deleting a pod never frees it; ReleaseSubnet does.
+func (s *Store) ReserveSubnetWith(ctx context.Context, owner string, pick func(used []SubnetAllocation) (netip.Prefix, error)) (netip.Prefix, error) {
+	return s.allocateSubnet(ctx, owner, false, pick)
+}
+
+func (s *Store) allocateSubnet(ctx context.Context, podID string, isPod bool, pick func(used []SubnetAllocation) (netip.Prefix, error)) (netip.Prefix, error) {
 	if err := errdefs.ValidateID("pod", podID); err != nil {
 		return netip.Prefix{}, err
 	}
@@ -245,8 +256,10 @@ func (s *Store) AllocateSubnetWith(ctx context.Context, podID string, pick func(
 	}
 	var out netip.Prefix
 	err := s.update(ctx, func(t *txn) error {
-		if err := mustExist(t.Tx, podID); err != nil {
-			return err
+		if isPod {
+			if err := mustExist(t.Tx, podID); err != nil {
+				return err
+			}
 		}
 		subnets, owners := t.Bucket(bucketSubnets), t.Bucket(bucketSubnetOwn)
 		if cur := subnets.Get([]byte(podID)); cur != nil {

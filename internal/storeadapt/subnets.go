@@ -42,7 +42,11 @@ func SubnetStore(st *store.Store, pool netip.Prefix, bits int) (netns.SubnetStor
 }
 
 func (s *subnetStore) Reserve(ctx context.Context, owner string, want netip.Prefix, reserved []netns.Used) (netip.Prefix, error) {
-	got, err := s.st.AllocateSubnetWith(ctx, owner, func(taken []store.SubnetAllocation) (netip.Prefix, error) {
+	alloc := s.st.AllocateSubnetWith
+	if netns.IsWarm(owner) {
+		alloc = s.st.ReserveSubnetWith // the warm pool's, not a pod's
+	}
+	got, err := alloc(ctx, owner, func(taken []store.SubnetAllocation) (netip.Prefix, error) {
 		used := slices.Clone(reserved)
 		for _, t := range taken {
 			used = append(used, netns.Used{Prefix: t.Prefix, Owner: "pod " + t.PodID})

@@ -253,3 +253,34 @@ func TestSubnetStoreBoltOnly(t *testing.T) {
 		t.Fatalf("Release of a deleted pod = %v", err)
 	}
 }
+
+// The warm pool's entries hold subnets without being pods; a pod ID still
+// needs its pod record, and the reservation outlives pod deletions until
+// released.
+func TestSubnetStoreWarmOwner(t *testing.T) {
+	ctx := context.Background()
+	for _, impl := range subnetImpls(t, testPool, 28) {
+		t.Run(impl.name, func(t *testing.T) {
+			s := impl.open(t)
+			got, err := s.Reserve(ctx, "warm-0123abcd", netip.Prefix{}, nil)
+			if err != nil || !testPool.Contains(got.Addr()) {
+				t.Fatalf("warm owner: %v %v", got, err)
+			}
+			if impl.name == "bolt" {
+				if _, err := s.Reserve(ctx, "pnopod", netip.Prefix{}, nil); !errors.Is(err, errdefs.ErrNotFound) {
+					t.Errorf("a pod ID without a pod record: %v, want not found", err)
+				}
+			}
+			used, _ := s.List(ctx)
+			if len(used) != 1 || used[0].Owner != "warm-0123abcd" || used[0].Prefix != got {
+				t.Errorf("list = %v", used)
+			}
+			if err := s.Release(ctx, "warm-0123abcd"); err != nil {
+				t.Fatal(err)
+			}
+			if used, _ := s.List(ctx); len(used) != 0 {
+				t.Errorf("after release: %v", used)
+			}
+		})
+	}
+}
