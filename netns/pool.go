@@ -106,7 +106,7 @@ func (m *manager) RunWarmPool(ctx context.Context) error {
 	}
 	// Entries left by an earlier run (a crash) were not checked since: a
 	// fresh pool is cheap and certain.
-	if err := m.DrainWarmPool(context.WithoutCancel(ctx)); err != nil {
+	if err := m.drainWarm(context.WithoutCancel(ctx), true); err != nil {
 		m.log.Warn("warm pool: draining leftovers", "err", err)
 	}
 	defer func() {
@@ -158,7 +158,12 @@ func (m *manager) RunWarmPool(ctx context.Context) error {
 	}
 }
 
-func (m *manager) DrainWarmPool(ctx context.Context) error {
+func (m *manager) DrainWarmPool(ctx context.Context) error { return m.drainWarm(ctx, false) }
+
+// drainWarm tears the unclaimed entries down; with orphans it also frees
+// warm subnet reservations that have no record (RunWarmPool does this at
+// start, when the subnet store is surely the node's own).
+func (m *manager) drainWarm(ctx context.Context, orphans bool) error {
 	m.warmMu.Lock()
 	m.warmReady = nil
 	m.warmMu.Unlock()
@@ -191,6 +196,9 @@ func (m *manager) DrainWarmPool(ctx context.Context) error {
 		if err := m.Teardown(ctx, id); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if !orphans {
+		return errors.Join(errs...)
 	}
 	// A crash between reserving an entry's subnet and writing its record
 	// leaves a reservation nothing else will free.

@@ -95,7 +95,8 @@ func TestWarmPool(t *testing.T) {
 
 // Entries a crashed process left are torn down by the next one, except
 // one whose claim got as far as the pod's record: that network is the
-// pod's, and only the entry's stale record goes.
+// pod's, and only the entry's stale record goes. A reservation without a
+// record is freed; the half-claimed one is kept for the pod.
 func TestWarmPoolLeftovers(t *testing.T) {
 	e := newTestManager(t, WithWarmPool(1))
 	ctx := context.Background()
@@ -110,8 +111,19 @@ func TestWarmPoolLeftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := e.m.DrainWarmPool(ctx); err != nil {
+	// A crash between reserving an entry's subnet and writing its record.
+	if _, err := e.m.store.Reserve(ctx, warmPrefix+"orphan", netip.Prefix{}, nil); err != nil {
 		t.Fatal(err)
+	}
+
+	if err := e.m.drainWarm(ctx, true); err != nil { // as RunWarmPool starts
+		t.Fatal(err)
+	}
+	used, _ := e.m.store.List(ctx)
+	for _, u := range used {
+		if u.Owner == warmPrefix+"orphan" || u.Owner == left.PodID {
+			t.Errorf("reservation of %s survived the drain", u.Owner)
+		}
 	}
 	if nsAlive(left.NetnsPath) {
 		t.Errorf("leftover entry %s survived the drain", left.NetnsName)
