@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,24 +50,33 @@ func Print(cmd *cobra.Command, v any, tbl func(w io.Writer)) error {
 	if err != nil {
 		return err
 	}
-	out := cmd.OutOrStdout()
+	// One write at the end: tabwriter and the JSON encoder otherwise write
+	// to the unbuffered stdout cell by cell (a syscall each; 100 pods in
+	// a table cost ~2 ms of them).
+	out := bufio.NewWriterSize(cmd.OutOrStdout(), 64<<10)
 	switch f {
 	case JSON:
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
 	case YAML:
 		b, err := yaml.Marshal(v)
 		if err != nil {
 			return err
 		}
-		_, err = out.Write(b)
-		return err
+		if _, err := out.Write(b); err != nil {
+			return err
+		}
 	default:
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		tbl(tw)
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
+	return out.Flush()
 }
 
 // ErrorBody is the JSON shape of an error, shared by the API and the CLI.
