@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"regexp"
+	"sync"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 )
@@ -52,8 +53,8 @@ func invalid(format string, args ...any) error {
 
 var (
 	// 28 characters is iptables' chain name limit; pod chains add 11.
-	prefixRE = regexp.MustCompile(`^[A-Z][A-Z0-9-]{0,16}$`)
-	ifaceRE  = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,15}\+?$`)
+	prefixRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Z][A-Z0-9-]{0,16}$`) })
+	ifaceRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,15}\+?$`) })
 )
 
 // WithChainPrefix sets the chain name prefix (default PINACLE-PORTS; at
@@ -61,7 +62,7 @@ var (
 // chains; each keeps to its own pod chains (WithOwner).
 func WithChainPrefix(p string) Option {
 	return func(c *config) error {
-		if !prefixRE.MatchString(p) {
+		if !prefixRE().MatchString(p) {
 			return invalid("chain prefix %q: must match %s", p, prefixRE)
 		}
 		c.prefix = p
@@ -102,7 +103,7 @@ func WithListenAddr(a netip.Addr) Option {
 // userspace listener refuses it too: a pod may not reach the host).
 func WithPodInterfaces(pattern string) Option {
 	return func(c *config) error {
-		if !ifaceRE.MatchString(pattern) {
+		if !ifaceRE().MatchString(pattern) {
 			return invalid("pod interfaces %q: must match %s", pattern, ifaceRE)
 		}
 		c.podIfaces = pattern

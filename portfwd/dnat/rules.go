@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/pinacle/pinacle-node/portfwd"
 )
@@ -85,8 +86,8 @@ func (t *table) in(chain string) []rule {
 }
 
 var (
-	countersRE = regexp.MustCompile(`^\[(\d+):(\d+)\] `)
-	commentRE  = regexp.MustCompile(`--comment "?([^" ]+)"?`)
+	countersRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\[(\d+):(\d+)\] `) })
+	commentRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`--comment "?([^" ]+)"?`) })
 )
 
 // parseDump reads iptables-save (-c or not) into tables.
@@ -104,7 +105,7 @@ func parseDump(dump string) map[string]*table {
 			cur.chains[strings.Fields(l[1:])[0]] = true
 		default:
 			var r rule
-			if m := countersRE.FindStringSubmatch(l); m != nil {
+			if m := countersRE().FindStringSubmatch(l); m != nil {
 				r.pkts, _ = strconv.ParseUint(m[1], 10, 64)
 				r.bytes, _ = strconv.ParseUint(m[2], 10, 64)
 				l = l[len(m[0]):]
@@ -114,7 +115,7 @@ func parseDump(dump string) map[string]*table {
 			}
 			r.spec = l
 			r.chain = strings.Fields(l)[1]
-			if m := commentRE.FindStringSubmatch(l); m != nil {
+			if m := commentRE().FindStringSubmatch(l); m != nil {
 				r.comment = m[1]
 			}
 			cur.rules = append(cur.rules, r)
@@ -304,16 +305,16 @@ type flow struct {
 }
 
 var (
-	dportRE = regexp.MustCompile(` --dport (\d+) `)
-	toRE    = regexp.MustCompile(` --to-destination ([0-9.]+):\d+`)
-	outRE   = regexp.MustCompile(` -o (\S+) `)
+	dportRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(` --dport (\d+) `) })
+	toRE    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(` --to-destination ([0-9.]+):\d+`) })
+	outRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(` -o (\S+) `) })
 )
 
 // podState reads back what the rules in d forward for the pod and which
 // bridge its masquerade names, so Remove works after a daemon restart.
 func (k *kernel) podState(d map[string]*table, pod string) (flows []flow, bridge string) {
 	for _, r := range d["nat"].in(k.podChain(pod)) {
-		dp, to := dportRE.FindStringSubmatch(r.spec), toRE.FindStringSubmatch(r.spec)
+		dp, to := dportRE().FindStringSubmatch(r.spec), toRE().FindStringSubmatch(r.spec)
 		if dp == nil || to == nil {
 			continue
 		}
@@ -325,7 +326,7 @@ func (k *kernel) podState(d map[string]*table, pod string) (flows []flow, bridge
 	}
 	for _, r := range d["nat"].in(k.post) {
 		if r.comment == k.tag(pod) {
-			if m := outRE.FindStringSubmatch(r.spec); m != nil {
+			if m := outRE().FindStringSubmatch(r.spec); m != nil {
 				bridge = m[1]
 			}
 		}
