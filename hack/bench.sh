@@ -17,9 +17,9 @@ if want run; then
 	section "issue 2: pinacle-node run IMAGE true (cached) beside runsc alone"
 	go run ./hack/benchrun -bin "$BIN" -n 20
 	section "issue 2: pod rootfs creation, small vs 200 MB image (independent of size)"
-	go test -run '^$' -bench 'Mount' -benchtime 20x ./rootfs/ | grep -E 'Benchmark|rootfs-bench'
+	go test -run '^$' -bench 'Mount' -benchtime 20x ./rootfs/ | grep -E 'Benchmark|rootfs-bench|_test.go:|FAIL'
 	section "issue 2: runsc via oci/ (create+start, exec true)"
-	go test -run '^$' -bench . -benchtime 20x ./oci/ | grep -E 'Benchmark|oci-bench'
+	go test -run '^$' -bench . -benchtime 20x ./oci/ | grep -E 'Benchmark|oci-bench|_test.go:|FAIL'
 fi
 if want net; then
 	section "issue 3: netns + CNI setup and teardown per pod"

@@ -186,8 +186,9 @@ func hostInitMem(tb testing.TB, bin string) memFigures {
 		must(tb, os.Symlink(busybox, filepath.Join(pathDir, a)))
 	}
 	cfg := smokeConfig()
+	ports := loopbackPorts(tb, 2)
 	for i := range cfg.Services[:2] {
-		port := loopbackPort(tb)
+		port := ports[i]
 		svc := &cfg.Services[i]
 		svc.Command[3] = fmt.Sprintf("127.0.0.1:%d", port)
 		svc.HealthCheck.Port = port
@@ -225,11 +226,17 @@ func hostInitMem(tb testing.TB, bin string) memFigures {
 	return f
 }
 
-func loopbackPort(tb testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(tb, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+// loopbackPorts picks n distinct free loopback ports: every listener is
+// held until all are picked, or the kernel may hand out one port twice.
+func loopbackPorts(tb testing.TB, n int) []int {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		must(tb, err)
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
 }
 
 // goBuild builds a static binary of pkg (relative to this package).
