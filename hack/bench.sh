@@ -24,7 +24,7 @@ fi
 if want net; then
 	section "issue 3: netns + CNI setup and teardown per pod"
 	go test -run '^$' -bench . -benchtime 20x ./netns/ | grep -E 'Benchmark|netns-bench'
-	section "issue 3: port forwarder (throughput vs direct, latency, 1000 conns, memory per conn)"
+	section "issue 3: port forwarder, userspace relay (throughput on loopback, latency, 1000 conns, memory per conn); the kernel path vs a real pod is in node-bench"
 	go test -run '^$' -bench . -benchtime 1x ./portfwd/ | grep -E 'Benchmark|portfwd-bench'
 fi
 if want node; then
