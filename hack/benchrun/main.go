@@ -114,7 +114,25 @@ func run(bin string, n int) error {
 		}
 		cycle = append(cycle, time.Since(t0))
 	}
+	// 3. runsc run --detach (create and start in one call, as pods and
+	// `run` use it): the floor for create -> running.
+	var detached []time.Duration
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("benchrun-d%d", i)
+		t0 := time.Now()
+		if err := rt.Create(ctx, id, bundle, oci.CreateOpts{Start: true}); err != nil {
+			return err
+		}
+		detached = append(detached, time.Since(t0))
+		if _, err := rt.Wait(ctx, id); err != nil {
+			return err
+		}
+		if err := rt.Delete(ctx, id, true); err != nil {
+			return err
+		}
+	}
 	fmt.Printf("run-bench: pinacle-node run IMAGE true (cached image): p50 %s p90 %s (n=%d)\n", pct(whole, 50), pct(whole, 90), n)
+	fmt.Printf("run-bench: runsc run --detach alone (one call):       p50 %s p90 %s\n", pct(detached, 50), pct(detached, 90))
 	fmt.Printf("run-bench: runsc create+start alone:                  p50 %s p90 %s\n", pct(createStart, 50), pct(createStart, 90))
 	fmt.Printf("run-bench: runsc create+start+wait+delete alone:      p50 %s p90 %s\n", pct(cycle, 50), pct(cycle, 90))
 	return nil
