@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,7 +97,18 @@ func (r *reaper) adopt(binary string) []int {
 		}
 		argv0, _, _ := strings.Cut(string(cmd), "\x00")
 		exe, _ := os.Readlink("/proc/" + e.Name() + "/exe")
-		if !strings.HasPrefix(argv0, "runsc-") && exe != binary {
+		ours := strings.HasPrefix(argv0, "runsc-") || exe == binary
+		if len(cmd) == 0 {
+			// A zombie has no cmdline or exe left: a sandbox whose process
+			// exited at once (`run --detach` of /bin/true) can be one by
+			// now. Its comm survives: runsc re-executes /proc/self/exe for
+			// the sandbox and gofer ("exe"), and runs itself for exec
+			// helpers. Anything else (an iptables or CNI exec of the
+			// caller's) is not ours to reap.
+			c := comm(pid)
+			ours = c == "exe" || c == filepath.Base(binary)
+		}
+		if !ours {
 			continue
 		}
 		r.mu.Lock()
@@ -232,6 +244,15 @@ func (r *reaper) waitPid(ctx context.Context, pid int) (ws unix.WaitStatus, ok b
 }
 
 // ppid returns pid's parent pid, or -1.
+// comm returns the process name of pid ("" if unknown).
+func comm(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
 func ppid(pid int) int {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {

@@ -236,3 +236,24 @@ func TestCreateStarted(t *testing.T) {
 		t.Errorf("wait: %+v %v, want killed by SIGKILL (exit status tracked as for create+start)", ex, err)
 	}
 }
+
+// A process that exits at once can leave its gofer a zombie before runsc
+// run --detach returns (seen under load); the reaper must still know it
+// for ours, by its comm, and collect it.
+func TestRunQuickExitLeavesNoZombie(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := e.ctx()
+	for i := range 10 {
+		id := e.id("qx")
+		if _, err := e.rt.Run(ctx, id, e.bundle(id, nil, "/bin/true"), CreateOpts{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.rt.Delete(ctx, id, true); err != nil {
+			t.Fatal(err)
+		}
+		Reap()
+		if z := zombieChildren(); len(z) > 0 {
+			t.Fatalf("run %d: zombie children %v", i, z)
+		}
+	}
+}
