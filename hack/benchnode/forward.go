@@ -15,22 +15,14 @@ import (
 
 // runForward measures only the forwarder figures, with its own daemon.
 func runForward(bin string) error {
-	dir, err := os.MkdirTemp("", "pinacle-benchnode-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	nd, err := start(bin, dir, mainNet)
-	if err != nil {
-		return err
-	}
-	defer nd.stop(bin)
-	line, err := forwardBench(context.Background(), bin, nd)
-	if err != nil {
-		return err
-	}
-	fmt.Println(line)
-	return nil
+	return withNode(bin, func(nd *node) error {
+		line, err := forwardBench(context.Background(), bin, nd)
+		if err != nil {
+			return err
+		}
+		fmt.Println(line)
+		return nil
+	})
 }
 
 // forwardBench measures 1 GiB over HTTP from busybox httpd (a sparse file)

@@ -150,7 +150,9 @@ func httpd(name string) pods.CreateRequest {
 	return r
 }
 
-func run(bin string, n, lsPods int) error {
+// withNode runs fn against a fresh daemon in a temporary directory, then
+// deletes its pods, stops it and removes the directory.
+func withNode(bin string, fn func(nd *node) error) error {
 	dir, err := os.MkdirTemp("", "pinacle-benchnode-")
 	if err != nil {
 		return err
@@ -161,21 +163,21 @@ func run(bin string, n, lsPods int) error {
 		return err
 	}
 	defer nd.stop(bin)
+	return fn(nd)
+}
+
+func run(bin string, n, lsPods int) error {
+	return withNode(bin, func(nd *node) error { return runAll(bin, nd, n, lsPods) })
+}
+
+func runAll(bin string, nd *node, n, lsPods int) error {
 	ctx := context.Background()
 	rss0 := nd.rssKB()
 
 	// 1. Sequential creates to running (no services).
-	var seq []time.Duration
-	for i := 0; i < n; i++ {
-		t0 := time.Now()
-		p, err := nd.client.Create(ctx, plain(fmt.Sprintf("seq%d", i)))
-		if err != nil {
-			return fmt.Errorf("create: %w", err)
-		}
-		seq = append(seq, time.Since(t0))
-		if err := nd.client.Delete(ctx, p.ID); err != nil {
-			return err
-		}
+	seq, err := seqCreates(ctx, nd, n)
+	if err != nil {
+		return err
 	}
 	// 2. Ten at once.
 	var conc []time.Duration

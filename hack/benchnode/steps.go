@@ -16,31 +16,16 @@ import (
 // services, and prints the daemon's own breakdown of each bring-up (its
 // "pod up" log line: cumulative time at the end of each step).
 func runCreate(bin string, n int) error {
-	dir, err := os.MkdirTemp("", "pinacle-benchnode-")
+	return withNode(bin, func(nd *node) error { return createSteps(nd, n) })
+}
+
+func createSteps(nd *node, n int) error {
+	seq, err := seqCreates(context.Background(), nd, n)
 	if err != nil {
 		return err
-	}
-	defer os.RemoveAll(dir)
-	nd, err := start(bin, dir, mainNet)
-	if err != nil {
-		return err
-	}
-	defer nd.stop(bin)
-	ctx := context.Background()
-	var seq []time.Duration
-	for i := 0; i < n; i++ {
-		t0 := time.Now()
-		p, err := nd.client.Create(ctx, plain(fmt.Sprintf("seq%d", i)))
-		if err != nil {
-			return fmt.Errorf("create: %w", err)
-		}
-		seq = append(seq, time.Since(t0))
-		if err := nd.client.Delete(ctx, p.ID); err != nil {
-			return err
-		}
 	}
 	fmt.Printf("node-bench: create -> running, 1 at a time:   p50 %s p95 %s (n=%d)\n", pct(seq, 50), pct(seq, 95), n)
-	steps, order, err := podUpSteps(filepath.Join(dir, "serve.log"))
+	steps, order, err := podUpSteps(filepath.Join(nd.dir, "serve.log"))
 	if err != nil {
 		return err
 	}
@@ -50,6 +35,24 @@ func runCreate(bin string, n int) error {
 	}
 	fmt.Printf("node-bench: bring-up steps, cumulative p50 (daemon's log):%s\n", strings.TrimSuffix(b.String(), ";"))
 	return nil
+}
+
+// seqCreates times n creates -> running of a pod without services, one
+// after another, deleting each before the next.
+func seqCreates(ctx context.Context, nd *node, n int) ([]time.Duration, error) {
+	var seq []time.Duration
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		p, err := nd.client.Create(ctx, plain(fmt.Sprintf("seq%d", i)))
+		if err != nil {
+			return nil, fmt.Errorf("create: %w", err)
+		}
+		seq = append(seq, time.Since(t0))
+		if err := nd.client.Delete(ctx, p.ID); err != nil {
+			return nil, err
+		}
+	}
+	return seq, nil
 }
 
 // podUpSteps reads every "pod up" line of the daemon's JSON log.

@@ -45,9 +45,7 @@ func New(ctx context.Context, opts ...Option) (portfwd.KernelPath, error) {
 	if err != nil {
 		return nil, err
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	unlock, err := k.hostLock()
+	unlock, err := k.lock()
 	if err != nil {
 		return nil, err
 	}
@@ -95,9 +93,7 @@ func (k *kernel) Apply(ctx context.Context, pod string, target netip.Addr, ports
 			return fmt.Errorf("pod %s: %w", pod, err)
 		}
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	unlock, err := k.hostLock()
+	unlock, err := k.lock()
 	if err != nil {
 		return err
 	}
@@ -118,33 +114,36 @@ func (k *kernel) Apply(ctx context.Context, pod string, target netip.Addr, ports
 	return nil
 }
 
-func (k *kernel) Remove(ctx context.Context, pod string) error {
-	if err := errdefs.ValidateID("pod", pod); err != nil {
-		return err
-	}
+// lock takes k.mu and the host-wide lock (another daemon on this host may
+// edit the same node chains); the returned func releases both.
+func (k *kernel) lock() (func(), error) {
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	unlock, err := k.hostLock()
 	if err != nil {
-		return err
+		k.mu.Unlock()
+		return nil, err
 	}
-	defer unlock()
-	return k.remove(ctx, pod)
+	return func() { unlock(); k.mu.Unlock() }, nil
 }
 
-func (k *kernel) Release(ctx context.Context, pod string) error {
+func (k *kernel) Remove(ctx context.Context, pod string) error { return k.removePod(ctx, pod, false) }
+
+func (k *kernel) Release(ctx context.Context, pod string) error { return k.removePod(ctx, pod, true) }
+
+// removePod is Remove, and with forget also drops the pod's counters.
+func (k *kernel) removePod(ctx context.Context, pod string, forget bool) error {
 	if err := errdefs.ValidateID("pod", pod); err != nil {
 		return err
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	unlock, err := k.hostLock()
+	unlock, err := k.lock()
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	err = k.remove(ctx, pod)
-	delete(k.base, pod)
+	if forget {
+		delete(k.base, pod)
+	}
 	return err
 }
 
@@ -189,9 +188,7 @@ func (k *kernel) remove(ctx context.Context, pods ...string) error {
 }
 
 func (k *kernel) Prune(ctx context.Context, keep []string) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	unlock, err := k.hostLock()
+	unlock, err := k.lock()
 	if err != nil {
 		return err
 	}
@@ -275,9 +272,7 @@ func Cleanup(ctx context.Context, opts ...Option) error {
 	if err != nil {
 		return err
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	unlock, err := k.hostLock()
+	unlock, err := k.lock()
 	if err != nil {
 		return err
 	}
