@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // cgroupMounts returns the cgroup v1 hierarchy mount points (one per
@@ -130,6 +132,23 @@ func SetCPUQuota(cgroupsPath string, cpus float64) error {
 		return fmt.Errorf("cpu quota: %w", err)
 	}
 	return nil
+}
+
+// RemoveCgroupIfUnused removes cgroupsPath from every hierarchy where it
+// has no child cgroup and no task left; where it is still in use (another
+// node on this host has pods under it) it stays, and that is not an error.
+func RemoveCgroupIfUnused(cgroupsPath string) error {
+	if cgroupsPath == "" || filepath.Clean(cgroupsPath) == "/" {
+		return nil
+	}
+	var errs []error
+	for _, d := range cgroupDirs(cgroupsPath) {
+		err := os.Remove(d)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.ENOTEMPTY) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // rmdirRetry retries EBUSY for a moment: a cgroup is busy until the last

@@ -305,3 +305,24 @@ func TestContextEndsCalls(t *testing.T) {
 		t.Errorf("state %+v %v", st, err)
 	}
 }
+
+// A parent cgroup is removed only once nothing is in it.
+func TestRemoveCgroupIfUnused(t *testing.T) {
+	e := newTestEnv(t)
+	id := e.sleeper(nil) // lives in e.cgroup/<id>
+	if err := RemoveCgroupIfUnused(e.cgroup); err != nil {
+		t.Fatalf("parent with a running container: %v, want it kept without error", err)
+	}
+	if len(cgroupDirs(e.cgroup)) == 0 {
+		t.Fatal("a parent still in use was removed")
+	}
+	if err := e.rt.Delete(e.ctx(), id, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveCgroupIfUnused(e.cgroup); err != nil {
+		t.Fatal(err)
+	}
+	if d := cgroupDirs(e.cgroup); len(d) != 0 {
+		t.Errorf("unused parent left in %v", d)
+	}
+}

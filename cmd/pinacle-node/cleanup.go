@@ -11,6 +11,7 @@ import (
 
 	"github.com/pinacle/pinacle-node/internal/cli"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/pods"
 	"github.com/pinacle/pinacle-node/internal/store"
 	"github.com/pinacle/pinacle-node/netns"
 	"github.com/pinacle/pinacle-node/oci"
@@ -34,13 +35,13 @@ func newCleanupCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%w (stop pinacle-node serve first)", err)
 			}
-			pods, err := st.ListPods(ctx)
+			remaining, err := st.ListPods(ctx)
 			st.Close()
 			if err != nil {
 				return err
 			}
-			if len(pods) > 0 {
-				return fmt.Errorf("%d pods remain; delete them first: %w", len(pods), errdefs.ErrConflict)
+			if len(remaining) > 0 {
+				return fmt.Errorf("%d pods remain; delete them first: %w", len(remaining), errdefs.ErrConflict)
 			}
 			pool, _ := netip.ParsePrefix(cfg.Network.Pool)
 			nm, err := netns.New(netns.WithStateDir(filepath.Join(cfg.DataRoot, "netns")), netns.WithPool(pool, cfg.Network.SubnetBits))
@@ -62,7 +63,12 @@ func newCleanupCmd() *cobra.Command {
 			if err := oci.ReleaseRoot(cfg.RunscRoot); err != nil {
 				return err
 			}
-			res := map[string]any{"removed": []string{"iptables node chains", "port forwarding chains", cfg.RunscRoot + "/null-netns"}}
+			// The pods' parent cgroup, unless another node on this host
+			// still has pods in it.
+			if err := oci.RemoveCgroupIfUnused(pods.CgroupParent); err != nil {
+				return fmt.Errorf("cgroup %s: %w", pods.CgroupParent, err)
+			}
+			res := map[string]any{"removed": []string{"iptables node chains", "port forwarding chains", cfg.RunscRoot + "/null-netns", "cgroup " + pods.CgroupParent}}
 			return cli.Print(cmd, res, func(w io.Writer) { fmt.Fprintln(w, "node-level state removed") })
 		},
 	}

@@ -156,15 +156,18 @@ func runOnce(cmd *cobra.Command, o runOptions, ref string, args []string) (int, 
 		return 0, err
 	}
 	so := oci.SpecOptions{
-		Image:       img.Config.Config,
-		Args:        args,
-		Env:         o.env,
-		WorkingDir:  o.workdir,
-		User:        o.user,
-		Hostname:    o.hostname,
-		RootPath:    rfs.Path,
-		Terminal:    o.tty,
-		CgroupsPath: "/pinacle/" + id,
+		Image:      img.Config.Config,
+		Args:       args,
+		Env:        o.env,
+		WorkingDir: o.workdir,
+		User:       o.user,
+		Hostname:   o.hostname,
+		RootPath:   rfs.Path,
+		Terminal:   o.tty,
+		// Its own top-level cgroup, gone with the sandbox: a shared
+		// parent would outlive the run, and removing it could race with
+		// the daemon (or another run) creating a child in it.
+		CgroupsPath: "/pinacle-run-" + id,
 		CPUs:        o.cpus,
 		MemoryBytes: mem,
 		PidsLimit:   o.pids,

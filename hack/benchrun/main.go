@@ -88,7 +88,7 @@ func run(bin string, n int) error {
 	}
 	defer rootfs.Remove(context.Background(), podDir)
 	bundle := filepath.Join(podDir, "bundle")
-	if _, err := oci.NewBundle(bundle, oci.SpecOptions{Args: []string{"/bin/true"}, RootPath: r.Path, Network: oci.NetworkNone, CgroupsPath: "/pinacle/benchrun"}); err != nil {
+	if _, err := oci.NewBundle(bundle, oci.SpecOptions{Args: []string{"/bin/true"}, RootPath: r.Path, Network: oci.NetworkNone, CgroupsPath: "/pinacle-benchrun"}); err != nil {
 		return err
 	}
 	rt, err := oci.New(oci.WithRoot(runscRoot), oci.WithNetwork(oci.NetworkNone))

@@ -646,5 +646,9 @@ func writeFileAtomic(path string, b []byte) error {
 	return os.Rename(tmp, path)
 }
 
-// cgroupsPath is the pod's cgroup (v1: under every controller).
-func cgroupsPath(id string) string { return "/pinacle/" + id }
+// CgroupParent holds every pod's cgroup (v1: under every controller). It
+// outlives its pods; `pinacle-node cleanup` removes it.
+const CgroupParent = "/pinacle"
+
+// cgroupsPath is the pod's cgroup.
+func cgroupsPath(id string) string { return CgroupParent + "/" + id }
