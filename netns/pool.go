@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -59,6 +60,14 @@ func (m *manager) claim(ctx context.Context, spec Spec) *Attachment {
 	if err == nil && !nsAlive(a.NetnsPath) {
 		err = fmt.Errorf("namespace %s is gone", a.NetnsPath)
 	}
+	if err == nil {
+		// The entry took the host's resolvers when it was made, and its
+		// chains allow DNS to exactly those: if the host's changed since,
+		// the entry is stale.
+		if host, herr := m.hostDNS(); herr != nil || !sameDNS(host, a.DNS) {
+			err = fmt.Errorf("the host's resolvers changed since it was made (%v)", herr)
+		}
+	}
 	if err != nil {
 		log.Warn("warm network unusable; setting up a new one", "err", err)
 		_ = m.teardown(context.WithoutCancel(ctx), w)
@@ -85,6 +94,13 @@ func (m *manager) claim(ctx context.Context, spec Spec) *Attachment {
 	}
 	log.Debug("network from the warm pool", "netns", a.NetnsName, "ip", a.IP)
 	return a
+}
+
+// sameDNS reports whether a network made with the host's resolvers host
+// has dns (Setup copies host's search and options only when unset, and a
+// warm entry never sets them).
+func sameDNS(host, dns DNS) bool {
+	return slices.Equal(host.Nameservers, dns.Nameservers) && slices.Equal(host.Search, dns.Search) && slices.Equal(host.Options, dns.Options)
 }
 
 // kickWarm asks the filler for another entry.

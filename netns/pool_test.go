@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -142,4 +143,36 @@ func TestWarmPoolLeftovers(t *testing.T) {
 		t.Errorf("subnet reservations left: %v", used)
 	}
 	checkNoLeak(t, e, before)
+}
+
+// An entry allows DNS to the resolvers the host had when it was made: once
+// the host's change, claiming it would leave the pod without DNS, so Setup
+// makes the pod a network of its own and drops the stale entry.
+func TestWarmPoolStaleDNS(t *testing.T) {
+	var ns atomic.Value
+	ns.Store("10.201.255.53")
+	e := newTestManager(t, WithWarmPool(1), WithHostDNS(func() (DNS, error) {
+		return DNS{Nameservers: []netip.Addr{netip.MustParseAddr(ns.Load().(string))}}, nil
+	}))
+	ctx := context.Background()
+	pctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.m.RunWarmPool(pctx) }()
+	defer func() { stop(); <-done }()
+	waitWarm(t, e.m, 1)
+	e.m.warmMu.Lock()
+	stale := e.m.warmReady[0]
+	e.m.warmMu.Unlock()
+
+	ns.Store("10.201.255.54")
+	a := setup(t, e, Spec{PodID: "fresh"})
+	if a.NetnsName != e.m.netnsPrefix+"fresh" || len(a.DNS.Nameservers) != 1 || a.DNS.Nameservers[0].String() != "10.201.255.54" {
+		t.Fatalf("after the host's resolvers changed, Setup gave %s with %v; want its own network with the new resolver", a.NetnsName, a.DNS.Nameservers)
+	}
+	if _, err := os.Stat(e.m.recordPath(stale)); err == nil {
+		t.Errorf("stale entry %s was not dropped", stale)
+	}
+	if err := e.m.Teardown(ctx, "fresh"); err != nil {
+		t.Fatal(err)
+	}
 }
