@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/containernetworking/cni/libcni"
@@ -173,14 +172,13 @@ func (m *manager) Get(_ context.Context, podID string) (*Attachment, error) {
 }
 
 func (m *manager) List(_ context.Context) ([]*Attachment, error) {
-	ents, err := os.ReadDir(m.podsDir())
+	ids, err := m.recordIDs()
 	if err != nil {
 		return nil, err
 	}
 	var out []*Attachment
-	for _, e := range ents {
-		id, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || strings.HasPrefix(id, ".") || IsWarm(id) {
+	for _, id := range ids {
+		if IsWarm(id) {
 			continue
 		}
 		a, err := m.load(id)

@@ -188,12 +188,14 @@ func (m *manager) drainWarm(ctx context.Context, orphans bool) error {
 		return err
 	}
 	claimed := map[string]bool{} // netns names some pod's record holds
+	owners := map[string]bool{}  // warm entries whose subnet a pod holds now
 	for _, id := range ids {
 		if IsWarm(id) {
 			continue
 		}
 		if a, err := m.load(id); err == nil {
 			claimed[a.NetnsName] = true
+			owners[a.SubnetOwner] = true
 		}
 	}
 	var errs []error
@@ -226,10 +228,7 @@ func (m *manager) drainWarm(ctx context.Context, orphans bool) error {
 		if !IsWarm(u.Owner) {
 			continue
 		}
-		if _, err := os.Stat(m.recordPath(u.Owner)); err == nil {
-			continue
-		}
-		if owned, _ := m.subnetOwnedByPod(u.Owner); owned {
+		if _, err := os.Stat(m.recordPath(u.Owner)); err == nil || owners[u.Owner] {
 			continue
 		}
 		if err := m.store.Release(ctx, u.Owner); err != nil {
@@ -237,21 +236,6 @@ func (m *manager) drainWarm(ctx context.Context, orphans bool) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// subnetOwnedByPod reports whether some pod's network was claimed from
-// the warm entry owner (its reservation is that pod's now).
-func (m *manager) subnetOwnedByPod(owner string) (bool, error) {
-	ids, err := m.recordIDs()
-	if err != nil {
-		return false, err
-	}
-	for _, id := range ids {
-		if a, err := m.load(id); err == nil && a.SubnetOwner == owner {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 // recordIDs lists the IDs of every record, warm entries included.
