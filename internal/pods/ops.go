@@ -196,19 +196,32 @@ func (m *Manager) Health(ctx context.Context, idOrName string) (*Health, error) 
 	if h.Sandbox != string(oci.StatusRunning) {
 		why = append(why, "sandbox is "+h.Sandbox)
 	}
-	if st, err := supervisor.ReadStatus(m.statusFile(p.ID)); err == nil {
+	if st, err := m.serviceStatus(p); err == nil {
 		h.Services = st.Services
 		for i := range st.Services {
 			if s := &st.Services[i]; !serviceReady(s) {
 				why = append(why, fmt.Sprintf("service %s is %s", s.Name, s.State))
 			}
 		}
-	} else if spec, err := decodeSpec(p); p.State == lifecycle.Running && (err != nil || len(spec.Services) > 0) {
+	} else if p.State == lifecycle.Running {
 		why = append(why, "no service status")
 	}
 	h.Healthy = len(why) == 0
 	h.Reason = strings.Join(why, "; ")
 	return h, nil
+}
+
+// serviceStatus reads init's status file. A pod without services is
+// running before init writes its first status (bringUp has nothing to wait
+// for), so for such a pod a missing file is an empty status, not an error.
+func (m *Manager) serviceStatus(p *store.Pod) (*supervisor.Status, error) {
+	st, err := supervisor.ReadStatus(m.statusFile(p.ID))
+	if errors.Is(err, fs.ErrNotExist) {
+		if spec, derr := decodeSpec(p); derr == nil && len(spec.Services) == 0 {
+			return &supervisor.Status{Services: []supervisor.ServiceStatus{}}, nil
+		}
+	}
+	return st, err
 }
 
 // ServiceControl implements Service.
@@ -219,12 +232,7 @@ func (m *Manager) ServiceControl(ctx context.Context, idOrName, op, service stri
 	}
 	switch op {
 	case supervisor.OpList:
-		st, err := supervisor.ReadStatus(m.statusFile(p.ID))
-		if spec, derr := decodeSpec(p); errors.Is(err, fs.ErrNotExist) && derr == nil && len(spec.Services) == 0 {
-			// Running without services before init wrote its first status.
-			return &supervisor.Status{Services: []supervisor.ServiceStatus{}}, nil
-		}
-		return st, err
+		return m.serviceStatus(p)
 	case supervisor.OpStart, supervisor.OpStop, supervisor.OpRestart:
 		if err := m.checkService(p, service); err != nil {
 			return nil, err
