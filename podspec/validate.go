@@ -92,17 +92,7 @@ func (p *Pod) Validate() error {
 	seen := map[string]int{}
 	for i, hc := range p.HealthChecks {
 		f := Index("healthChecks", i)
-		switch {
-		case hc.Name == "":
-			e.add(f+".name", "required")
-		case !dnsLabel().MatchString(hc.Name):
-			e.add(f+".name", "%q must be a DNS label: %s", hc.Name, dnsLabelHelp)
-		default:
-			if j, dup := seen[hc.Name]; dup {
-				e.add(f+".name", "duplicate name %q (also healthChecks[%d])", hc.Name, j)
-			}
-			seen[hc.Name] = i
-		}
+		e.uniqueLabel("healthChecks", i, hc.Name, "name", seen)
 		hc.HealthCheck.validate(f, 0, &e)
 	}
 	if d := p.IdleTimeout.Duration; d < 0 || (d > 0 && d < MinIdleTimeout) {
@@ -161,17 +151,7 @@ func (n *Network) validate(e *errList) {
 	byExt := map[int]int{}
 	for i, p := range n.Ports {
 		f := Index("network.ports", i)
-		switch {
-		case p.Name == "":
-			e.add(f+".name", "required")
-		case !dnsLabel().MatchString(p.Name):
-			e.add(f+".name", "%q must be a DNS label: %s", p.Name, dnsLabelHelp)
-		default:
-			if j, dup := byName[p.Name]; dup {
-				e.add(f+".name", "duplicate port name %q (also network.ports[%d])", p.Name, j)
-			}
-			byName[p.Name] = i
-		}
+		e.uniqueLabel("network.ports", i, p.Name, "port name", byName)
 		proto := p.Protocol
 		if proto == "" {
 			proto = ProtocolTCP
@@ -296,23 +276,30 @@ func validateRules(field string, rules []EgressRule, e *errList) {
 	}
 }
 
+// uniqueLabel checks the name of element i of list: present, a DNS label,
+// and not taken by an earlier element (seen maps names to the first index).
+func (e *errList) uniqueLabel(list string, i int, name, what string, seen map[string]int) {
+	f := Index(list, i) + ".name"
+	switch {
+	case name == "":
+		e.add(f, "required")
+	case !dnsLabel().MatchString(name):
+		e.add(f, "%q must be a DNS label: %s", name, dnsLabelHelp)
+	default:
+		if j, dup := seen[name]; dup {
+			e.add(f, "duplicate %s %q (also %s[%d])", what, name, list, j)
+		} else {
+			seen[name] = i
+		}
+	}
+}
+
 func validateServices(svcs []Service, e *errList) {
 	idx := map[string]int{}
 	ports := map[int]int{}
 	for i, s := range svcs {
 		f := Index("services", i)
-		switch {
-		case s.Name == "":
-			e.add(f+".name", "required")
-		case !dnsLabel().MatchString(s.Name):
-			e.add(f+".name", "%q must be a DNS label: %s", s.Name, dnsLabelHelp)
-		default:
-			if j, dup := idx[s.Name]; dup {
-				e.add(f+".name", "duplicate service name %q (also services[%d])", s.Name, j)
-			} else {
-				idx[s.Name] = i
-			}
-		}
+		e.uniqueLabel("services", i, s.Name, "service name", idx)
 		if len(s.Command) == 0 {
 			e.add(f+".command", "required")
 		} else if s.Command[0] == "" {
