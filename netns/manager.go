@@ -1,6 +1,7 @@
 package netns
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -380,8 +381,9 @@ func (m *manager) teardown(ctx context.Context, podID string) error {
 	alive := nsAlive(a.NetnsPath)
 
 	if a.Mode != ModeNone && len(a.ConfList) > 0 {
-		if alive && a.IP.IsValid() {
-			// runsc strips the address; without it the bridge plugin's DEL
+		if alive && a.IP.IsValid() && bytes.Contains(a.ConfList, []byte(`"ipMasq":true`)) {
+			// A record from before the node did its own masquerade: runsc
+			// strips the address, and without it the bridge plugin's DEL
 			// cannot tell which masquerade rules are the pod's.
 			if err := restoreAddr(a.NetnsPath, a.Interface, a.Prefix(), netip.Addr{}); err != nil {
 				log.Debug("re-add address before DEL", "err", err)
