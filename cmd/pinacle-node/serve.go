@@ -106,10 +106,8 @@ func serve(ctx context.Context, cfg *nodeconfig.Config) error {
 		return err
 	}
 	rtOpts := []oci.Option{oci.WithRoot(cfg.RunscRoot), oci.WithPlatform(cfg.Platform), oci.WithLogger(log)}
-	if dir := os.Getenv("PINACLE_RUNSC_DEBUG_DIR"); dir != "" {
-		// runsc --debug logs per container, for looking into a slow or
-		// failing sandbox; not for production (they grow without bound).
-		rtOpts = append(rtOpts, oci.WithDebugLogDir(dir))
+	if cfg.RunscDebugDir != "" {
+		rtOpts = append(rtOpts, oci.WithDebugLogDir(cfg.RunscDebugDir))
 	}
 	rt, err := oci.New(rtOpts...)
 	if err != nil {

@@ -53,6 +53,10 @@ type Config struct {
 	// MetricsAddr serves Prometheus metrics; empty: off. Use loopback.
 	MetricsAddr string `json:"metricsAddr,omitempty"`
 	Platform    string `json:"platform,omitempty"` // runsc platform: systrap
+	// RunscDebugDir turns on runsc --debug with logs under it, one
+	// directory per container: for looking into a slow or failing
+	// sandbox, not for production (the logs grow without bound).
+	RunscDebugDir string `json:"runscDebugDir,omitempty"`
 	LogLevel    string `json:"logLevel,omitempty"` // info
 }
 
