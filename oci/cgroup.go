@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -105,17 +106,22 @@ func RemoveCgroup(cgroupsPath string) error {
 	return errors.Join(errs...)
 }
 
-// SetCPUQuota limits cgroupsPath to cpus CPUs (a CFS quota over
-// CPUPeriod), on cgroup v1 (cpu.cfs_quota_us) or v2 (cpu.max), for a
-// container whose spec deferred its quota (SpecOptions.DeferCPUQuota).
-func SetCPUQuota(cgroupsPath string, cpus float64) error {
-	if cgroupsPath == "" || cpus <= 0 {
-		return fmt.Errorf("cpu quota: need a cgroup path and a positive quota, got %q and %v", cgroupsPath, cpus)
+// applyDeferredCPUQuota sets the quota a spec deferred to start time
+// (AnnotationCPUQuota) on its cgroup, cgroup v1 (cpu.cfs_quota_us) or v2
+// (cpu.max). A spec without one is left alone.
+func applyDeferredCPUQuota(spec *specs.Spec) error {
+	v, ok := spec.Annotations[AnnotationCPUQuota]
+	if !ok || spec.Linux == nil || spec.Linux.CgroupsPath == "" {
+		return nil
 	}
-	quota := int64(cpus * CPUPeriod)
+	quota, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || quota <= 0 {
+		return fmt.Errorf("cpu quota: annotation %s=%q: want a positive number of µs", AnnotationCPUQuota, v)
+	}
+	cg := spec.Linux.CgroupsPath
 	v1, v2 := cgroupMounts()
 	if root, ok := v1["cpu"]; ok {
-		d := filepath.Join(root, cgroupsPath)
+		d := filepath.Join(root, cg)
 		if err := os.WriteFile(filepath.Join(d, "cpu.cfs_period_us"), []byte(strconv.Itoa(CPUPeriod)), 0); err != nil {
 			return fmt.Errorf("cpu quota: %w", err)
 		}
@@ -127,8 +133,7 @@ func SetCPUQuota(cgroupsPath string, cpus float64) error {
 	if v2 == "" {
 		return fmt.Errorf("cpu quota: no cpu cgroup controller mounted")
 	}
-	f := filepath.Join(v2, cgroupsPath, "cpu.max")
-	if err := os.WriteFile(f, []byte(fmt.Sprintf("%d %d", quota, CPUPeriod)), 0); err != nil {
+	if err := os.WriteFile(filepath.Join(v2, cg, "cpu.max"), []byte(fmt.Sprintf("%d %d", quota, CPUPeriod)), 0); err != nil {
 		return fmt.Errorf("cpu quota: %w", err)
 	}
 	return nil

@@ -35,4 +35,8 @@ const MinMemoryBytes = 16 << 20
 const (
 	// AnnotationNetwork records the runsc --network mode the bundle expects.
 	AnnotationNetwork = "dev.pinacle.network"
+	// AnnotationCPUQuota carries a CPU quota (µs per CPUPeriod) that the
+	// spec leaves out for the runtime to apply once the container has
+	// started (SpecOptions.DeferCPUQuota).
+	AnnotationCPUQuota = "dev.pinacle.cpu-quota"
 )

@@ -225,30 +225,34 @@ func TestNoOOMForNormalExit(t *testing.T) {
 
 func TestCPUQuota(t *testing.T) {
 	t.Run("in-spec", func(t *testing.T) { testCPUQuota(t, false) })
-	// The pod manager boots unthrottled and applies the quota after.
+	// Booted unthrottled, the quota applied by Start.
 	t.Run("deferred", func(t *testing.T) { testCPUQuota(t, true) })
 }
 
 func testCPUQuota(t *testing.T, deferred bool) {
 	e := newTestEnv(t)
 	ctx := e.ctx()
-	id := e.sleeper(func(o *SpecOptions) { o.CPUs = 0.5; o.DeferCPUQuota = deferred })
-	cg := e.cgroup + "/" + id
 	v1, _ := cgroupMounts()
 	acct, ok := v1["cpuacct"]
 	if !ok {
 		t.Skip("no cgroup v1 cpuacct controller")
 	}
-	usage := func() uint64 { return readUint(filepath.Join(acct, cg, "cpuacct.usage")) }
+	id := e.id("s")
+	cg := e.cgroup + "/" + id
 	quotaFile := filepath.Join(v1["cpu"], cg, "cpu.cfs_quota_us")
+	if err := e.rt.Create(ctx, id, e.bundle(id, func(o *SpecOptions) { o.CPUs = 0.5; o.DeferCPUQuota = deferred }, "/bin/sleep", "1000"), CreateOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.rt.Delete(ctx, id, true) })
 	if deferred {
 		if b, _ := os.ReadFile(quotaFile); strings.TrimSpace(string(b)) != "-1" {
-			t.Fatalf("deferred: cpu.cfs_quota_us = %q before SetCPUQuota, want -1 (unlimited)", b)
-		}
-		if err := SetCPUQuota(cg, 0.5); err != nil {
-			t.Fatal(err)
+			t.Fatalf("deferred: cpu.cfs_quota_us = %q before start, want -1 (unlimited)", b)
 		}
 	}
+	if err := e.rt.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	usage := func() uint64 { return readUint(filepath.Join(acct, cg, "cpuacct.usage")) }
 	if q := readUint(quotaFile); q != 50000 {
 		t.Fatalf("cpu.cfs_quota_us = %d, want 50000", q)
 	}

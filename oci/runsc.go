@@ -341,6 +341,11 @@ func (r *runsc) Create(ctx context.Context, id, bundle string, o CreateOpts) err
 		return fmt.Errorf("create %s: %w", id, err)
 	}
 	r.adopted(ctx, id, bundle, spec, pidFile)
+	if o.Start {
+		if err := applyDeferredCPUQuota(spec); err != nil {
+			return fmt.Errorf("create %s: %w", id, err)
+		}
+	}
 	return nil
 }
 
@@ -409,6 +414,22 @@ func (r *runsc) adopted(ctx context.Context, id, bundle string, spec *specs.Spec
 
 func (r *runsc) Start(ctx context.Context, id string) error {
 	if _, _, err := r.run(ctx, call{id: id, args: []string{"start", id}}); err != nil {
+		return fmt.Errorf("start %s: %w", id, err)
+	}
+	ci := r.info(id)
+	ci.mu.Lock()
+	spec := ci.spec
+	ci.mu.Unlock()
+	if spec == nil { // created by another process: read the bundle it was made from
+		st, err := r.State(ctx, id)
+		if err != nil {
+			return fmt.Errorf("start %s: %w", id, err)
+		}
+		if spec, err = ReadSpec(st.Bundle); err != nil {
+			return fmt.Errorf("start %s: %w", id, err)
+		}
+	}
+	if err := applyDeferredCPUQuota(spec); err != nil {
 		return fmt.Errorf("start %s: %w", id, err)
 	}
 	return nil

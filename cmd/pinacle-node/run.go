@@ -169,9 +169,11 @@ func runOnce(cmd *cobra.Command, o runOptions, ref string, args []string) (int, 
 		// the daemon (or another run) creating a child in it.
 		CgroupsPath: "/pinacle-run-" + id,
 		CPUs:        o.cpus,
-		MemoryBytes: mem,
-		PidsLimit:   o.pids,
-		Network:     o.network,
+		// Boot unthrottled; the quota applies once the process starts.
+		DeferCPUQuota: true,
+		MemoryBytes:   mem,
+		PidsLimit:     o.pids,
+		Network:       o.network,
 	}
 	if o.entrypoint != "" {
 		so.Entrypoint = []string{o.entrypoint}

@@ -57,7 +57,7 @@ type Config struct {
 	// directory per container: for looking into a slow or failing
 	// sandbox, not for production (the logs grow without bound).
 	RunscDebugDir string `json:"runscDebugDir,omitempty"`
-	LogLevel    string `json:"logLevel,omitempty"` // info
+	LogLevel      string `json:"logLevel,omitempty"` // info
 }
 
 // Load reads path (a missing file at the default path means defaults).
