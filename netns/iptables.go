@@ -1,78 +1,10 @@
 package netns
 
 import (
-	"bytes"
-	"context"
-	"fmt"
 	"net/netip"
-	"os/exec"
 	"strconv"
 	"strings"
 )
-
-// iptables drives the iptables binaries by exec. One iptables-restore
-// --noflush call per change keeps a pod's rules atomic and costs one exec
-// (about 5 ms with the nft backend) instead of one per rule.
-type iptables struct {
-	restoreBin string
-	saveBin    string
-}
-
-func newIPTables() *iptables {
-	return &iptables{restoreBin: "iptables-restore", saveBin: "iptables-save"}
-}
-
-// save dumps one table, or every table when table is "".
-func (t *iptables) save(ctx context.Context, table string) (string, error) {
-	var out, errb bytes.Buffer
-	args := []string{}
-	if table != "" {
-		args = append(args, "-t", table)
-	}
-	cmd := exec.CommandContext(ctx, t.saveBin, args...)
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("iptables-save -t %s: %w: %s", table, err, strings.TrimSpace(errb.String()))
-	}
-	return out.String(), nil
-}
-
-// restore applies lines to table atomically, without flushing anything
-// else. Declaring a chain (":NAME - [0:0]") creates it, or flushes it if it
-// exists.
-func (t *iptables) restore(ctx context.Context, table string, lines []string) error {
-	if len(lines) == 0 {
-		return nil
-	}
-	in := "*" + table + "\n" + strings.Join(lines, "\n") + "\nCOMMIT\n"
-	var errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, t.restoreBin, "-w", "5", "--noflush")
-	cmd.Stdin, cmd.Stderr = strings.NewReader(in), &errb
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("iptables-restore (%s): %w: %s\ninput:\n%s", table, err, strings.TrimSpace(errb.String()), in)
-	}
-	return nil
-}
-
-// restoreTables applies lines to several tables in one atomic call.
-func (t *iptables) restoreTables(ctx context.Context, tables map[string][]string) error {
-	var in strings.Builder
-	for _, table := range []string{"raw", "mangle", "nat", "filter"} {
-		if len(tables[table]) > 0 {
-			in.WriteString("*" + table + "\n" + strings.Join(tables[table], "\n") + "\nCOMMIT\n")
-		}
-	}
-	if in.Len() == 0 {
-		return nil
-	}
-	var errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, t.restoreBin, "-w", "5", "--noflush")
-	cmd.Stdin, cmd.Stderr = strings.NewReader(in.String()), &errb
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("iptables-restore: %w: %s\ninput:\n%s", err, strings.TrimSpace(errb.String()), in.String())
-	}
-	return nil
-}
 
 // splitTables cuts a full iptables-save dump into per-table dumps.
 func splitTables(dump string) map[string]string {

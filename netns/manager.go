@@ -22,6 +22,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/iptables"
 )
 
 // Manager gives pods their network and takes it away again.
@@ -56,7 +57,6 @@ type Manager interface {
 type manager struct {
 	config
 	cni      *libcni.CNIConfig
-	ipt      *iptables
 	iptMu    sync.Mutex // serialises read-modify-write of our iptables chains
 	podLocks sync.Map   // pod ID -> *sync.Mutex
 	// nodeChains is set once the node chains are known to be installed,
@@ -101,7 +101,6 @@ func New(opts ...Option) (Manager, error) {
 			RawExec:       &invoke.RawExec{Stderr: os.Stderr},
 			PluginDecoder: version.PluginDecoder{},
 		}),
-		ipt:      newIPTables(),
 		warmKick: make(chan struct{}, 1),
 	}, nil
 }
@@ -318,18 +317,18 @@ func (m *manager) installChains(ctx context.Context, a *Attachment, p Policy) er
 	}
 	pod := podChainLines(a, p, m.nodeForward(), m.nodeInput(), extra)
 	if m.nodeChains {
-		err := m.ipt.restoreTables(ctx, map[string][]string{"filter": pod, "nat": masqLines(a)})
+		err := iptables.Restore(ctx, map[string][]string{"filter": pod, "nat": masqLines(a)})
 		if err == nil {
 			return nil
 		}
 		m.nodeChains = false // gone behind our back? check and retry once
 	}
-	dump, err := m.ipt.save(ctx, "filter")
+	dump, err := iptables.Save(ctx, "-t", "filter")
 	if err != nil {
 		return err
 	}
 	lines := append(nodeChainLines(dump, m.nodeForward(), m.nodeInput(), m.bridgePrefix+"+"), pod...)
-	if err := m.ipt.restoreTables(ctx, map[string][]string{"filter": lines, "nat": masqLines(a)}); err != nil {
+	if err := iptables.Restore(ctx, map[string][]string{"filter": lines, "nat": masqLines(a)}); err != nil {
 		return err
 	}
 	m.nodeChains = true
@@ -461,7 +460,7 @@ func (m *manager) removeChains(ctx context.Context, table string, chains ...stri
 func (m *manager) removeChainsIn(ctx context.Context, byTable map[string][]string) error {
 	m.iptMu.Lock()
 	defer m.iptMu.Unlock()
-	dump, err := m.ipt.save(ctx, "")
+	dump, err := iptables.Save(ctx)
 	if err != nil {
 		return err
 	}
@@ -470,7 +469,7 @@ func (m *manager) removeChainsIn(ctx context.Context, byTable map[string][]strin
 	for table, chains := range byTable {
 		lines[table] = removeChainsLines(tables[table], chains...)
 	}
-	return m.ipt.restoreTables(ctx, lines)
+	return iptables.Restore(ctx, lines)
 }
 
 func deleteLink(name string) error {

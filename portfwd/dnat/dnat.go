@@ -1,7 +1,6 @@
 package dnat
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/iptables"
 	"github.com/pinacle/pinacle-node/portfwd"
 )
 
@@ -357,31 +356,17 @@ func dirExists(p string) bool {
 }
 
 func (k *kernel) save(ctx context.Context) (map[string]*table, error) {
-	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, k.saveBin, "-c")
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("dnat: %s -c: %w: %s", k.saveBin, err, strings.TrimSpace(errb.String()))
+	out, err := iptables.Save(ctx, "-c")
+	if err != nil {
+		return nil, fmt.Errorf("dnat: %w", err)
 	}
-	return parseDump(out.String()), nil
+	return parseDump(out), nil
 }
 
 // restore applies lines per table in one atomic iptables-restore.
 func (k *kernel) restore(ctx context.Context, tables map[string][]string) error {
-	var in strings.Builder
-	for _, t := range []string{"nat", "filter"} {
-		if len(tables[t]) > 0 {
-			in.WriteString("*" + t + "\n" + strings.Join(tables[t], "\n") + "\nCOMMIT\n")
-		}
-	}
-	if in.Len() == 0 {
-		return nil
-	}
-	var errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, k.restoreBin, "-w", "5", "--noflush")
-	cmd.Stdin, cmd.Stderr = strings.NewReader(in.String()), &errb
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("dnat: iptables-restore: %w: %s\ninput:\n%s", err, strings.TrimSpace(errb.String()), in.String())
+	if err := iptables.Restore(ctx, tables); err != nil {
+		return fmt.Errorf("dnat: %w", err)
 	}
 	return nil
 }

@@ -28,8 +28,6 @@ type config struct {
 	podIfaces  string
 	maxConns   int
 	log        *slog.Logger
-	saveBin    string
-	restoreBin string
 }
 
 func defaults() config {
@@ -39,8 +37,6 @@ func defaults() config {
 		listenAddr: netip.IPv4Unspecified(),
 		podIfaces:  DefaultPodInterfaces,
 		log:        slog.New(slog.DiscardHandler),
-		saveBin:    "iptables-save",
-		restoreBin: "iptables-restore",
 	}
 }
 
