@@ -7,6 +7,17 @@ cd "$(dirname "$0")/.."
 BIN="${BIN:-bin/pinacle-node}"
 only="${1:-all}"
 section() { printf '\n== %s\n' "$*"; }
+
+# Transparent huge pages change sandbox start by about 15% here (see
+# docs/runtime.md, Host tuning): print the mode with the figures, and let
+# BENCH_THP=always|madvise|never set it for this run only.
+thp=/sys/kernel/mm/transparent_hugepage/enabled
+if [ -n "${BENCH_THP:-}" ]; then
+	old_thp="$(sed -E 's/.*\[([a-z]+)\].*/\1/' "$thp")"
+	echo "$BENCH_THP" > "$thp" || exit 1
+	trap 'echo "$old_thp" > "$thp"' EXIT
+fi
+echo "host: transparent_hugepage $(cat "$thp" 2>/dev/null || echo unknown), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 want() { [ "$only" = all ] || [ "$only" = "$1" ]; }
 
 if want image; then

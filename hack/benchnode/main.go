@@ -43,6 +43,7 @@ func main() {
 	lsPods := flag.Int("ls-pods", 100, "pods present for the `pod ls` figure")
 	forwardOnly := flag.Bool("forward-only", false, "measure only the forwarder's throughput")
 	createOnly := flag.Bool("create-only", false, "measure only sequential create -> running, with the daemon's step breakdown")
+	lsOnly := flag.Bool("ls-only", false, "measure only `pod ls`, with -ls-pods running pods and then with the same pods stopped")
 	flag.Parse()
 	var err error
 	switch {
@@ -50,6 +51,8 @@ func main() {
 		err = runForward(*bin)
 	case *createOnly:
 		err = runCreate(*bin, *n)
+	case *lsOnly:
+		err = runLs(*bin, *lsPods)
 	default:
 		err = run(*bin, *n, *lsPods)
 	}
@@ -260,62 +263,20 @@ func runAll(bin string, nd *node, n, lsPods int) error {
 	}
 
 	// 6. Fill up to 50 running pods for RSS, then lsPods for `pod ls`.
-	have, _ := nd.client.List(ctx)
-	fill := func(total int) error {
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, 4)
-		errc := make(chan error, total)
-		for i := len(have); i < total; i++ {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				if _, err := nd.client.Create(ctx, plain(fmt.Sprintf("fill%d", i))); err != nil {
-					errc <- err
-				}
-			}()
-		}
-		wg.Wait()
-		close(errc)
-		return <-errc
+	if err := fillPods(ctx, nd, 50); err != nil {
+		return err
 	}
-	if err := fill(50); err != nil {
-		return fmt.Errorf("fill: %w", err)
-	}
-	have, _ = nd.client.List(ctx)
 	rss50 := nd.rssKB()
-	if err := fill(lsPods); err != nil {
-		return fmt.Errorf("fill: %w", err)
+	if err := fillPods(ctx, nd, lsPods); err != nil {
+		return err
 	}
-	var ls, lsAPI, version []time.Duration
-	for i := 0; i < 20; i++ {
-		t0 := time.Now()
-		if out, err := exec.Command(bin, "pod", "ls", "--socket", nd.sock).CombinedOutput(); err != nil {
-			return fmt.Errorf("pod ls: %v: %s", err, out)
-		}
-		ls = append(ls, time.Since(t0))
-		t0 = time.Now()
-		if _, err := nd.client.List(ctx); err != nil {
-			return err
-		}
-		lsAPI = append(lsAPI, time.Since(t0))
-		t0 = time.Now()
-		if err := exec.Command(bin, "--version").Run(); err != nil {
-			return err
-		}
-		version = append(version, time.Since(t0))
-	}
-	all, _ := nd.client.List(ctx)
 	fmt.Printf("node-bench: create -> running, 1 at a time:   p50 %s p95 %s (n=%d)\n", pct(seq, 50), pct(seq, 95), n)
 	fmt.Printf("node-bench: create -> running, 10 concurrent: p50 %s p95 %s\n", pct(conc, 50), pct(conc, 95))
 	fmt.Printf("node-bench: create -> first HTTP via host port: p50 %s (n=%d)\n", pct(firstHTTP, 50), len(firstHTTP))
-	fmt.Printf("node-bench: pod ls with %d pods: CLI p50 %s p95 %s; the API call alone p50 %s; CLI start (--version) p50 %s\n",
-		len(all), pct(ls, 50), pct(ls, 95), pct(lsAPI, 50), pct(version, 50))
 	fmt.Printf("node-bench: daemon RSS: %d MB with 0 pods, %d MB with 50 running pods\n", rss0/1024, rss50/1024)
 	fmt.Printf("node-bench: pod exec true via API: p50 %s; runsc exec alone: p50 %s (n=%d)\n", pct(viaAPI, 50), pct(raw, 50), n)
 	fmt.Println(fwdLine)
-	return nil
+	return lsRunningThenStopped(ctx, bin, nd)
 }
 
 func pct(d []time.Duration, p int) time.Duration {
