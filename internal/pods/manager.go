@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,7 +21,6 @@ import (
 	"github.com/pinacle/pinacle-node/oci"
 	"github.com/pinacle/pinacle-node/podspec"
 	"github.com/pinacle/pinacle-node/portfwd"
-	"github.com/pinacle/pinacle-node/supervisor"
 	"github.com/pinacle/pinacle-node/templates"
 )
 
@@ -69,6 +69,8 @@ type Manager struct {
 
 	watchMu  sync.Mutex
 	watchers map[string]context.CancelFunc // running pods' sandbox watchers
+
+	status *statusCache // what views show of each pod's services
 }
 
 var _ Service = (*Manager)(nil)
@@ -114,6 +116,7 @@ func New(cfg Config) (*Manager, error) {
 		bg:       bg,
 		cancelBg: cancel,
 		watchers: map[string]context.CancelFunc{},
+		status:   newStatusCache(),
 	}, nil
 }
 
@@ -218,8 +221,8 @@ func (m *Manager) view(p *store.Pod, withSpec bool) *Pod {
 			v.Ports = append(v.Ports, ps)
 		}
 	}
-	if status, err := supervisor.ReadStatus(m.statusFile(p.ID)); err == nil {
-		v.Services = status.Services
+	if status, err := m.status.read(m.statusFile(p.ID)); err == nil {
+		v.Services = slices.Clone(status.Services)
 	}
 	return v
 }

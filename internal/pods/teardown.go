@@ -81,6 +81,7 @@ func (m *Manager) terminate(ctx context.Context, id string) error {
 	if err := os.RemoveAll(m.podDir(id)); err != nil {
 		return m.fail(ctx, id, err)
 	}
+	m.status.drop(m.statusFile(id))
 	crashpoint("del:rootfs")
 	if err := m.cfg.Images.RemoveLease(ctx, id); err != nil {
 		return m.fail(ctx, id, fmt.Errorf("image lease: %w", err))
