@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,9 +174,59 @@ func TestNodeRestartAdoptsRunningPods(t *testing.T) {
 		t.Fatalf("pod died with a clean daemon stop: %v", err)
 	}
 	d.start()
-	if p2, _ := d.get("adopt"); p2.State != "running" {
+	p2, _ := d.get("adopt")
+	if p2.State != "running" {
 		t.Fatalf("after restart: %+v", p2)
 	}
+	// Adopted, the sandbox is not the daemon's child: the node watches it
+	// through its pidfd, not with a `runsc wait` process (24 MB) per pod.
+	if w := procsWithArgs("wait", p2.ID); len(w) > 0 {
+		t.Fatalf("runsc wait processes for an adopted pod: %v", w)
+	}
+	// Its death is still seen, and the pod comes back.
+	out, err := exec.Command("runsc", "--root", d.dir+"/runsc", "state", p2.ID).Output()
+	if err != nil {
+		t.Fatalf("runsc state: %v", err)
+	}
+	var st struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil || st.Pid <= 0 {
+		t.Fatalf("runsc state: %q %v", out, err)
+	}
+	if err := syscall.Kill(st.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 90*time.Second, "the adopted sandbox's death recorded and the pod running again", func() bool {
+		ev := d.cli("pod", "events", "adopt", "-o", "json").stdout
+		p3, _ := d.get("adopt")
+		return strings.Contains(ev, "status is unknown") && p3.State == "running"
+	})
+}
+
+// procsWithArgs lists the command lines of processes whose arguments
+// include every one of args.
+func procsWithArgs(args ...string) []string {
+	ents, _ := os.ReadDir("/proc")
+	var found []string
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		have := map[string]bool{}
+		for _, a := range strings.Split(strings.TrimRight(string(b), "\x00"), "\x00") {
+			have[a] = true
+		}
+		all := true
+		for _, a := range args {
+			all = all && have[a]
+		}
+		if all {
+			found = append(found, strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return found
 }
 
 // TestNodeCrashSafety kills the daemon (SIGKILL, at a named point) in the

@@ -3,6 +3,7 @@ package oci
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"testing"
@@ -103,6 +104,93 @@ func TestWaitPidfd(t *testing.T) {
 		cancel()
 		for range n {
 			<-done
+		}
+	})
+}
+
+// fakeSandbox starts a process whose argv[0] is runsc-sandbox, the way
+// Wait recognizes a sandbox it adopted, and returns its pid.
+func fakeSandbox(t *testing.T) int {
+	t.Helper()
+	out, err := exec.Command("bash", "-c", `(exec -a runsc-sandbox sleep 1000) >/dev/null 2>&1 & echo $!`).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Sscan(string(out), &pid); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = unix.Kill(pid, unix.SIGKILL)
+		// Orphaned, it is ours if this process is a subreaper (other
+		// tests make it one): reap it, or it is a zombie child.
+		if ppid(pid) == os.Getpid() {
+			var ws unix.WaitStatus
+			_, _ = unix.Wait4(pid, &ws, 0, nil)
+		}
+	})
+	// $! is the subshell, which execs sleep a moment later.
+	for deadline := time.Now().Add(10 * time.Second); argv0(pid) != "runsc-sandbox"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d: argv[0] %q, never runsc-sandbox", pid, argv0(pid))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return pid
+}
+
+// TestWaitForeign: an adopted sandbox (not our child) is waited through its
+// pidfd, with no runsc process; a pid that is not a sandbox any more counts
+// as exited.
+func TestWaitForeign(t *testing.T) {
+	t.Run("exit", func(t *testing.T) {
+		pid := fakeSandbox(t)
+		done := make(chan error, 1)
+		go func() {
+			handled, err := waitForeign(context.Background(), pid)
+			if !handled {
+				err = errors.New("not handled")
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			t.Fatalf("returned while the sandbox runs: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+		if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("no return after the sandbox exited")
+		}
+	})
+	t.Run("not-a-sandbox", func(t *testing.T) {
+		cmd := startSleep(t)
+		if handled, err := waitForeign(context.Background(), cmd.Process.Pid); !handled || err != nil {
+			t.Fatalf("a plain sleep: handled %v, err %v; want it read as the sandbox gone", handled, err)
+		}
+	})
+	t.Run("gone", func(t *testing.T) {
+		cmd := exec.Command("true")
+		if err := cmd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		if handled, err := waitForeign(context.Background(), cmd.Process.Pid); !handled || err != nil {
+			t.Fatalf("a reaped pid: handled %v, err %v", handled, err)
+		}
+	})
+	t.Run("ctx", func(t *testing.T) {
+		pid := fakeSandbox(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := waitForeign(ctx, pid); !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
 		}
 	})
 }

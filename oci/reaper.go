@@ -230,6 +230,30 @@ func (r *reaper) waitPid(ctx context.Context, pid int) (ws unix.WaitStatus, ok b
 	return ws, ok, nil
 }
 
+// waitForeign waits for a sandbox process that is not our child, through
+// its pidfd; handled is false when pidfds are unavailable (the caller falls
+// back to `runsc wait`). A pid that no longer names a runsc sandbox has
+// exited already: its number is gone or reused.
+func waitForeign(ctx context.Context, pid int) (handled bool, err error) {
+	if pid <= 0 {
+		return false, nil
+	}
+	pfd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	switch {
+	case errors.Is(err, unix.ESRCH):
+		return true, nil
+	case err != nil:
+		return false, nil
+	}
+	// The pidfd pins the process: if argv[0] is runsc's sandbox now, the
+	// pidfd is that sandbox's.
+	if argv0(pid) != "runsc-sandbox" {
+		unix.Close(pfd)
+		return true, nil
+	}
+	return true, waitPidfd(ctx, pfd)
+}
+
 // waitPidfd waits until the process behind pfd (non-blocking; closed
 // here) exits or ctx ends. The wait sits in Go's netpoller, not in a
 // thread blocked in poll(2): a node watches every running sandbox this
@@ -294,6 +318,16 @@ func comm(pid int) string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// argv0 returns pid's argv[0] ("" if unknown).
+func argv0(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return ""
+	}
+	a, _, _ := strings.Cut(string(b), "\x00")
+	return a
 }
 
 func ppid(pid int) int {

@@ -504,8 +504,10 @@ func (r *runsc) lookup(ctx context.Context, id string) (*ctrInfo, State, error) 
 // Wait learns the exit status from the sandbox process itself when it is
 // our child (see BecomeSubreaper): runsc exits with the init's status, and
 // that also covers a sandbox killed by the memcg OOM killer, which `runsc
-// wait` cannot report. Otherwise (a sandbox adopted after a restart) it
-// falls back to `runsc wait`.
+// wait` cannot report. A sandbox adopted after a restart is not our child:
+// Wait watches its pidfd and reports the exit with ExitInfo.Unknown. It
+// used to run `runsc wait`, one 24 MB process per adopted pod for as long
+// as the pod lived; that remains the fallback where pidfds are missing.
 func (r *runsc) Wait(ctx context.Context, id string) (ExitInfo, error) {
 	ci, _, err := r.lookup(ctx, id)
 	if err != nil {
@@ -536,6 +538,11 @@ func (r *runsc) Wait(ctx context.Context, id string) (ExitInfo, error) {
 		if info.Signal == 0 && info.Code > 128 && info.Code <= 128+64 {
 			info.Signal = syscall.Signal(info.Code - 128)
 		}
+	} else if foreign, err := waitForeign(ctx, pid); foreign {
+		if err != nil {
+			return ExitInfo{}, fmt.Errorf("wait %s: %w", id, err)
+		}
+		info = ExitInfo{Code: -1, Unknown: true}
 	} else {
 		out, _, err := r.run(ctx, call{id: id, args: []string{"wait", id}, capture: true, unbounded: true})
 		if err != nil {

@@ -71,6 +71,10 @@ type ExitInfo struct {
 	// OOMKilled is set when the pod's memory cgroup hit its limit and the
 	// kernel OOM killer fired in it (which kills the sandbox itself).
 	OOMKilled bool `json:"oomKilled,omitempty"`
+	// Unknown is set when the sandbox has exited but its status could not
+	// be learned: it was not our child (adopted after a daemon restart),
+	// so nobody here could reap it. Code is then -1.
+	Unknown bool `json:"unknown,omitempty"`
 }
 
 // CreateOpts are the per-container options of Create, Run and Restore.

@@ -42,7 +42,7 @@ func (m *Manager) watch(id string) {
 		if ctx.Err() != nil {
 			return // stopped on purpose, or the node is shutting down
 		}
-		m.sandboxDied(id, info.OOMKilled, describeExit(info.Code, info.OOMKilled, err))
+		m.sandboxDied(id, info.OOMKilled, describeExit(info, err))
 	}()
 }
 
@@ -55,14 +55,16 @@ func (m *Manager) unwatch(id string) {
 	m.watchMu.Unlock()
 }
 
-func describeExit(code int, oom bool, err error) string {
+func describeExit(info oci.ExitInfo, err error) string {
 	switch {
-	case oom:
+	case info.OOMKilled:
 		return "sandbox killed: out of memory (memory limit reached)"
 	case err != nil:
 		return fmt.Sprintf("sandbox died: %v", err)
+	case info.Unknown:
+		return "sandbox exited; its status is unknown (the node adopted it after a restart, so could not reap it)"
 	default:
-		return fmt.Sprintf("sandbox exited with status %d", code)
+		return fmt.Sprintf("sandbox exited with status %d", info.Code)
 	}
 }
 
