@@ -36,6 +36,9 @@ type Options struct {
 	// The cap is fixed when the image is first made; a later Mount reuses
 	// the image, so the pod's writes persist.
 	StorageBytes int64
+	// Spares, when set, supplies a ready-made storage image instead of
+	// making one, and is refilled in the background.
+	Spares *Spares
 }
 
 // Rootfs is a mounted pod root filesystem.
@@ -93,7 +96,7 @@ func Mount(ctx context.Context, lowerDirs []string, podDir string, o Options) (_
 	base := podDir
 	if o.StorageBytes > 0 {
 		r.Storage = filepath.Join(podDir, storageDir)
-		if err := mountStorage(ctx, podDir, o.StorageBytes); err != nil {
+		if err := mountStorage(ctx, podDir, o.StorageBytes, o.Spares); err != nil {
 			r.Storage = ""
 			return nil, err
 		}
@@ -112,7 +115,7 @@ func Mount(ctx context.Context, lowerDirs []string, podDir string, o Options) (_
 }
 
 // mountStorage makes (once) and mounts the capped storage image.
-func mountStorage(ctx context.Context, podDir string, size int64) error {
+func mountStorage(ctx context.Context, podDir string, size int64, spares *Spares) error {
 	img := filepath.Join(podDir, storageImg)
 	mnt := filepath.Join(podDir, storageDir)
 	if err := os.MkdirAll(mnt, 0o755); err != nil {
@@ -124,8 +127,13 @@ func mountStorage(ctx context.Context, podDir string, size int64) error {
 		return nil // left mounted by an earlier Mount whose overlay is gone
 	}
 	if _, err := os.Stat(img); errors.Is(err, fs.ErrNotExist) {
-		if err := MakeStorageImage(ctx, img, size); err != nil {
-			return err
+		if spares == nil || !spares.take(size, img) {
+			if err := MakeStorageImage(ctx, img, size); err != nil {
+				return err
+			}
+		}
+		if spares != nil {
+			spares.refill(size)
 		}
 	} else if err != nil {
 		return err

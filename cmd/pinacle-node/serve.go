@@ -28,6 +28,7 @@ import (
 	"github.com/pinacle/pinacle-node/oci"
 	"github.com/pinacle/pinacle-node/portfwd"
 	"github.com/pinacle/pinacle-node/portfwd/dnat"
+	"github.com/pinacle/pinacle-node/rootfs"
 	"github.com/pinacle/pinacle-node/templates"
 )
 
@@ -141,15 +142,22 @@ func serve(ctx context.Context, cfg *nodeconfig.Config) error {
 	for _, w := range warnings {
 		log.Warn("user template skipped", "warning", w)
 	}
+	spares, err := rootfs.NewSpares(filepath.Join(cfg.DataRoot, "spares"))
+	if err != nil {
+		return err
+	}
 	mgr, err := pods.New(pods.Config{
 		DataRoot: cfg.DataRoot, Store: st, Images: images, Runtime: rt, Net: nm, Ports: fwd,
 		Templates: tmpl, InitBinary: initBin, Logger: log, URLHost: cfg.Ports.URLHost, GitBaseURL: cfg.Git.BaseURL,
+		StorageSpares: spares,
 	})
 	if err != nil {
+		spares.Close()
 		return err
 	}
 	defer func() {
 		mgr.Close()
+		spares.Close()
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = fwd.Close(cctx)

@@ -21,6 +21,7 @@ import (
 	"github.com/pinacle/pinacle-node/oci"
 	"github.com/pinacle/pinacle-node/podspec"
 	"github.com/pinacle/pinacle-node/portfwd"
+	"github.com/pinacle/pinacle-node/rootfs"
 	"github.com/pinacle/pinacle-node/templates"
 )
 
@@ -51,6 +52,9 @@ type Config struct {
 	// GitBaseURL is where githubRepo (owner/repo) is cloned from
 	// (default https://github.com).
 	GitBaseURL string
+	// StorageSpares, when set, supplies pods' capped storage images ready
+	// made (optional).
+	StorageSpares *rootfs.Spares
 }
 
 // Manager implements Service.

@@ -288,11 +288,12 @@ func (m *Manager) bringUp(ctx context.Context, p *store.Pod) (retErr error) {
 	if err != nil {
 		return err
 	}
-	rfs, err := rootfs.Mount(ctx, rfsInfo.LayerDirs, m.podDir(id), rootfs.Options{StorageBytes: limits.StorageBytes})
+	ropts := rootfs.Options{StorageBytes: limits.StorageBytes, Spares: m.cfg.StorageSpares}
+	rfs, err := rootfs.Mount(ctx, rfsInfo.LayerDirs, m.podDir(id), ropts)
 	if errors.Is(err, errdefs.ErrAlreadyExists) {
 		// Left mounted by an interrupted operation: start from a clean mount.
 		_ = rootfs.Unmount(ctx, m.podDir(id))
-		rfs, err = rootfs.Mount(ctx, rfsInfo.LayerDirs, m.podDir(id), rootfs.Options{StorageBytes: limits.StorageBytes})
+		rfs, err = rootfs.Mount(ctx, rfsInfo.LayerDirs, m.podDir(id), ropts)
 	}
 	if err != nil {
 		return fmt.Errorf("rootfs: %w", err)
