@@ -40,6 +40,28 @@ func threads(t *testing.T) int {
 	return len(ents)
 }
 
+// endsOnKill checks that a wait (its result on done) lasts while the
+// process runs and ends, without error, once kill has killed it.
+func endsOnKill(t *testing.T, done <-chan error, kill func() error) {
+	t.Helper()
+	select {
+	case err := <-done:
+		t.Fatalf("returned while the process runs: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := kill(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no return after the process exited")
+	}
+}
+
 // TestWaitPidfd: the wait ends when the process exits, or when ctx does,
 // and many waits do not hold a thread each.
 func TestWaitPidfd(t *testing.T) {
@@ -47,22 +69,7 @@ func TestWaitPidfd(t *testing.T) {
 		cmd := startSleep(t)
 		done := make(chan error, 1)
 		go func() { done <- waitPidfd(context.Background(), openPidfd(t, cmd.Process.Pid)) }()
-		select {
-		case err := <-done:
-			t.Fatalf("returned while the process runs: %v", err)
-		case <-time.After(200 * time.Millisecond):
-		}
-		if err := cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("no return after the process exited")
-		}
+		endsOnKill(t, done, cmd.Process.Kill)
 	})
 	t.Run("already-exited", func(t *testing.T) {
 		cmd := startSleep(t)
@@ -153,22 +160,7 @@ func TestWaitForeign(t *testing.T) {
 			}
 			done <- err
 		}()
-		select {
-		case err := <-done:
-			t.Fatalf("returned while the sandbox runs: %v", err)
-		case <-time.After(200 * time.Millisecond):
-		}
-		if err := unix.Kill(pid, unix.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("no return after the sandbox exited")
-		}
+		endsOnKill(t, done, func() error { return unix.Kill(pid, unix.SIGKILL) })
 	})
 	t.Run("not-a-sandbox", func(t *testing.T) {
 		cmd := startSleep(t)

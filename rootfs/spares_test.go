@@ -11,6 +11,19 @@ import (
 	"time"
 )
 
+// testSpares is a Spares under dir that refills at once, closed at the
+// test's end.
+func testSpares(t *testing.T, dir string) *Spares {
+	t.Helper()
+	sp, err := NewSpares(filepath.Join(dir, "spares"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp.delay = 0
+	t.Cleanup(sp.Close)
+	return sp
+}
+
 func waitSpares(t *testing.T, s *Spares, size int64, want int) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -30,12 +43,7 @@ func TestSpares(t *testing.T) {
 	dir := scratch(t)
 	ctx := context.Background()
 	const size = 32 << 20
-	sp, err := NewSpares(filepath.Join(dir, "spares"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp.delay = 0
-	t.Cleanup(sp.Close)
+	sp := testSpares(t, dir)
 	l0 := filepath.Join(dir, "l0")
 	writeFiles(t, l0, map[string]string{"a": "1"})
 
@@ -89,12 +97,7 @@ func TestSpares(t *testing.T) {
 func TestSparesOneTakerWins(t *testing.T) {
 	dir := scratch(t)
 	const size = 32 << 20
-	sp, err := NewSpares(filepath.Join(dir, "spares"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp.delay = 0
-	t.Cleanup(sp.Close)
+	sp := testSpares(t, dir)
 	sp.refill(size)
 	waitSpares(t, sp, size, 1)
 	sp.Close() // no refill behind the takes
