@@ -35,7 +35,8 @@ type Counters struct {
 	BytesOut uint64 `json:"bytesOut"`
 }
 
-func (c *Counters) add(o Counters) {
+// Add adds o's counts to c.
+func (c *Counters) Add(o Counters) {
 	c.ConnsTotal += o.ConnsTotal
 	c.ConnsActive += o.ConnsActive
 	c.ConnsRejected += o.ConnsRejected
@@ -94,11 +95,11 @@ func (f *forwarder) Stats() Stats {
 		for _, pe := range p.ports {
 			c := pe.stats.snapshot()
 			k := kc[p.id][pe.alloc.HostPort]
-			c.add(k)
+			c.Add(k)
 			ps.Ports = append(ps.Ports, PortStats{Allocation: pe.alloc, Listening: pe.ln != nil, Counters: c, Kernel: k})
-			ps.Counters.add(c)
+			ps.Counters.Add(c)
 		}
-		s.Total.add(ps.Counters)
+		s.Total.Add(ps.Counters)
 		s.Pods = append(s.Pods, ps)
 	}
 	sort.Slice(s.Pods, func(i, j int) bool { return s.Pods[i].PodID < s.Pods[j].PodID })

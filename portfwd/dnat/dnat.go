@@ -44,15 +44,11 @@ func New(ctx context.Context, opts ...Option) (portfwd.KernelPath, error) {
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := k.lock()
+	d, unlock, err := k.lockSave(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	d, err := k.save(ctx)
-	if err != nil {
-		return nil, err
-	}
 	if err := k.restore(ctx, k.nodeLines(d)); err != nil {
 		return nil, err
 	}
@@ -92,15 +88,11 @@ func (k *kernel) Apply(ctx context.Context, pod string, target netip.Addr, ports
 			return fmt.Errorf("pod %s: %w", pod, err)
 		}
 	}
-	unlock, err := k.lock()
+	d, unlock, err := k.lockSave(ctx)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	d, err := k.save(ctx)
-	if err != nil {
-		return err
-	}
 	lines := k.nodeLines(d) // someone may have removed them (cleanup, a reboot of iptables)
 	for t, l := range k.podLines(d, pod, target, ports, bridge) {
 		lines[t] = append(lines[t], l...)
@@ -123,6 +115,21 @@ func (k *kernel) lock() (func(), error) {
 		return nil, err
 	}
 	return func() { unlock(); k.mu.Unlock() }, nil
+}
+
+// lockSave takes the locks and reads the tables under them; on success
+// the caller must call unlock.
+func (k *kernel) lockSave(ctx context.Context) (map[string]*table, func(), error) {
+	unlock, err := k.lock()
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := k.save(ctx)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return d, unlock, nil
 }
 
 func (k *kernel) Remove(ctx context.Context, pod string) error { return k.removePod(ctx, pod, false) }
@@ -187,15 +194,11 @@ func (k *kernel) remove(ctx context.Context, pods ...string) error {
 }
 
 func (k *kernel) Prune(ctx context.Context, keep []string) error {
-	unlock, err := k.lock()
+	d, unlock, err := k.lockSave(ctx)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	d, err := k.save(ctx)
-	if err != nil {
-		return err
-	}
 	known := map[string]bool{}
 	for _, p := range keep {
 		known[p] = true
@@ -236,7 +239,9 @@ func (k *kernel) Counters(ctx context.Context) (map[string]map[uint16]portfwd.Co
 			out[pod] = map[uint16]portfwd.Counters{}
 		}
 		for h, c := range k.podCounters(d, pod) {
-			out[pod][h] = sum(out[pod][h], c)
+			sum := out[pod][h]
+			sum.Add(c)
+			out[pod][h] = sum
 		}
 	}
 	return out, nil
@@ -249,18 +254,10 @@ func (k *kernel) fold(d map[string]*table, pod string) {
 		if k.base[pod] == nil {
 			k.base[pod] = map[uint16]portfwd.Counters{}
 		}
-		k.base[pod][h] = sum(k.base[pod][h], c)
+		sum := k.base[pod][h]
+		sum.Add(c)
+		k.base[pod][h] = sum
 	}
-}
-
-func sum(a, b portfwd.Counters) portfwd.Counters {
-	a.ConnsTotal += b.ConnsTotal
-	a.ConnsActive += b.ConnsActive
-	a.ConnsRejected += b.ConnsRejected
-	a.ConnsFailed += b.ConnsFailed
-	a.BytesIn += b.BytesIn
-	a.BytesOut += b.BytesOut
-	return a
 }
 
 // Cleanup removes every rule of the owner's pods and, when no node's pod
@@ -271,15 +268,11 @@ func Cleanup(ctx context.Context, opts ...Option) error {
 	if err != nil {
 		return err
 	}
-	unlock, err := k.lock()
+	d, unlock, err := k.lockSave(ctx)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	d, err := k.save(ctx)
-	if err != nil {
-		return err
-	}
 	if pods := k.ownPods(d); len(pods) > 0 {
 		if err := k.remove(ctx, pods...); err != nil {
 			return err
