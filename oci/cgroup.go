@@ -208,40 +208,47 @@ type memoryEvents struct {
 
 func readMemoryEvents(cgroupsPath string) memoryEvents {
 	var ev memoryEvents
-	if cgroupsPath == "" {
+	kv, dir, v1 := memoryEventsKV(cgroupsPath)
+	if kv == nil {
 		return ev
 	}
-	v1, v2 := cgroupMounts()
-	if root, ok := v1["memory"]; ok {
-		d := filepath.Join(root, cgroupsPath)
-		kv := readKV(filepath.Join(d, "memory.oom_control"))
-		if kv == nil {
-			return ev
-		}
-		ev.ok = true
-		ev.oomKills = kv["oom_kill"]
+	ev.ok = true
+	ev.oomKills = kv["oom_kill"]
+	if v1 {
 		ev.underOOM = kv["under_oom"] != 0
-		ev.failcnt = readUint(filepath.Join(d, "memory.failcnt"))
-		ev.maxUsage = readUint(filepath.Join(d, "memory.max_usage_in_bytes"))
-		ev.usage = readUint(filepath.Join(d, "memory.usage_in_bytes"))
-		ev.limit = readUint(filepath.Join(d, "memory.limit_in_bytes"))
-	} else if v2 != "" {
-		d := filepath.Join(v2, cgroupsPath)
-		kv := readKV(filepath.Join(d, "memory.events"))
-		if kv == nil {
-			return ev
-		}
-		ev.ok = true
-		ev.oomKills = kv["oom_kill"]
+		ev.failcnt = readUint(filepath.Join(dir, "memory.failcnt"))
+		ev.maxUsage = readUint(filepath.Join(dir, "memory.max_usage_in_bytes"))
+		ev.usage = readUint(filepath.Join(dir, "memory.usage_in_bytes"))
+		ev.limit = readUint(filepath.Join(dir, "memory.limit_in_bytes"))
+	} else {
 		ev.failcnt = kv["max"]
-		ev.maxUsage = readUint(filepath.Join(d, "memory.peak"))
-		ev.usage = readUint(filepath.Join(d, "memory.current"))
-		ev.limit = readUint(filepath.Join(d, "memory.max"))
+		ev.maxUsage = readUint(filepath.Join(dir, "memory.peak"))
+		ev.usage = readUint(filepath.Join(dir, "memory.current"))
+		ev.limit = readUint(filepath.Join(dir, "memory.max"))
 	}
-	if root, ok := v1["pids"]; ok {
-		ev.pidsLimit = readUint(filepath.Join(root, cgroupsPath, "pids.max"))
+	if m1, _ := cgroupMounts(); m1["pids"] != "" {
+		ev.pidsLimit = readUint(filepath.Join(m1["pids"], cgroupsPath, "pids.max"))
 	}
 	return ev
+}
+
+// memoryEventsKV reads the memory cgroup's event counters: v1's
+// memory.oom_control or v2's memory.events. kv is nil when the cgroup
+// cannot be read; dir is its directory.
+func memoryEventsKV(cgroupsPath string) (kv map[string]uint64, dir string, v1 bool) {
+	if cgroupsPath == "" {
+		return nil, "", false
+	}
+	m1, m2 := cgroupMounts()
+	if root, ok := m1["memory"]; ok {
+		dir = filepath.Join(root, cgroupsPath)
+		return readKV(filepath.Join(dir, "memory.oom_control")), dir, true
+	}
+	if m2 != "" {
+		dir = filepath.Join(m2, cgroupsPath)
+		return readKV(filepath.Join(dir, "memory.events")), dir, false
+	}
+	return nil, "", false
 }
 
 func readKV(path string) map[string]uint64 {
@@ -276,17 +283,8 @@ func readUint(path string) uint64 {
 // sandbox's host processes (the app dies, the sandbox lives), so the
 // counter is how the node learns of it.
 func OOMKills(cgroupsPath string) (uint64, bool) {
-	if cgroupsPath == "" {
-		return 0, false
-	}
 	// One file, not readMemoryEvents' six: this is polled for every pod.
-	v1, v2 := cgroupMounts()
-	var kv map[string]uint64
-	if root, ok := v1["memory"]; ok {
-		kv = readKV(filepath.Join(root, cgroupsPath, "memory.oom_control"))
-	} else if v2 != "" {
-		kv = readKV(filepath.Join(v2, cgroupsPath, "memory.events"))
-	}
+	kv, _, _ := memoryEventsKV(cgroupsPath)
 	if kv == nil {
 		return 0, false
 	}
