@@ -261,53 +261,33 @@ func waitForeign(ctx context.Context, pid int) (handled bool, err error) {
 func waitPidfd(ctx context.Context, pfd int) error {
 	f := os.NewFile(uintptr(pfd), "pidfd")
 	defer f.Close()
-	exited := func(fd uintptr) (bool, error) {
-		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
-		if err != nil && !errors.Is(err, unix.EINTR) {
-			return false, fmt.Errorf("poll pidfd: %w", err)
-		}
-		return n > 0, nil
-	}
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
-	if f.SetReadDeadline(time.Time{}) != nil {
-		// Not registered with the poller (it should be): poll in slices.
-		for {
-			var done bool
-			var perr error
-			if err := rc.Control(func(fd uintptr) { done, perr = exited(fd) }); err != nil {
-				return err
-			}
-			if done || perr != nil {
-				return perr
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
+	// Any kernel with PIDFD_NONBLOCK (5.10) can epoll a pidfd (5.3), so
+	// os.NewFile registered it with the poller.
+	if err := f.SetReadDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("pidfd not pollable: %w", err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Now()) })
 	defer stop()
 	var perr error
 	err = rc.Read(func(fd uintptr) bool {
-		var done bool
-		done, perr = exited(fd)
-		return done || perr != nil
-	})
-	if perr != nil {
-		return perr
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			perr = fmt.Errorf("poll pidfd: %w", err)
+			return true
 		}
-		return err
+		return n > 0
+	})
+	switch {
+	case perr != nil:
+		return perr
+	case err != nil && ctx.Err() != nil:
+		return ctx.Err()
 	}
-	return nil
+	return err
 }
 
 // ppid returns pid's parent pid, or -1.
