@@ -7,8 +7,9 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // runLs measures `pod ls` with n pods twice: all running, then the same
@@ -34,23 +35,12 @@ func lsRunningThenStopped(ctx context.Context, bin string, nd *node) error {
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 4)
-	errc := make(chan error, len(all))
+	var g errgroup.Group
+	g.SetLimit(4)
 	for _, p := range all {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if _, err := nd.client.Stop(ctx, p.ID); err != nil {
-				errc <- err
-			}
-		}()
+		g.Go(func() error { _, err := nd.client.Stop(ctx, p.ID); return err })
 	}
-	wg.Wait()
-	close(errc)
-	if err := <-errc; err != nil {
+	if err := g.Wait(); err != nil {
 		return fmt.Errorf("stop: %w", err)
 	}
 	return lsFigures(ctx, bin, nd, "stopped")
@@ -62,23 +52,12 @@ func fillPods(ctx context.Context, nd *node, total int) error {
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 4)
-	errc := make(chan error, total)
+	var g errgroup.Group
+	g.SetLimit(4)
 	for i := len(have); i < total; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if _, err := nd.client.Create(ctx, plain(fmt.Sprintf("fill%d", i))); err != nil {
-				errc <- err
-			}
-		}()
+		g.Go(func() error { _, err := nd.client.Create(ctx, plain(fmt.Sprintf("fill%d", i))); return err })
 	}
-	wg.Wait()
-	close(errc)
-	if err := <-errc; err != nil {
+	if err := g.Wait(); err != nil {
 		return fmt.Errorf("fill: %w", err)
 	}
 	return nil

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/pods"
@@ -117,14 +118,12 @@ func (n *node) stop(bin string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	list, _ := n.client.List(ctx)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
+	var g errgroup.Group
+	g.SetLimit(8)
 	for _, p := range list {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() { defer wg.Done(); _ = n.client.Delete(ctx, p.ID); <-sem }()
+		g.Go(func() error { _ = n.client.Delete(ctx, p.ID); return nil })
 	}
-	wg.Wait()
+	_ = g.Wait()
 	_ = n.cmd.Process.Signal(syscall.SIGTERM)
 	_ = n.cmd.Wait()
 	_ = exec.Command(bin, "cleanup", "--config", n.cfg).Run()
