@@ -1,0 +1,62 @@
+package fileutil
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestWriteAtomic(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f.json")
+	if err := WriteAtomic(p, []byte("one"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteAtomic(p, []byte("two"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil || string(b) != "two" {
+		t.Fatalf("read back %q, %v; want two", b, err)
+	}
+	fi, _ := os.Stat(p)
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Fatalf("temporary files left: %v", ents)
+	}
+	if err := WriteAtomic(filepath.Join(dir, "missing", "f"), nil, 0o600); err == nil {
+		t.Fatal("write into a missing directory succeeded")
+	}
+}
+
+func TestLockFileExcludesAndHonoursContext(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "l")
+	ctx := context.Background()
+	l, err := LockFile(ctx, p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := LockFile(short, p, true); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second lock while held: %v, want deadline exceeded", err)
+	}
+	l.Unlock()
+	l.Unlock() // twice is fine
+	s1, err := LockFile(ctx, p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := LockFile(ctx, p, true)
+	if err != nil {
+		t.Fatalf("two shared locks: %v", err)
+	}
+	s1.Unlock()
+	s2.Unlock()
+}
