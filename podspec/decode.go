@@ -88,6 +88,7 @@ func checkValue(path string, v any, t reflect.Type, errs *errList) {
 		return // null leaves the zero value
 	}
 	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		// v came out of a JSON decode, so it always marshals back.
 		b, _ := json.Marshal(v)
 		u := reflect.New(t).Interface().(json.Unmarshaler)
 		if err := u.UnmarshalJSON(b); err != nil {
@@ -95,47 +96,72 @@ func checkValue(path string, v any, t reflect.Type, errs *errList) {
 		}
 		return
 	}
-	want := func(what string) { errs.add(path, "want %s, got %s", what, kindName(v)) }
 	switch t.Kind() {
 	case reflect.Struct:
-		obj, ok := v.(map[string]any)
+		checkStruct(path, v, t, errs)
+	case reflect.Map, reflect.Slice:
+		checkContainer(path, v, t, errs)
+	case reflect.Interface:
+		// anything goes
+	default:
+		checkScalar(path, v, t, errs)
+	}
+}
+
+// checkStruct checks an object against a struct: every key must name a
+// field (a near miss in case is suggested), and every value fit it.
+func checkStruct(path string, v any, t reflect.Type, errs *errList) {
+	obj, ok := v.(map[string]any)
+	if !ok {
+		errs.add(path, "want an object, got %s", kindName(v))
+		return
+	}
+	fields := jsonFields(t)
+	for _, k := range sortedKeys(obj) {
+		ft, ok := fields[k]
 		if !ok {
-			want("an object")
-			return
-		}
-		fields := jsonFields(t)
-		for _, k := range sortedKeys(obj) {
-			ft, ok := fields[k]
-			if !ok {
-				msg := "unknown field"
-				for name := range fields {
-					if strings.EqualFold(name, k) {
-						msg = fmt.Sprintf("unknown field (did you mean %q?)", name)
-					}
+			msg := "unknown field"
+			for name := range fields {
+				if strings.EqualFold(name, k) {
+					msg = fmt.Sprintf("unknown field (did you mean %q?)", name)
 				}
-				errs.add(Join(path, k), "%s", msg)
-				continue
 			}
-			checkValue(Join(path, k), obj[k], ft, errs)
+			errs.add(Join(path, k), "%s", msg)
+			continue
 		}
-	case reflect.Map:
+		checkValue(Join(path, k), obj[k], ft, errs)
+	}
+}
+
+// checkContainer checks an object against a map, or a list against a slice.
+func checkContainer(path string, v any, t reflect.Type, errs *errList) {
+	if t.Kind() == reflect.Map {
 		obj, ok := v.(map[string]any)
 		if !ok {
-			want("an object")
+			errs.add(path, "want an object, got %s", kindName(v))
 			return
 		}
 		for _, k := range sortedKeys(obj) {
 			checkValue(Join(path, k), obj[k], t.Elem(), errs)
 		}
-	case reflect.Slice:
-		list, ok := v.([]any)
-		if !ok {
-			want("a list")
-			return
-		}
-		for i, e := range list {
-			checkValue(Index(path, i), e, t.Elem(), errs)
-		}
+		return
+	}
+	list, ok := v.([]any)
+	if !ok {
+		errs.add(path, "want a list, got %s", kindName(v))
+		return
+	}
+	for i, e := range list {
+		checkValue(Index(path, i), e, t.Elem(), errs)
+	}
+}
+
+// checkScalar checks a string, boolean or number against its Go kind,
+// numbers against the range of their type.
+func checkScalar(path string, v any, t reflect.Type, errs *errList) {
+	want := func(what string) { errs.add(path, "want %s, got %s", what, kindName(v)) }
+	n, isNum := v.(json.Number)
+	switch t.Kind() {
 	case reflect.String:
 		if _, ok := v.(string); !ok {
 			want("a string")
@@ -145,34 +171,23 @@ func checkValue(path string, v any, t reflect.Type, errs *errList) {
 			want("a boolean")
 		}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		n, ok := v.(json.Number)
-		if !ok {
+		if !isNum {
 			want("an integer")
-			return
-		}
-		if _, err := strconv.ParseInt(string(n), 10, t.Bits()); err != nil {
+		} else if _, err := strconv.ParseInt(string(n), 10, t.Bits()); err != nil {
 			errs.add(path, "want an integer that fits in %d bits, got %s", t.Bits(), n)
 		}
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		n, ok := v.(json.Number)
-		if !ok {
+		if !isNum {
 			want("a non-negative integer")
-			return
-		}
-		if _, err := strconv.ParseUint(string(n), 10, t.Bits()); err != nil {
+		} else if _, err := strconv.ParseUint(string(n), 10, t.Bits()); err != nil {
 			errs.add(path, "want a non-negative integer, got %s", n)
 		}
 	case reflect.Float32, reflect.Float64:
-		n, ok := v.(json.Number)
-		if !ok {
+		if !isNum {
 			want("a number")
-			return
-		}
-		if f, err := strconv.ParseFloat(string(n), t.Bits()); err != nil || math.IsInf(f, 0) {
+		} else if f, err := strconv.ParseFloat(string(n), t.Bits()); err != nil || math.IsInf(f, 0) {
 			errs.add(path, "want a number, got %s", n)
 		}
-	case reflect.Interface:
-		// anything goes
 	default:
 		errs.add(path, "cannot decode into %s", t)
 	}

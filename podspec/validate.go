@@ -146,10 +146,26 @@ func validRefName(b string) bool {
 func validPort(p int) bool { return p >= 1 && p <= 65535 }
 
 func (n *Network) validate(e *errList) {
+	validatePorts(n.Ports, e)
+	validateSubnet(n.Subnet, e)
+	if n.Egress != nil {
+		n.Egress.validate(e)
+	}
+	if n.Bandwidth != nil {
+		n.Bandwidth.validate(e)
+	}
+	if n.DNS != nil {
+		n.DNS.validate(e)
+	}
+}
+
+// validatePorts checks each port and that names, internal ports (per
+// protocol) and host ports are unique.
+func validatePorts(ports []Port, e *errList) {
 	byName := map[string]int{}
 	byNum := map[string]int{}
 	byExt := map[int]int{}
-	for i, p := range n.Ports {
+	for i, p := range ports {
 		f := Index("network.ports", i)
 		e.uniqueLabel("network.ports", i, p.Name, "port name", byName)
 		proto := p.Protocol
@@ -181,70 +197,80 @@ func (n *Network) validate(e *errList) {
 			}
 		}
 	}
-	if n.Subnet != "" {
-		pfx, err := netip.ParsePrefix(n.Subnet)
+}
+
+// validateSubnet checks a pod's own subnet: a private IPv4 CIDR of /16-/29.
+func validateSubnet(subnet string, e *errList) {
+	if subnet != "" {
+		pfx, err := netip.ParsePrefix(subnet)
 		switch {
 		case err != nil:
-			e.add("network.subnet", "%q is not a CIDR, e.g. \"10.88.0.0/24\"", n.Subnet)
+			e.add("network.subnet", "%q is not a CIDR, e.g. \"10.88.0.0/24\"", subnet)
 		case !pfx.Addr().Is4():
-			e.add("network.subnet", "%q: only IPv4 subnets are supported", n.Subnet)
+			e.add("network.subnet", "%q: only IPv4 subnets are supported", subnet)
 		case pfx.Masked() != pfx:
-			e.add("network.subnet", "%q has host bits set; did you mean %q?", n.Subnet, pfx.Masked())
+			e.add("network.subnet", "%q has host bits set; did you mean %q?", subnet, pfx.Masked())
 		case pfx.Bits() < 16 || pfx.Bits() > 29:
-			e.add("network.subnet", "%q: prefix length must be between /16 and /29", n.Subnet)
+			e.add("network.subnet", "%q: prefix length must be between /16 and /29", subnet)
 		case !pfx.Addr().IsPrivate() && !netip.MustParsePrefix("100.64.0.0/10").Contains(pfx.Addr()):
-			e.add("network.subnet", "%q is not a private range (10/8, 172.16/12, 192.168/16, 100.64/10)", n.Subnet)
+			e.add("network.subnet", "%q is not a private range (10/8, 172.16/12, 192.168/16, 100.64/10)", subnet)
 		}
 	}
-	if g := n.Egress; g != nil {
-		switch g.Mode {
-		case "", EgressDefault, EgressNone, EgressAllowlist:
-		default:
-			e.add("network.egress.mode", "%q: want default, none or allowlist", g.Mode)
-		}
-		validateRules("network.egress.allow", g.Allow, e)
-		validateRules("network.egress.deny", g.Deny, e)
-		if len(g.Domains) > 0 && (g.Mode == "" || g.Mode == EgressDefault || g.Mode == EgressNone) {
-			e.add("network.egress.domains", "only used with mode allowlist")
-		}
-		for i, d := range g.Domains {
-			if len(d) > 253 || !hostnameRe().MatchString(d) {
-				e.add(Index("network.egress.domains", i), "%q is not a domain name (a leading \"*.\" is allowed)", d)
-			}
+}
+
+// validate checks the egress mode, its rules, and that domains come only with an allow list.
+func (g *Egress) validate(e *errList) {
+	switch g.Mode {
+	case "", EgressDefault, EgressNone, EgressAllowlist:
+	default:
+		e.add("network.egress.mode", "%q: want default, none or allowlist", g.Mode)
+	}
+	validateRules("network.egress.allow", g.Allow, e)
+	validateRules("network.egress.deny", g.Deny, e)
+	if len(g.Domains) > 0 && (g.Mode == "" || g.Mode == EgressDefault || g.Mode == EgressNone) {
+		e.add("network.egress.domains", "only used with mode allowlist")
+	}
+	for i, d := range g.Domains {
+		if len(d) > 253 || !hostnameRe().MatchString(d) {
+			e.add(Index("network.egress.domains", i), "%q is not a domain name (a leading \"*.\" is allowed)", d)
 		}
 	}
-	if b := n.Bandwidth; b != nil {
-		pair := func(dir string, rate, burst BitRate) {
-			switch {
-			case rate == 0 && burst != 0:
-				e.add("network.bandwidth."+dir+"Rate", "required when %sBurst is set", dir)
-			case rate != 0 && burst == 0:
-				e.add("network.bandwidth."+dir+"Burst", "required when %sRate is set", dir)
-			}
-			// The CNI bandwidth plugin keeps the burst in bytes in a uint32.
-			if uint64(burst)/8 >= math.MaxUint32 {
-				e.add("network.bandwidth."+dir+"Burst", "%s is above the maximum 4GB (34359738360bit)", burst)
-			}
+}
+
+// validate checks that each direction has both rate and burst, within what the CNI plugin can hold.
+func (b *Bandwidth) validate(e *errList) {
+	pair := func(dir string, rate, burst BitRate) {
+		switch {
+		case rate == 0 && burst != 0:
+			e.add("network.bandwidth."+dir+"Rate", "required when %sBurst is set", dir)
+		case rate != 0 && burst == 0:
+			e.add("network.bandwidth."+dir+"Burst", "required when %sRate is set", dir)
 		}
-		pair("ingress", b.IngressRate, b.IngressBurst)
-		pair("egress", b.EgressRate, b.EgressBurst)
+		// The CNI bandwidth plugin keeps the burst in bytes in a uint32.
+		if uint64(burst)/8 >= math.MaxUint32 {
+			e.add("network.bandwidth."+dir+"Burst", "%s is above the maximum 4GB (34359738360bit)", burst)
+		}
 	}
-	if d := n.DNS; d != nil {
-		if len(d.Nameservers) > 3 {
-			e.add("network.dns.nameservers", "%d nameservers: resolv.conf uses at most 3", len(d.Nameservers))
+	pair("ingress", b.IngressRate, b.IngressBurst)
+	pair("egress", b.EgressRate, b.EgressBurst)
+}
+
+// validate checks nameservers and search domains against what resolv.conf can use.
+func (d *DNS) validate(e *errList) {
+	if len(d.Nameservers) > 3 {
+		e.add("network.dns.nameservers", "%d nameservers: resolv.conf uses at most 3", len(d.Nameservers))
+	}
+	for i, ns := range d.Nameservers {
+		if _, err := netip.ParseAddr(ns); err != nil {
+			e.add(Index("network.dns.nameservers", i), "%q is not an IP address", ns)
 		}
-		for i, ns := range d.Nameservers {
-			if _, err := netip.ParseAddr(ns); err != nil {
-				e.add(Index("network.dns.nameservers", i), "%q is not an IP address", ns)
-			}
-		}
-		if len(d.Search) > 6 {
-			e.add("network.dns.search", "%d search domains: resolv.conf uses at most 6", len(d.Search))
-		}
-		for i, s := range d.Search {
-			if len(s) > 253 || strings.HasPrefix(s, "*") || !hostnameRe().MatchString(s) {
-				e.add(Index("network.dns.search", i), "%q is not a domain name", s)
-			}
+	}
+	if len(d.Search) > 6 {
+		e.add("network.dns.search", "%d search domains: resolv.conf uses at most 6", len(d.Search))
+	}
+	for i, s := range d.Search {
+		if len(s) > 253 || strings.HasPrefix(s, "*") || !hostnameRe().MatchString(s) {
+			e.add(Index("network.dns.search", i), "%q is not a domain name", s)
 		}
 	}
 }
