@@ -144,7 +144,6 @@ func validRefName(b string) bool {
 
 func validPort(p int) bool { return p >= 1 && p <= 65535 }
 
-
 // uniqueLabel checks the name of element i of list: present, a DNS label,
 // and not taken by an earlier element (seen maps names to the first index).
 func (e *errList) uniqueLabel(list string, i int, name, what string, seen map[string]int) {
