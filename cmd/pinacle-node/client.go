@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pinacle/pinacle-node/internal/api"
-	"github.com/pinacle/pinacle-node/internal/pods"
 )
 
 // Client commands find the daemon through --socket (env PINACLE_SOCKET),
@@ -35,7 +34,7 @@ func newClient(cmd *cobra.Command) *api.Client {
 // An explicit --url-host replaces the node's URLs; otherwise they are kept
 // and only missing ones use 127.0.0.1 (the Lima VM forwards 30000-40000 to
 // the Mac's loopback).
-func fillURLs(cmd *cobra.Command, ps ...*pods.Pod) {
+func fillURLs(cmd *cobra.Command, ps ...*api.Pod) {
 	host, _ := cmd.Flags().GetString("url-host")
 	explicit := host != ""
 	if !explicit {
@@ -56,7 +55,7 @@ func fillURLs(cmd *cobra.Command, ps ...*pods.Pod) {
 }
 
 // podRef is how a pod is named in messages: its name and ID.
-func podRef(p *pods.Pod) string {
+func podRef(p *api.Pod) string {
 	if p.Name == "" || p.Name == p.ID {
 		return p.ID
 	}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/cli"
-	"github.com/pinacle/pinacle-node/internal/pods"
 )
 
 // newPodCmd is `pinacle-node pod`: the client commands that drive a node
@@ -50,10 +50,10 @@ func newPodLsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			slices.SortFunc(ps, func(a, b *pods.Pod) int { return a.CreatedAt.Compare(b.CreatedAt) })
+			slices.SortFunc(ps, func(a, b *api.Pod) int { return a.CreatedAt.Compare(b.CreatedAt) })
 			fillURLs(cmd, ps...)
 			if ps == nil {
-				ps = []*pods.Pod{}
+				ps = []*api.Pod{}
 			}
 			return cli.Print(cmd, ps, func(w io.Writer) {
 				fmt.Fprintln(w, "ID\tNAME\tSTATE\tTEMPLATE\tIP\tPORTS\tAGE")
@@ -89,7 +89,7 @@ func newPodLifecycleCmd(op, short string) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := newClient(cmd)
-			var p *pods.Pod
+			var p *api.Pod
 			var err error
 			if op == "start" {
 				p, err = c.Start(cmd.Context(), args[0])
@@ -174,12 +174,12 @@ func (m *multiError) Error() string {
 func (m *multiError) Unwrap() error { return m.errs[0] }
 
 // printPod prints one pod: all of it as JSON/YAML, a summary as a table.
-func printPod(cmd *cobra.Command, p *pods.Pod) error {
+func printPod(cmd *cobra.Command, p *api.Pod) error {
 	fillURLs(cmd, p)
 	return cli.Print(cmd, p, func(w io.Writer) { podTable(w, p) })
 }
 
-func podTable(w io.Writer, p *pods.Pod) {
+func podTable(w io.Writer, p *api.Pod) {
 	kv := func(k, v string) {
 		if v != "" {
 			fmt.Fprintf(w, "%s:\t%s\n", k, v)
@@ -210,7 +210,7 @@ func podTable(w io.Writer, p *pods.Pod) {
 	}
 }
 
-func portsSummary(p *pods.Pod) string {
+func portsSummary(p *api.Pod) string {
 	var parts []string
 	for _, port := range p.Ports {
 		if port.External > 0 {
@@ -248,7 +248,7 @@ func shortAge(t time.Time) string {
 
 // serviceState is a service's state, with its health when that says more
 // (a running service whose check is failing, say).
-func serviceState(s pods.ServiceInfo) string {
+func serviceState(s api.ServiceInfo) string {
 	st := string(s.State)
 	if s.Health != "" && string(s.Health) != st {
 		st += ", health " + string(s.Health)

@@ -7,9 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/cli"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
-	"github.com/pinacle/pinacle-node/supervisor"
 )
 
 func newPodMetricsCmd() *cobra.Command {
@@ -128,9 +128,9 @@ func serviceControl(cmd *cobra.Command, id, op, name string) error {
 		return err
 	}
 	if st.Services == nil {
-		st.Services = []supervisor.ServiceStatus{}
+		st.Services = []api.ServiceInfo{}
 	}
-	return cli.Print(cmd, st, func(w io.Writer) { printServices(w, st) })
+	return cli.Print(cmd, st, func(w io.Writer) { printServiceStatus(w, st) })
 }
 
 func capitalize(s string) string {
@@ -138,4 +138,16 @@ func capitalize(s string) string {
 		return s
 	}
 	return string(s[0]-'a'+'A') + s[1:]
+}
+
+func printServiceStatus(w io.Writer, st *api.ServiceStatus) {
+	fmt.Fprintln(w, "NAME\tSTATE\tPID\tRESTARTS\tSINCE\tLAST ERROR")
+	for _, s := range st.Services {
+		pid := "-"
+		if s.Pid > 0 {
+			pid = fmt.Sprint(s.Pid)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, s.State, pid, s.Restarts,
+			time.Since(s.Since).Round(time.Second), s.LastError)
+	}
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/cli"
-	"github.com/pinacle/pinacle-node/internal/store"
 )
 
 func newPodEventsCmd() *cobra.Command {
@@ -42,7 +42,7 @@ JSON object per line (newline-delimited), as it arrives.`,
 			if format == cli.Table {
 				fmt.Fprintf(w, "%-6s  %-20s  %-12s  %-8s  %-28s  %s\n", "SEQ", "TIME", "POD", "TYPE", "CHANGE", "REASON")
 			}
-			err = newClient(cmd).Events(cmd.Context(), id, since, follow, func(ev store.Event) error {
+			err = newClient(cmd).Events(cmd.Context(), id, since, follow, func(ev api.Event) error {
 				return printEvent(w, format, ev)
 			})
 			if follow && errors.Is(err, context.Canceled) {
@@ -56,7 +56,7 @@ JSON object per line (newline-delimited), as it arrives.`,
 	return cmd
 }
 
-func printEvent(w io.Writer, format cli.Format, ev store.Event) error {
+func printEvent(w io.Writer, format cli.Format, ev api.Event) error {
 	switch format {
 	case cli.JSON:
 		b, err := json.Marshal(ev)

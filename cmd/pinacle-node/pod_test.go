@@ -20,23 +20,22 @@ import (
 	"golang.org/x/term"
 
 	"github.com/pinacle/pinacle-node/internal/api"
+	"github.com/pinacle/pinacle-node/internal/apiserver"
 	"github.com/pinacle/pinacle-node/internal/cli"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
-	"github.com/pinacle/pinacle-node/internal/pods"
-	"github.com/pinacle/pinacle-node/internal/store"
 )
 
-// cliFake is the smallest pods.Service the CLI tests need; the methods it
+// cliFake is the smallest api.Service the CLI tests need; the methods it
 // does not implement panic through the nil embedded interface. The real
 // manager behind the real binary is covered by the e2e suite.
 type cliFake struct {
-	pods.Service
-	pod     pods.Pod
-	created *pods.CreateRequest
+	api.Service
+	pod     api.Pod
+	created *api.CreateRequest
 }
 
-func (f *cliFake) find(id string) (*pods.Pod, error) {
+func (f *cliFake) find(id string) (*api.Pod, error) {
 	if id != f.pod.ID && id != f.pod.Name {
 		return nil, fmt.Errorf("pod %s: %w", id, errdefs.ErrNotFound)
 	}
@@ -44,25 +43,25 @@ func (f *cliFake) find(id string) (*pods.Pod, error) {
 	return &p, nil
 }
 
-func (f *cliFake) Create(_ context.Context, req pods.CreateRequest) (*pods.Pod, error) {
+func (f *cliFake) Create(_ context.Context, req api.CreateRequest) (*api.Pod, error) {
 	f.created = &req
 	p := f.pod
 	p.Name = req.Spec.Name
 	return &p, nil
 }
-func (f *cliFake) Get(_ context.Context, id string) (*pods.Pod, error) { return f.find(id) }
-func (f *cliFake) List(context.Context) ([]*pods.Pod, error) {
+func (f *cliFake) Get(_ context.Context, id string) (*api.Pod, error) { return f.find(id) }
+func (f *cliFake) List(context.Context) ([]*api.Pod, error) {
 	p := f.pod
-	return []*pods.Pod{&p}, nil
+	return []*api.Pod{&p}, nil
 }
-func (f *cliFake) Health(_ context.Context, id string) (*pods.Health, error) {
+func (f *cliFake) Health(_ context.Context, id string) (*api.Health, error) {
 	p, err := f.find(id)
 	if err != nil {
 		return nil, err
 	}
-	return &pods.Health{PodID: p.ID, Healthy: false, State: p.State, Reason: "service app unhealthy"}, nil
+	return &api.Health{PodID: p.ID, Healthy: false, State: p.State, Reason: "service app unhealthy"}, nil
 }
-func (f *cliFake) Exec(ctx context.Context, id string, req pods.ExecRequest) (int, error) {
+func (f *cliFake) Exec(ctx context.Context, id string, req api.ExecRequest) (int, error) {
 	if _, err := f.find(id); err != nil {
 		return -1, err
 	}
@@ -75,12 +74,12 @@ func (f *cliFake) Exec(ctx context.Context, id string, req pods.ExecRequest) (in
 	return 0, err
 }
 
-func (f *cliFake) Events(ctx context.Context, id string, since uint64, follow bool, fn func(store.Event) error) error {
+func (f *cliFake) Events(ctx context.Context, id string, since uint64, follow bool, fn func(api.Event) error) error {
 	if _, err := f.find(id); err != nil {
 		return err
 	}
 	for i, to := range []lifecycle.State{lifecycle.Pending, lifecycle.Provisioning, lifecycle.Running} {
-		ev := store.Event{Seq: uint64(i + 1), PodID: f.pod.ID, Type: store.EventState, To: to}
+		ev := api.Event{Seq: uint64(i + 1), PodID: f.pod.ID, Type: api.EventState, To: to}
 		if i > 0 {
 			ev.From = lifecycle.Pending
 		}
@@ -111,17 +110,17 @@ func runCLI(t *testing.T, args ...string) (string, int) {
 
 func startCLIServer(t *testing.T) (*cliFake, string) {
 	t.Helper()
-	f := &cliFake{pod: pods.Pod{
+	f := &cliFake{pod: api.Pod{
 		ID: "p1", Name: "web", State: lifecycle.Running, Template: "nodejs", IP: "10.77.0.2",
-		Ports:     []pods.PortStatus{{Name: "app", Internal: 3000, External: 30123}},
+		Ports:     []api.PortStatus{{Name: "app", Internal: 3000, External: 30123}},
 		CreatedAt: time.Now().Add(-time.Hour),
 	}}
 	sock := filepath.Join(t.TempDir(), "node.sock")
-	srv, err := api.NewServer(f)
+	srv, err := apiserver.NewServer(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := api.ListenUnix(sock, api.WithSocketGroup(""))
+	ln, err := apiserver.ListenUnix(sock, apiserver.WithSocketGroup(""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +136,7 @@ func TestPodCLI(t *testing.T) {
 	t.Setenv(envURLHost, "")
 
 	out, code := runCLI(t, "pod", "ls", "--socket", sock, "-o", "json")
-	var ps []pods.Pod
+	var ps []api.Pod
 	if code != 0 || json.Unmarshal([]byte(out), &ps) != nil || len(ps) != 1 || ps[0].ID != "p1" {
 		t.Fatalf("pod ls -o json: exit %d, %q", code, out)
 	}
@@ -151,7 +150,7 @@ func TestPodCLI(t *testing.T) {
 
 	// --url-host replaces the host in URLs.
 	out, code = runCLI(t, "pod", "get", "web", "--socket", sock, "--url-host", "pod.example", "-o", "json")
-	var p pods.Pod
+	var p api.Pod
 	if code != 0 || json.Unmarshal([]byte(out), &p) != nil || p.Ports[0].URL != "http://pod.example:30123" {
 		t.Fatalf("pod get --url-host: exit %d, %q", code, out)
 	}
@@ -188,7 +187,7 @@ func TestPodCLI(t *testing.T) {
 
 	// health: printed, and exit 1 when unhealthy.
 	out, code = runCLI(t, "pod", "health", "web", "--socket", sock, "-o", "json")
-	var h pods.Health
+	var h api.Health
 	if code != 1 || json.Unmarshal([]byte(out), &h) != nil || h.Healthy {
 		t.Fatalf("pod health: exit %d, %q", code, out)
 	}
@@ -214,14 +213,14 @@ func TestFollowUntilSettled(t *testing.T) {
 	var changes []lifecycle.State
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	final, err := followUntilSettled(ctx, c, "p1", func(ev store.Event) { changes = append(changes, ev.To) })
+	final, err := followUntilSettled(ctx, c, "p1", func(ev api.Event) { changes = append(changes, ev.To) })
 	if err != nil || final != lifecycle.Running {
 		t.Fatalf("followUntilSettled = %s, %v", final, err)
 	}
 	if len(changes) != 2 || changes[0] != lifecycle.Provisioning || changes[1] != lifecycle.Running {
 		t.Fatalf("state changes shown = %v", changes)
 	}
-	if _, err := followUntilSettled(ctx, c, "nope", func(store.Event) {}); !errdefs.IsNotFound(err) {
+	if _, err := followUntilSettled(ctx, c, "nope", func(api.Event) {}); !errdefs.IsNotFound(err) {
 		t.Fatalf("missing pod: %v", err)
 	}
 }
