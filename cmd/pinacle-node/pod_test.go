@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"github.com/pinacle/pinacle-node/internal/apiserver"
 	"github.com/pinacle/pinacle-node/internal/cli"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/hostcli"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 )
 
@@ -87,8 +89,30 @@ func (f *cliFake) Events(ctx context.Context, id string, since uint64, follow bo
 			return err
 		}
 	}
+	if !follow {
+		return nil
+	}
 	<-ctx.Done() // a follower waits for more until it stops reading
 	return ctx.Err()
+}
+
+func (f *cliFake) Metrics(_ context.Context, id string) (*api.Metrics, error) {
+	p, err := f.find(id)
+	if err != nil {
+		return nil, err
+	}
+	return &api.Metrics{PodID: p.ID,
+		Sandbox: &api.SandboxStats{CPUUsageNanos: 2_500_000_000, MemoryUsage: 40 << 20, MemoryLimit: 1 << 30, MemoryMaxUsage: 50 << 20, Pids: 7},
+		Ports:   []api.PortCounters{{Name: "app", HostPort: 30123, ConnsTotal: 4, BytesIn: 2048, BytesOut: 5 << 20}},
+	}, nil
+}
+
+func (f *cliFake) ServiceControl(_ context.Context, id, op, name string) (*api.ServiceStatus, error) {
+	p, err := f.find(id)
+	if err != nil {
+		return nil, err
+	}
+	return &api.ServiceStatus{Ready: true, Services: p.Services}, nil
 }
 
 // runCLI runs `pinacle-node ARGS...` in process and returns stdout and the exit code.
@@ -144,7 +168,7 @@ func TestPodCLI(t *testing.T) {
 		t.Fatalf("port URL = %q", ps[0].Ports[0].URL)
 	}
 	out, code = runCLI(t, "pod", "ls", "--socket", sock)
-	if code != 0 || !strings.Contains(out, "app:3000->30123") || !strings.Contains(out, "1h") {
+	if code != 0 || !strings.Contains(out, "app=http://127.0.0.1:30123") || !strings.Contains(out, "1h") {
 		t.Fatalf("pod ls table: exit %d\n%s", code, out)
 	}
 
@@ -203,6 +227,52 @@ func TestPodCLI(t *testing.T) {
 	}
 	if _, code = runCLI(t, "pod", "exec", "--socket", sock, "nope", "--", "true"); code != exitExecNode {
 		t.Fatalf("exec in a missing pod: exit %d, want %d", code, exitExecNode)
+	}
+}
+
+// TestTablesMatchHostCLI: the macOS host CLI runs these commands with
+// -o json in the VM and renders the JSON itself; what it prints must be
+// exactly what this CLI prints as a table.
+func TestTablesMatchHostCLI(t *testing.T) {
+	f, sock := startCLIServer(t)
+	t.Setenv(envURLHost, "")
+	f.pod.Image = "node:22"
+	f.pod.Reason = "restarted after an OOM"
+	f.pod.Ports = append(f.pod.Ports, api.PortStatus{Name: "debug", Internal: 9229})
+	f.pod.Services = []api.ServiceInfo{
+		{Name: "app", State: api.ServiceRunning, Health: "unhealthy", Restarts: 1, Pid: 12},
+		{Name: "ide", State: api.ServiceHealthy, Health: "healthy", LastError: "exited 1"},
+	}
+	for _, tc := range []struct {
+		args   []string
+		render func(io.Writer, []byte) error
+	}{
+		{[]string{"pod", "ls"}, hostcli.RenderPods},
+		{[]string{"pod", "get", "web"}, hostcli.RenderPod},
+		{[]string{"pod", "metrics", "web"}, hostcli.RenderMetrics},
+		{[]string{"pod", "health", "web"}, hostcli.RenderHealth},
+		{[]string{"pod", "events", "web"}, hostcli.RenderEvents},
+		{[]string{"pod", "service", "ls", "web"}, hostcli.RenderServices},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			args := append(tc.args, "--socket", sock)
+			table, code := runCLI(t, args...)
+			js, jcode := runCLI(t, append(args, "-o", "json")...)
+			if code != jcode || (code != 0 && code != 1) {
+				t.Fatalf("exit %d (table), %d (json):\n%s\n%s", code, jcode, table, js)
+			}
+			var host strings.Builder
+			if err := tc.render(&host, []byte(js)); err != nil {
+				t.Fatalf("host CLI rendering: %v\n%s", err, js)
+			}
+			if host.String() != table {
+				t.Errorf("the host CLI prints\n%s\nthe node CLI prints\n%s", host.String(), table)
+			}
+			t.Logf("%s:\n%s", strings.Join(tc.args, " "), table)
+			if strings.Count(table, "\n") < 2 {
+				t.Errorf("table too short to compare:\n%s", table)
+			}
+		})
 	}
 }
 
