@@ -18,7 +18,7 @@ import (
 // DefaultMaxBodyBytes limits request bodies.
 const DefaultMaxBodyBytes = 1 << 20
 
-// Server serves a api.Service over HTTP.
+// Server serves an api.Service over HTTP.
 type Server struct {
 	svc             api.Service
 	log             *slog.Logger
