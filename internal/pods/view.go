@@ -12,6 +12,9 @@ import (
 	"github.com/pinacle/pinacle-node/supervisor"
 )
 
+// The manager is the daemon's api.Service.
+var _ api.Service = (*Manager)(nil)
+
 // find resolves an ID or a name to the stored pod.
 func (m *Manager) find(ctx context.Context, idOrName string) (*store.Pod, error) {
 	if err := errdefs.ValidateID("pod", idOrName); err != nil {
