@@ -2,13 +2,11 @@ package main
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 
 	"github.com/spf13/cobra"
 
 	"github.com/pinacle/pinacle-node/internal/api"
-	"github.com/pinacle/pinacle-node/internal/pods"
+	"github.com/pinacle/pinacle-node/internal/render"
 )
 
 // Client commands find the daemon through --socket (env PINACLE_SOCKET),
@@ -31,32 +29,17 @@ func newClient(cmd *cobra.Command) *api.Client {
 	return api.NewClient(path)
 }
 
-// fillURLs gives each forwarded port a URL: http://<url-host>:<host port>.
-// An explicit --url-host replaces the node's URLs; otherwise they are kept
-// and only missing ones use 127.0.0.1 (the Lima VM forwards 30000-40000 to
-// the Mac's loopback).
-func fillURLs(cmd *cobra.Command, ps ...*pods.Pod) {
+// fillURLs gives each forwarded port a URL on --url-host: an explicit
+// --url-host replaces the node's URLs; otherwise they are kept and only
+// missing ones use 127.0.0.1 (the Lima VM forwards 30000-40000 to the
+// Mac's loopback).
+func fillURLs(cmd *cobra.Command, ps ...*api.Pod) {
 	host, _ := cmd.Flags().GetString("url-host")
-	explicit := host != ""
-	if !explicit {
-		host = "127.0.0.1"
-	}
-	for _, p := range ps {
-		if p == nil {
-			continue
-		}
-		for i := range p.Ports {
-			port := &p.Ports[i]
-			if port.External <= 0 || (port.URL != "" && !explicit) {
-				continue
-			}
-			port.URL = "http://" + net.JoinHostPort(host, strconv.Itoa(port.External))
-		}
-	}
+	render.FillURLs(host, ps...)
 }
 
 // podRef is how a pod is named in messages: its name and ID.
-func podRef(p *pods.Pod) string {
+func podRef(p *api.Pod) string {
 	if p.Name == "" || p.Name == p.ID {
 		return p.ID
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/pinacle/pinacle-node/imagestore"
 	"github.com/pinacle/pinacle-node/internal/cli"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/render"
 )
 
 // Registry settings may also come from the environment (docs/imagestore.md):
@@ -305,18 +306,8 @@ func newImageInspectCmd() *cobra.Command {
 	}
 }
 
-func humanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f%cB", float64(n)/float64(div), "kMGTPE"[exp])
-}
+// humanBytes is render.Bytes: both CLIs print sizes in binary units.
+func humanBytes(n int64) string { return render.Bytes(n) }
 
 func ago(t time.Time) string {
 	if t.IsZero() {

@@ -9,8 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/cli"
-	"github.com/pinacle/pinacle-node/internal/pods"
+	"github.com/pinacle/pinacle-node/internal/render"
 )
 
 // newPodCmd is `pinacle-node pod`: the client commands that drive a node
@@ -50,17 +51,12 @@ func newPodLsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			slices.SortFunc(ps, func(a, b *pods.Pod) int { return a.CreatedAt.Compare(b.CreatedAt) })
+			slices.SortFunc(ps, func(a, b *api.Pod) int { return a.CreatedAt.Compare(b.CreatedAt) })
 			fillURLs(cmd, ps...)
 			if ps == nil {
-				ps = []*pods.Pod{}
+				ps = []*api.Pod{}
 			}
-			return cli.Print(cmd, ps, func(w io.Writer) {
-				fmt.Fprintln(w, "ID\tNAME\tSTATE\tTEMPLATE\tIP\tPORTS\tAGE")
-				for _, p := range ps {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Name, p.State, dash(p.Template), dash(p.IP), dash(portsSummary(p)), shortAge(p.CreatedAt))
-				}
-			})
+			return cli.Print(cmd, ps, func(w io.Writer) { render.Pods(w, ps, time.Now()) })
 		},
 	}
 }
@@ -89,7 +85,7 @@ func newPodLifecycleCmd(op, short string) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := newClient(cmd)
-			var p *pods.Pod
+			var p *api.Pod
 			var err error
 			if op == "start" {
 				p, err = c.Start(cmd.Context(), args[0])
@@ -174,84 +170,7 @@ func (m *multiError) Error() string {
 func (m *multiError) Unwrap() error { return m.errs[0] }
 
 // printPod prints one pod: all of it as JSON/YAML, a summary as a table.
-func printPod(cmd *cobra.Command, p *pods.Pod) error {
+func printPod(cmd *cobra.Command, p *api.Pod) error {
 	fillURLs(cmd, p)
-	return cli.Print(cmd, p, func(w io.Writer) { podTable(w, p) })
-}
-
-func podTable(w io.Writer, p *pods.Pod) {
-	kv := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(w, "%s:\t%s\n", k, v)
-		}
-	}
-	kv("ID", p.ID)
-	kv("Name", p.Name)
-	state := string(p.State)
-	if p.Reason != "" {
-		state += " (" + p.Reason + ")"
-	}
-	kv("State", state)
-	kv("Template", p.Template)
-	kv("Image", p.Image)
-	kv("IP", p.IP)
-	if !p.CreatedAt.IsZero() {
-		kv("Created", p.CreatedAt.Local().Format(time.RFC3339)+" ("+shortAge(p.CreatedAt)+" ago)")
-	}
-	for _, port := range p.Ports {
-		target := port.URL
-		if target == "" && port.External > 0 {
-			target = fmt.Sprintf("host port %d", port.External)
-		}
-		fmt.Fprintf(w, "Port %s:\t%d -> %s\n", port.Name, port.Internal, dash(target))
-	}
-	for _, s := range p.Services {
-		fmt.Fprintf(w, "Service %s:\t%s (restarts %d)\n", s.Name, serviceState(s), s.Restarts)
-	}
-}
-
-func portsSummary(p *pods.Pod) string {
-	var parts []string
-	for _, port := range p.Ports {
-		if port.External > 0 {
-			parts = append(parts, fmt.Sprintf("%s:%d->%d", port.Name, port.Internal, port.External))
-		} else {
-			parts = append(parts, fmt.Sprintf("%s:%d", port.Name, port.Internal))
-		}
-	}
-	return strings.Join(parts, ",")
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-// shortAge is a compact age for tables: 45s, 12m, 5h, 3d.
-func shortAge(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	d := time.Since(t)
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", max(0, int(d.Seconds())))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24))
-}
-
-// serviceState is a service's state, with its health when that says more
-// (a running service whose check is failing, say).
-func serviceState(s pods.ServiceInfo) string {
-	st := string(s.State)
-	if s.Health != "" && string(s.Health) != st {
-		st += ", health " + string(s.Health)
-	}
-	return st
+	return cli.Print(cmd, p, func(w io.Writer) { render.Pod(w, p, time.Now()) })
 }

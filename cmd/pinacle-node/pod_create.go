@@ -14,7 +14,6 @@ import (
 	"github.com/pinacle/pinacle-node/internal/cli"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
-	"github.com/pinacle/pinacle-node/internal/pods"
 	"github.com/pinacle/pinacle-node/internal/store"
 	"github.com/pinacle/pinacle-node/podspec"
 )
@@ -59,7 +58,7 @@ with its ports as URLs (http://127.0.0.1:HOSTPORT unless --url-host).`,
 			if image != "" {
 				spec.BaseImage = image
 			}
-			req := pods.CreateRequest{Spec: *spec, Template: template, Sets: sets, Wait: wait}
+			req := api.CreateRequest{Spec: *spec, Template: template, Sets: sets, Wait: wait}
 			c := newClient(cmd)
 			if wait && showProgress(cmd) {
 				return createWithProgress(cmd, c, req)
@@ -91,7 +90,7 @@ func showProgress(cmd *cobra.Command) bool {
 
 // createWithProgress creates without waiting, then follows the pod's
 // events and prints each state change until it is running or failed.
-func createWithProgress(cmd *cobra.Command, c *api.Client, req pods.CreateRequest) error {
+func createWithProgress(cmd *cobra.Command, c *api.Client, req api.CreateRequest) error {
 	ctx := cmd.Context()
 	req.Wait = false
 	start := time.Now()
@@ -101,7 +100,7 @@ func createWithProgress(cmd *cobra.Command, c *api.Client, req pods.CreateReques
 	}
 	errw := cmd.ErrOrStderr()
 	fmt.Fprintf(errw, "pod %s: %s\n", podRef(p), p.State)
-	final, err := followUntilSettled(ctx, c, p.ID, func(ev store.Event) {
+	final, err := followUntilSettled(ctx, c, p.ID, func(ev api.Event) {
 		line := fmt.Sprintf("pod %s: %s -> %s (%.1fs)", p.ID, ev.From, ev.To, time.Since(start).Seconds())
 		if ev.Reason != "" {
 			line += ": " + ev.Reason
@@ -130,14 +129,14 @@ var errSettled = errors.New("settled")
 
 // followUntilSettled follows a pod's state events until it is running,
 // failed or gone, and returns that state.
-func followUntilSettled(ctx context.Context, c *api.Client, id string, onChange func(store.Event)) (lifecycle.State, error) {
+func followUntilSettled(ctx context.Context, c *api.Client, id string, onChange func(api.Event)) (lifecycle.State, error) {
 	var final lifecycle.State
-	err := c.Events(ctx, id, 0, true, func(ev store.Event) error {
+	err := c.Events(ctx, id, 0, true, func(ev api.Event) error {
 		switch ev.Type {
-		case store.EventDeleted:
+		case api.EventDeleted:
 			final = lifecycle.Terminated
 			return errSettled
-		case store.EventState:
+		case api.EventState:
 		default:
 			return nil
 		}

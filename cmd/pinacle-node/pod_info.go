@@ -7,9 +7,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/cli"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
-	"github.com/pinacle/pinacle-node/supervisor"
+	"github.com/pinacle/pinacle-node/internal/render"
 )
 
 func newPodMetricsCmd() *cobra.Command {
@@ -22,30 +23,7 @@ func newPodMetricsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return cli.Print(cmd, m, func(w io.Writer) {
-				fmt.Fprintf(w, "Pod:\t%s\n", m.PodID)
-				if s := m.Sandbox; s != nil {
-					fmt.Fprintf(w, "CPU time:\t%s\n", time.Duration(s.CPUUsageNanos).Round(time.Millisecond))
-					mem := humanBytes(int64(s.MemoryUsage))
-					if s.MemoryLimit > 0 && s.MemoryLimit < 1<<62 {
-						mem += " / " + humanBytes(int64(s.MemoryLimit))
-					}
-					fmt.Fprintf(w, "Memory:\t%s (max %s)\n", mem, humanBytes(int64(s.MemoryMaxUsage)))
-					pids := fmt.Sprint(s.Pids)
-					if s.PidsLimit > 0 {
-						pids += fmt.Sprintf(" / %d", s.PidsLimit)
-					}
-					fmt.Fprintf(w, "Processes:\t%s\n", pids)
-					fmt.Fprintf(w, "OOM kills:\t%d\n", s.OOMKills)
-				} else {
-					fmt.Fprintf(w, "Sandbox:\tnot running\n")
-				}
-				for _, p := range m.Ports {
-					fmt.Fprintf(w, "Port %s (%d):\t%d conns (%d active, %d rejected), in %s, out %s\n",
-						p.Name, p.HostPort, p.ConnsTotal, p.ConnsActive, p.ConnsRejected,
-						humanBytes(int64(p.BytesIn)), humanBytes(int64(p.BytesOut)))
-				}
-			})
+			return cli.Print(cmd, m, func(w io.Writer) { render.Metrics(w, m) })
 		},
 	}
 }
@@ -64,22 +42,7 @@ the health in the chosen format; other failures use the usual codes.`,
 			if err != nil {
 				return err
 			}
-			if err := cli.Print(cmd, h, func(w io.Writer) {
-				verdict := "healthy"
-				if !h.Healthy {
-					verdict = "unhealthy"
-				}
-				fmt.Fprintf(w, "Pod:\t%s\n", h.PodID)
-				fmt.Fprintf(w, "Health:\t%s\n", verdict)
-				fmt.Fprintf(w, "State:\t%s\n", h.State)
-				fmt.Fprintf(w, "Sandbox:\t%s\n", dash(h.Sandbox))
-				if h.Reason != "" {
-					fmt.Fprintf(w, "Reason:\t%s\n", h.Reason)
-				}
-				for _, s := range h.Services {
-					fmt.Fprintf(w, "Service %s:\t%s\n", s.Name, serviceState(s))
-				}
-			}); err != nil {
+			if err := cli.Print(cmd, h, func(w io.Writer) { render.Health(w, h) }); err != nil {
 				return err
 			}
 			if !h.Healthy {
@@ -128,9 +91,9 @@ func serviceControl(cmd *cobra.Command, id, op, name string) error {
 		return err
 	}
 	if st.Services == nil {
-		st.Services = []supervisor.ServiceStatus{}
+		st.Services = []api.ServiceInfo{}
 	}
-	return cli.Print(cmd, st, func(w io.Writer) { printServices(w, st) })
+	return cli.Print(cmd, st, func(w io.Writer) { render.Services(w, st, time.Now()) })
 }
 
 func capitalize(s string) string {

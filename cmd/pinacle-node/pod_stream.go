@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
-	"time"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/cli"
-	"github.com/pinacle/pinacle-node/internal/store"
+	"github.com/pinacle/pinacle-node/internal/render"
 )
 
 func newPodEventsCmd() *cobra.Command {
@@ -40,9 +39,11 @@ JSON object per line (newline-delimited), as it arrives.`,
 			}
 			w := cmd.OutOrStdout()
 			if format == cli.Table {
-				fmt.Fprintf(w, "%-6s  %-20s  %-12s  %-8s  %-28s  %s\n", "SEQ", "TIME", "POD", "TYPE", "CHANGE", "REASON")
+				if err := render.EventHeader(w); err != nil {
+					return err
+				}
 			}
-			err = newClient(cmd).Events(cmd.Context(), id, since, follow, func(ev store.Event) error {
+			err = newClient(cmd).Events(cmd.Context(), id, since, follow, func(ev api.Event) error {
 				return printEvent(w, format, ev)
 			})
 			if follow && errors.Is(err, context.Canceled) {
@@ -56,7 +57,7 @@ JSON object per line (newline-delimited), as it arrives.`,
 	return cmd
 }
 
-func printEvent(w io.Writer, format cli.Format, ev store.Event) error {
+func printEvent(w io.Writer, format cli.Format, ev api.Event) error {
 	switch format {
 	case cli.JSON:
 		b, err := json.Marshal(ev)
@@ -73,20 +74,7 @@ func printEvent(w io.Writer, format cli.Format, ev store.Event) error {
 		_, err = fmt.Fprintf(w, "---\n%s", b)
 		return err
 	}
-	change := ""
-	if ev.From != "" || ev.To != "" {
-		change = fmt.Sprintf("%s -> %s", dash(string(ev.From)), ev.To)
-	}
-	reason := ev.Reason
-	if ev.Message != "" {
-		if reason != "" {
-			reason += ": "
-		}
-		reason += ev.Message
-	}
-	_, err := fmt.Fprintf(w, "%-6s  %-20s  %-12s  %-8s  %-28s  %s\n", strconv.FormatUint(ev.Seq, 10),
-		ev.Time.Local().Format(time.DateTime), dash(ev.PodID), ev.Type, dash(change), reason)
-	return err
+	return render.Event(w, ev)
 }
 
 func newPodLogsCmd() *cobra.Command {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,23 +21,23 @@ import (
 	"golang.org/x/term"
 
 	"github.com/pinacle/pinacle-node/internal/api"
+	"github.com/pinacle/pinacle-node/internal/apiserver"
 	"github.com/pinacle/pinacle-node/internal/cli"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/hostcli"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
-	"github.com/pinacle/pinacle-node/internal/pods"
-	"github.com/pinacle/pinacle-node/internal/store"
 )
 
-// cliFake is the smallest pods.Service the CLI tests need; the methods it
+// cliFake is the smallest api.Service the CLI tests need; the methods it
 // does not implement panic through the nil embedded interface. The real
 // manager behind the real binary is covered by the e2e suite.
 type cliFake struct {
-	pods.Service
-	pod     pods.Pod
-	created *pods.CreateRequest
+	api.Service
+	pod     api.Pod
+	created *api.CreateRequest
 }
 
-func (f *cliFake) find(id string) (*pods.Pod, error) {
+func (f *cliFake) find(id string) (*api.Pod, error) {
 	if id != f.pod.ID && id != f.pod.Name {
 		return nil, fmt.Errorf("pod %s: %w", id, errdefs.ErrNotFound)
 	}
@@ -44,25 +45,25 @@ func (f *cliFake) find(id string) (*pods.Pod, error) {
 	return &p, nil
 }
 
-func (f *cliFake) Create(_ context.Context, req pods.CreateRequest) (*pods.Pod, error) {
+func (f *cliFake) Create(_ context.Context, req api.CreateRequest) (*api.Pod, error) {
 	f.created = &req
 	p := f.pod
 	p.Name = req.Spec.Name
 	return &p, nil
 }
-func (f *cliFake) Get(_ context.Context, id string) (*pods.Pod, error) { return f.find(id) }
-func (f *cliFake) List(context.Context) ([]*pods.Pod, error) {
+func (f *cliFake) Get(_ context.Context, id string) (*api.Pod, error) { return f.find(id) }
+func (f *cliFake) List(context.Context) ([]*api.Pod, error) {
 	p := f.pod
-	return []*pods.Pod{&p}, nil
+	return []*api.Pod{&p}, nil
 }
-func (f *cliFake) Health(_ context.Context, id string) (*pods.Health, error) {
+func (f *cliFake) Health(_ context.Context, id string) (*api.Health, error) {
 	p, err := f.find(id)
 	if err != nil {
 		return nil, err
 	}
-	return &pods.Health{PodID: p.ID, Healthy: false, State: p.State, Reason: "service app unhealthy"}, nil
+	return &api.Health{PodID: p.ID, Healthy: false, State: p.State, Reason: "service app unhealthy"}, nil
 }
-func (f *cliFake) Exec(ctx context.Context, id string, req pods.ExecRequest) (int, error) {
+func (f *cliFake) Exec(ctx context.Context, id string, req api.ExecRequest) (int, error) {
 	if _, err := f.find(id); err != nil {
 		return -1, err
 	}
@@ -75,12 +76,12 @@ func (f *cliFake) Exec(ctx context.Context, id string, req pods.ExecRequest) (in
 	return 0, err
 }
 
-func (f *cliFake) Events(ctx context.Context, id string, since uint64, follow bool, fn func(store.Event) error) error {
+func (f *cliFake) Events(ctx context.Context, id string, since uint64, follow bool, fn func(api.Event) error) error {
 	if _, err := f.find(id); err != nil {
 		return err
 	}
 	for i, to := range []lifecycle.State{lifecycle.Pending, lifecycle.Provisioning, lifecycle.Running} {
-		ev := store.Event{Seq: uint64(i + 1), PodID: f.pod.ID, Type: store.EventState, To: to}
+		ev := api.Event{Seq: uint64(i + 1), PodID: f.pod.ID, Type: api.EventState, To: to}
 		if i > 0 {
 			ev.From = lifecycle.Pending
 		}
@@ -88,8 +89,30 @@ func (f *cliFake) Events(ctx context.Context, id string, since uint64, follow bo
 			return err
 		}
 	}
+	if !follow {
+		return nil
+	}
 	<-ctx.Done() // a follower waits for more until it stops reading
 	return ctx.Err()
+}
+
+func (f *cliFake) Metrics(_ context.Context, id string) (*api.Metrics, error) {
+	p, err := f.find(id)
+	if err != nil {
+		return nil, err
+	}
+	return &api.Metrics{PodID: p.ID,
+		Sandbox: &api.SandboxStats{CPUUsageNanos: 2_500_000_000, MemoryUsage: 40 << 20, MemoryLimit: 1 << 30, MemoryMaxUsage: 50 << 20, Pids: 7},
+		Ports:   []api.PortCounters{{Name: "app", HostPort: 30123, ConnsTotal: 4, BytesIn: 2048, BytesOut: 5 << 20}},
+	}, nil
+}
+
+func (f *cliFake) ServiceControl(_ context.Context, id, op, name string) (*api.ServiceStatus, error) {
+	p, err := f.find(id)
+	if err != nil {
+		return nil, err
+	}
+	return &api.ServiceStatus{Ready: true, Services: p.Services}, nil
 }
 
 // runCLI runs `pinacle-node ARGS...` in process and returns stdout and the exit code.
@@ -111,17 +134,17 @@ func runCLI(t *testing.T, args ...string) (string, int) {
 
 func startCLIServer(t *testing.T) (*cliFake, string) {
 	t.Helper()
-	f := &cliFake{pod: pods.Pod{
+	f := &cliFake{pod: api.Pod{
 		ID: "p1", Name: "web", State: lifecycle.Running, Template: "nodejs", IP: "10.77.0.2",
-		Ports:     []pods.PortStatus{{Name: "app", Internal: 3000, External: 30123}},
+		Ports:     []api.PortStatus{{Name: "app", Internal: 3000, External: 30123}},
 		CreatedAt: time.Now().Add(-time.Hour),
 	}}
 	sock := filepath.Join(t.TempDir(), "node.sock")
-	srv, err := api.NewServer(f)
+	srv, err := apiserver.NewServer(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := api.ListenUnix(sock, api.WithSocketGroup(""))
+	ln, err := apiserver.ListenUnix(sock, apiserver.WithSocketGroup(""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +160,7 @@ func TestPodCLI(t *testing.T) {
 	t.Setenv(envURLHost, "")
 
 	out, code := runCLI(t, "pod", "ls", "--socket", sock, "-o", "json")
-	var ps []pods.Pod
+	var ps []api.Pod
 	if code != 0 || json.Unmarshal([]byte(out), &ps) != nil || len(ps) != 1 || ps[0].ID != "p1" {
 		t.Fatalf("pod ls -o json: exit %d, %q", code, out)
 	}
@@ -145,13 +168,13 @@ func TestPodCLI(t *testing.T) {
 		t.Fatalf("port URL = %q", ps[0].Ports[0].URL)
 	}
 	out, code = runCLI(t, "pod", "ls", "--socket", sock)
-	if code != 0 || !strings.Contains(out, "app:3000->30123") || !strings.Contains(out, "1h") {
+	if code != 0 || !strings.Contains(out, "app=http://127.0.0.1:30123") || !strings.Contains(out, "1h") {
 		t.Fatalf("pod ls table: exit %d\n%s", code, out)
 	}
 
 	// --url-host replaces the host in URLs.
 	out, code = runCLI(t, "pod", "get", "web", "--socket", sock, "--url-host", "pod.example", "-o", "json")
-	var p pods.Pod
+	var p api.Pod
 	if code != 0 || json.Unmarshal([]byte(out), &p) != nil || p.Ports[0].URL != "http://pod.example:30123" {
 		t.Fatalf("pod get --url-host: exit %d, %q", code, out)
 	}
@@ -188,7 +211,7 @@ func TestPodCLI(t *testing.T) {
 
 	// health: printed, and exit 1 when unhealthy.
 	out, code = runCLI(t, "pod", "health", "web", "--socket", sock, "-o", "json")
-	var h pods.Health
+	var h api.Health
 	if code != 1 || json.Unmarshal([]byte(out), &h) != nil || h.Healthy {
 		t.Fatalf("pod health: exit %d, %q", code, out)
 	}
@@ -207,6 +230,52 @@ func TestPodCLI(t *testing.T) {
 	}
 }
 
+// TestTablesMatchHostCLI: the macOS host CLI runs these commands with
+// -o json in the VM and renders the JSON itself; what it prints must be
+// exactly what this CLI prints as a table.
+func TestTablesMatchHostCLI(t *testing.T) {
+	f, sock := startCLIServer(t)
+	t.Setenv(envURLHost, "")
+	f.pod.Image = "node:22"
+	f.pod.Reason = "restarted after an OOM"
+	f.pod.Ports = append(f.pod.Ports, api.PortStatus{Name: "debug", Internal: 9229})
+	f.pod.Services = []api.ServiceInfo{
+		{Name: "app", State: api.ServiceRunning, Health: "unhealthy", Restarts: 1, Pid: 12},
+		{Name: "ide", State: api.ServiceHealthy, Health: "healthy", LastError: "exited 1"},
+	}
+	for _, tc := range []struct {
+		args   []string
+		render func(io.Writer, []byte) error
+	}{
+		{[]string{"pod", "ls"}, hostcli.RenderPods},
+		{[]string{"pod", "get", "web"}, hostcli.RenderPod},
+		{[]string{"pod", "metrics", "web"}, hostcli.RenderMetrics},
+		{[]string{"pod", "health", "web"}, hostcli.RenderHealth},
+		{[]string{"pod", "events", "web"}, hostcli.RenderEvents},
+		{[]string{"pod", "service", "ls", "web"}, hostcli.RenderServices},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			args := append(tc.args, "--socket", sock)
+			table, code := runCLI(t, args...)
+			js, jcode := runCLI(t, append(args, "-o", "json")...)
+			if code != jcode || (code != 0 && code != 1) {
+				t.Fatalf("exit %d (table), %d (json):\n%s\n%s", code, jcode, table, js)
+			}
+			var host strings.Builder
+			if err := tc.render(&host, []byte(js)); err != nil {
+				t.Fatalf("host CLI rendering: %v\n%s", err, js)
+			}
+			if host.String() != table {
+				t.Errorf("the host CLI prints\n%s\nthe node CLI prints\n%s", host.String(), table)
+			}
+			t.Logf("%s:\n%s", strings.Join(tc.args, " "), table)
+			if strings.Count(table, "\n") < 2 {
+				t.Errorf("table too short to compare:\n%s", table)
+			}
+		})
+	}
+}
+
 func TestFollowUntilSettled(t *testing.T) {
 	_, sock := startCLIServer(t)
 	c := api.NewClient(sock)
@@ -214,14 +283,14 @@ func TestFollowUntilSettled(t *testing.T) {
 	var changes []lifecycle.State
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	final, err := followUntilSettled(ctx, c, "p1", func(ev store.Event) { changes = append(changes, ev.To) })
+	final, err := followUntilSettled(ctx, c, "p1", func(ev api.Event) { changes = append(changes, ev.To) })
 	if err != nil || final != lifecycle.Running {
 		t.Fatalf("followUntilSettled = %s, %v", final, err)
 	}
 	if len(changes) != 2 || changes[0] != lifecycle.Provisioning || changes[1] != lifecycle.Running {
 		t.Fatalf("state changes shown = %v", changes)
 	}
-	if _, err := followUntilSettled(ctx, c, "nope", func(store.Event) {}); !errdefs.IsNotFound(err) {
+	if _, err := followUntilSettled(ctx, c, "nope", func(api.Event) {}); !errdefs.IsNotFound(err) {
 		t.Fatalf("missing pod: %v", err)
 	}
 }

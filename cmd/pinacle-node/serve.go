@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pinacle/pinacle-node/imagestore"
-	"github.com/pinacle/pinacle-node/internal/api"
+	"github.com/pinacle/pinacle-node/internal/apiserver"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/metrics"
 	"github.com/pinacle/pinacle-node/internal/nodeconfig"
@@ -193,7 +193,7 @@ func serve(ctx context.Context, cfg *nodeconfig.Config) error {
 			log.Warn("sd_notify", "err", err)
 		}
 	}
-	err = api.Run(ctx, mgr, cfg.Socket, log, ready, api.WithVersion(Version))
+	err = apiserver.Run(ctx, mgr, cfg.Socket, log, ready, apiserver.WithVersion(Version))
 	_, _ = sdnotify.Notify("STOPPING=1")
 	if errors.Is(err, context.Canceled) {
 		err = nil

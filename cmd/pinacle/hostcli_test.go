@@ -243,6 +243,7 @@ type podJSON struct {
 	ID    string `json:"id"`
 	Name  string `json:"name"`
 	State string `json:"state"`
+	IP    string `json:"ip"`
 	Ports []struct {
 		Name     string `json:"name"`
 		Internal int    `json:"internal"`
@@ -411,10 +412,10 @@ ports: {min: 23000, max: 23100, listenAddr: 127.0.0.1}
 	// ls: the table has the URL; JSON round-trips.
 	r = e.ok("pod", "ls")
 	t.Logf("pinacle pod ls:\n%s", r.stdout)
-	if !regexp.MustCompile(`(?m)^ID\s+NAME\s+STATE\s+TEMPLATE\s+PORTS/URLS$`).MatchString(r.stdout) {
+	if !regexp.MustCompile(`(?m)^ID\s+NAME\s+STATE\s+TEMPLATE\s+IP\s+PORTS/URLS\s+AGE$`).MatchString(r.stdout) {
 		t.Errorf("pod ls header:\n%s", r)
 	}
-	row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(pod.ID) + `\s+hc1\s+running\s+\S+\s+web=` + regexp.QuoteMeta(port.URL) + `$`)
+	row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(pod.ID) + `\s+hc1\s+running\s+\S+\s+` + regexp.QuoteMeta(pod.IP) + `\s+web=` + regexp.QuoteMeta(port.URL) + `\s+\d+[smhd]$`)
 	if !row.MatchString(r.stdout) {
 		t.Errorf("pod ls row for %s with web=%s:\n%s", pod.ID, port.URL, r)
 	}

@@ -31,7 +31,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pinacle/pinacle-node/internal/api"
-	"github.com/pinacle/pinacle-node/internal/pods"
 	"github.com/pinacle/pinacle-node/internal/testimage"
 	"github.com/pinacle/pinacle-node/podspec"
 )
@@ -140,12 +139,12 @@ func (n *node) rssKB() int {
 	return 0
 }
 
-func plain(name string) pods.CreateRequest {
-	return pods.CreateRequest{Wait: true, Spec: podspec.Pod{Name: name, BaseImage: ref,
+func plain(name string) api.CreateRequest {
+	return api.CreateRequest{Wait: true, Spec: podspec.Pod{Name: name, BaseImage: ref,
 		Resources: podspec.Resources{Tier: "dev.small", MemoryMB: 256, StorageMB: 1024}}}
 }
 
-func httpd(name string) pods.CreateRequest {
+func httpd(name string) api.CreateRequest {
 	r := plain(name)
 	r.Spec.Network.Ports = []podspec.Port{{Name: "web", Internal: 8080}}
 	r.Spec.Services = []podspec.Service{{Name: "web", Command: []string{"httpd", "-f", "-p", "8080", "-h", "/etc"}}}

@@ -14,13 +14,10 @@ import (
 	"strconv"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
-	"github.com/pinacle/pinacle-node/internal/pods"
-	"github.com/pinacle/pinacle-node/internal/store"
-	"github.com/pinacle/pinacle-node/supervisor"
 )
 
 // Client talks to a node's API over its unix socket. It implements
-// pods.Service, so code written against the interface runs in the daemon
+// Service, so code written against the interface runs in the daemon
 // or against it alike. Errors keep the node's message and class:
 // errors.Is(err, errdefs.ErrNotFound) works across the wire.
 type Client struct {
@@ -28,7 +25,7 @@ type Client struct {
 	hc   *http.Client
 }
 
-var _ pods.Service = (*Client)(nil)
+var _ Service = (*Client)(nil)
 
 // base is the URL host for requests; the socket path decides where they go.
 const base = "http://pinacle-node"
@@ -163,39 +160,39 @@ func (c *Client) Ping(ctx context.Context) error {
 	return c.call(ctx, http.MethodGet, "/healthz", nil, nil, nil)
 }
 
-func (c *Client) Create(ctx context.Context, req pods.CreateRequest) (*pods.Pod, error) {
+func (c *Client) Create(ctx context.Context, req CreateRequest) (*Pod, error) {
 	var q url.Values
 	if req.Wait {
 		q = url.Values{"wait": {"true"}}
 	}
-	var p pods.Pod
+	var p Pod
 	if err := c.call(ctx, http.MethodPost, "/v1/pods", q, req, &p); err != nil {
 		return nil, err
 	}
 	return &p, nil
 }
 
-func (c *Client) Get(ctx context.Context, idOrName string) (*pods.Pod, error) {
+func (c *Client) Get(ctx context.Context, idOrName string) (*Pod, error) {
 	return c.podCall(ctx, http.MethodGet, idOrName, "")
 }
 
-func (c *Client) List(ctx context.Context) ([]*pods.Pod, error) {
-	var ps []*pods.Pod
+func (c *Client) List(ctx context.Context) ([]*Pod, error) {
+	var ps []*Pod
 	if err := c.call(ctx, http.MethodGet, "/v1/pods", nil, nil, &ps); err != nil {
 		return nil, err
 	}
 	return ps, nil
 }
 
-func (c *Client) Start(ctx context.Context, idOrName string) (*pods.Pod, error) {
+func (c *Client) Start(ctx context.Context, idOrName string) (*Pod, error) {
 	return c.podCall(ctx, http.MethodPost, idOrName, "start")
 }
 
-func (c *Client) Stop(ctx context.Context, idOrName string) (*pods.Pod, error) {
+func (c *Client) Stop(ctx context.Context, idOrName string) (*Pod, error) {
 	return c.podCall(ctx, http.MethodPost, idOrName, "stop")
 }
 
-func (c *Client) podCall(ctx context.Context, method, id, op string) (*pods.Pod, error) {
+func (c *Client) podCall(ctx context.Context, method, id, op string) (*Pod, error) {
 	if err := validate(id); err != nil {
 		return nil, err
 	}
@@ -203,7 +200,7 @@ func (c *Client) podCall(ctx context.Context, method, id, op string) (*pods.Pod,
 	if op != "" {
 		path = podPath(id, op)
 	}
-	var p pods.Pod
+	var p Pod
 	if err := c.call(ctx, method, path, nil, nil, &p); err != nil {
 		return nil, err
 	}
@@ -219,7 +216,7 @@ func (c *Client) Delete(ctx context.Context, idOrName string) error {
 
 // Events calls fn for each event the node streams. With follow it
 // returns when ctx ends (with ctx's error) or fn fails (with fn's error).
-func (c *Client) Events(ctx context.Context, idOrName string, since uint64, follow bool, fn func(store.Event) error) error {
+func (c *Client) Events(ctx context.Context, idOrName string, since uint64, follow bool, fn func(Event) error) error {
 	path := "/v1/events"
 	if idOrName != "" {
 		if err := validate(idOrName); err != nil {
@@ -242,7 +239,7 @@ func (c *Client) Events(ctx context.Context, idOrName string, since uint64, foll
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
-		var line eventLine
+		var line EventLine
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
 			return fmt.Errorf("events: decode %q: %w", truncate(sc.Bytes(), 100), err)
 		}
@@ -295,22 +292,22 @@ func (c *Client) Logs(ctx context.Context, idOrName, service string, tail int, f
 	return nil
 }
 
-func (c *Client) Metrics(ctx context.Context, idOrName string) (*pods.Metrics, error) {
+func (c *Client) Metrics(ctx context.Context, idOrName string) (*Metrics, error) {
 	if err := validate(idOrName); err != nil {
 		return nil, err
 	}
-	var m pods.Metrics
+	var m Metrics
 	if err := c.call(ctx, http.MethodGet, podPath(idOrName, "metrics"), nil, nil, &m); err != nil {
 		return nil, err
 	}
 	return &m, nil
 }
 
-func (c *Client) Health(ctx context.Context, idOrName string) (*pods.Health, error) {
+func (c *Client) Health(ctx context.Context, idOrName string) (*Health, error) {
 	if err := validate(idOrName); err != nil {
 		return nil, err
 	}
-	var h pods.Health
+	var h Health
 	if err := c.call(ctx, http.MethodGet, podPath(idOrName, "health"), nil, nil, &h); err != nil {
 		return nil, err
 	}
@@ -318,11 +315,11 @@ func (c *Client) Health(ctx context.Context, idOrName string) (*pods.Health, err
 }
 
 // ServiceControl lists services (op "ls") or starts, stops or restarts one.
-func (c *Client) ServiceControl(ctx context.Context, idOrName, op, service string) (*supervisor.Status, error) {
+func (c *Client) ServiceControl(ctx context.Context, idOrName, op, service string) (*ServiceStatus, error) {
 	if err := validate(idOrName); err != nil {
 		return nil, err
 	}
-	var st supervisor.Status
+	var st ServiceStatus
 	var err error
 	switch op {
 	case "ls", "list":

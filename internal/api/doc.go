@@ -1,4 +1,4 @@
-// Package api serves a pods.Service as HTTP+JSON over a unix socket and
-// provides the matching client, so the CLI (and a Kubernetes provider) can
-// drive a node's pods through the same interface, in or out of process.
+// Package api is the node's API contract without its implementation: the
+// wire types, the Service interface and the client for the unix socket;
+// it imports nothing Linux-only, so the macOS host CLI builds with it.
 package api

@@ -11,8 +11,19 @@ import (
 	"sync"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
-	"github.com/pinacle/pinacle-node/internal/pods"
 )
+
+// ExecBody is the JSON body of POST /v1/pods/{id}/exec; stdio then
+// travel as frames.
+type ExecBody struct {
+	Args  []string `json:"args"`
+	Env   []string `json:"env,omitempty"`
+	Cwd   string   `json:"cwd,omitempty"`
+	User  string   `json:"user,omitempty"`
+	Tty   bool     `json:"tty,omitempty"`
+	Stdin bool     `json:"stdin,omitempty"` // the client sends stdin frames; otherwise stdin is /dev/null
+	Size  *Size    `json:"size,omitempty"`  // initial terminal size (tty only)
+}
 
 // ExecOptions describe a process to run with ExecStream.
 type ExecOptions struct {
@@ -38,7 +49,7 @@ func (c *Client) ExecStream(ctx context.Context, idOrName string, opts ExecOptio
 	if err := validate(idOrName); err != nil {
 		return -1, err
 	}
-	req := ExecRequest{Args: opts.Args, Env: opts.Env, Cwd: opts.Cwd, User: opts.User, Tty: opts.Tty, Stdin: stdin != nil}
+	req := ExecBody{Args: opts.Args, Env: opts.Env, Cwd: opts.Cwd, User: opts.User, Tty: opts.Tty, Stdin: stdin != nil}
 	if opts.Tty && opts.Size != (Size{}) {
 		sz := opts.Size
 		req.Size = &sz
@@ -78,13 +89,13 @@ func (c *Client) ExecStream(ctx context.Context, idOrName string, opts ExecOptio
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		return -1, errorFromBody(resp.StatusCode, raw)
 	}
-	fw := &frameWriter{w: conn}
+	fw := NewFrameWriter(conn)
 
 	if stdin != nil {
 		go func() {
-			_, err := io.Copy(streamWriter{fw, FrameStdin}, stdin)
+			_, err := io.Copy(fw.Stream(FrameStdin), stdin)
 			if err == nil { // EOF: tell the process; a write error means the session is over
-				fw.write(FrameStdinClose, nil)
+				fw.WriteFrame(FrameStdinClose, nil)
 			}
 		}()
 	}
@@ -98,7 +109,7 @@ func (c *Client) ExecStream(ctx context.Context, idOrName string, opts ExecOptio
 					if !ok {
 						return
 					}
-					if fw.writeJSON(FrameResize, sz) != nil {
+					if fw.WriteJSON(FrameResize, sz) != nil {
 						return
 					}
 				}
@@ -114,7 +125,7 @@ func (c *Client) ExecStream(ctx context.Context, idOrName string, opts ExecOptio
 	}
 	var buf []byte
 	for {
-		t, p, err := readFrame(br, buf)
+		t, p, err := ReadFrame(br, buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return -1, ctx.Err()
@@ -132,7 +143,7 @@ func (c *Client) ExecStream(ctx context.Context, idOrName string, opts ExecOptio
 				return -1, fmt.Errorf("exec: write stderr: %w", err)
 			}
 		case FrameExit:
-			var e exitPayload
+			var e ExitPayload
 			if err := json.Unmarshal(p, &e); err != nil {
 				return -1, fmt.Errorf("exec: bad exit frame: %w", err)
 			}
@@ -151,8 +162,8 @@ func (c *Client) streamErr(ctx context.Context, err error) error {
 }
 
 // Exec runs a process with the files of req as its stdio, for callers of
-// pods.Service. ExecStream is the richer form (terminal resize, any reader).
-func (c *Client) Exec(ctx context.Context, idOrName string, req pods.ExecRequest) (int, error) {
+// Service. ExecStream is the richer form (terminal resize, any reader).
+func (c *Client) Exec(ctx context.Context, idOrName string, req ExecRequest) (int, error) {
 	var stdin io.Reader
 	if req.Stdin != nil {
 		stdin = req.Stdin

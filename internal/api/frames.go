@@ -59,13 +59,13 @@ type Size struct {
 	Rows uint16 `json:"rows"`
 }
 
-// exitPayload is the payload of an exit frame.
-type exitPayload struct {
+// ExitPayload is the payload of an exit frame.
+type ExitPayload struct {
 	Code int `json:"code"`
 }
 
-// readFrame reads one frame; buf is reused when large enough.
-func readFrame(r io.Reader, buf []byte) (FrameType, []byte, error) {
+// ReadFrame reads one frame; buf is reused when large enough.
+func ReadFrame(r io.Reader, buf []byte) (FrameType, []byte, error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return 0, nil, err
@@ -87,13 +87,17 @@ func readFrame(r io.Reader, buf []byte) (FrameType, []byte, error) {
 	return FrameType(hdr[0]), buf, nil
 }
 
-// frameWriter writes whole frames from several goroutines.
-type frameWriter struct {
+// FrameWriter writes whole frames from several goroutines.
+type FrameWriter struct {
 	mu sync.Mutex
 	w  io.Writer
 }
 
-func (fw *frameWriter) write(t FrameType, p []byte) error {
+// NewFrameWriter returns a FrameWriter writing to w.
+func NewFrameWriter(w io.Writer) *FrameWriter { return &FrameWriter{w: w} }
+
+// WriteFrame writes p as frames of type t, split at the payload limit.
+func (fw *FrameWriter) WriteFrame(t FrameType, p []byte) error {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
 	for {
@@ -117,17 +121,20 @@ func (fw *frameWriter) write(t FrameType, p []byte) error {
 	}
 }
 
-func (fw *frameWriter) writeJSON(t FrameType, v any) error {
+// WriteJSON writes v, encoded as JSON, as one frame of type t.
+func (fw *FrameWriter) WriteJSON(t FrameType, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return fw.write(t, b)
+	return fw.WriteFrame(t, b)
 }
 
-// streamWriter turns Writes into frames of one type.
+// Stream returns a writer that turns each Write into frames of type t.
+func (fw *FrameWriter) Stream(t FrameType) io.Writer { return streamWriter{fw, t} }
+
 type streamWriter struct {
-	fw *frameWriter
+	fw *FrameWriter
 	t  FrameType
 }
 
@@ -135,7 +142,7 @@ func (s streamWriter) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if err := s.fw.write(s.t, p); err != nil {
+	if err := s.fw.WriteFrame(s.t, p); err != nil {
 		return 0, err
 	}
 	return len(p), nil

@@ -383,6 +383,12 @@ func (f *Forwarder) render(inv *Invocation, out []byte) error {
 		return RenderDeleted(w, out)
 	case "pod events":
 		return RenderEvents(w, out)
+	case "pod metrics":
+		return RenderMetrics(w, out)
+	case "pod health":
+		return RenderHealth(w, out)
+	case "pod service":
+		return RenderServices(w, out)
 	case "image ls", "image list", "image import":
 		return RenderImages(w, out)
 	case "template ls", "template list":

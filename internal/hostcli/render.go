@@ -7,46 +7,20 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/pinacle/pinacle-node/internal/api"
+	// Named tables here: the package's tests have a helper called render.
+	tables "github.com/pinacle/pinacle-node/internal/render"
 )
 
-// The host CLI decodes the node's JSON into its own small views instead of
-// importing the node's packages: those are Linux-only in places, and the
-// JSON is the contract (docs/cli.md). Unknown fields are ignored, so a newer
-// node works with an older host CLI.
-
-// Pod is the host's view of a pod (pinacle-node pod get -o json).
-type Pod struct {
-	ID       string    `json:"id"`
-	Name     string    `json:"name"`
-	State    string    `json:"state"`
-	Reason   string    `json:"reason,omitempty"`
-	Template string    `json:"template,omitempty"`
-	Image    string    `json:"image"`
-	IP       string    `json:"ip,omitempty"`
-	Ports    []Port    `json:"ports,omitempty"`
-	Services []Service `json:"services,omitempty"`
-	Created  time.Time `json:"createdAt"`
-}
-
-// Port is one forwarded pod port.
-type Port struct {
-	Name     string `json:"name"`
-	Internal int    `json:"internal"`
-	External int    `json:"external"`
-	URL      string `json:"url,omitempty"`
-}
-
-// Service is one service of a pod as its supervisor reports it.
-type Service struct {
-	Name     string `json:"name"`
-	State    string `json:"state"`
-	Health   string `json:"health,omitempty"`
-	Restarts int    `json:"restarts"`
-}
+// The host CLI decodes the node's JSON (pinacle-node ... -o json) into the
+// API's types and prints it with internal/render, as the node's own CLI
+// does, so both show the same tables. Unknown fields are ignored, so a
+// newer node works with an older host CLI. Images and templates are not
+// API objects: their small views live here.
 
 // Image is the host's view of an image (pinacle-node image ls -o json).
 type Image struct {
@@ -54,18 +28,6 @@ type Image struct {
 	ID      string    `json:"id"`
 	Size    int64     `json:"size"`
 	Created time.Time `json:"created"`
-}
-
-// Event is one pod event (pinacle-node pod events -o json, one per line).
-type Event struct {
-	Seq     uint64    `json:"seq"`
-	Time    time.Time `json:"time"`
-	PodID   string    `json:"podId,omitempty"`
-	Type    string    `json:"type"`
-	From    string    `json:"from,omitempty"`
-	To      string    `json:"to,omitempty"`
-	Reason  string    `json:"reason,omitempty"`
-	Message string    `json:"message,omitempty"`
 }
 
 // Template is one row of pinacle-node template ls -o json.
@@ -78,88 +40,58 @@ type Template struct {
 	Source      string   `json:"source"`
 }
 
-// URLs lists a pod's port URLs (name=url), or host ports when the node gave
-// no URL. Lima forwards the VM's 30000-40000 to the Mac's 127.0.0.1, so
-// http://127.0.0.1:PORT works on the Mac as is.
-func (p *Pod) URLs() string {
-	var parts []string
-	for _, port := range p.Ports {
-		switch {
-		case port.URL != "":
-			parts = append(parts, port.Name+"="+port.URL)
-		case port.External > 0:
-			parts = append(parts, fmt.Sprintf("%s=http://127.0.0.1:%d", port.Name, port.External))
-		default:
-			parts = append(parts, fmt.Sprintf("%s:%d", port.Name, port.Internal))
-		}
-	}
-	return strings.Join(parts, " ")
-}
-
-func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-// RenderPods prints a pod list: ID NAME STATE TEMPLATE PORTS/URLS.
+// RenderPods prints a pod list (render.Pods).
 func RenderPods(w io.Writer, data []byte) error {
-	var ps []Pod
+	var ps []*api.Pod
 	if err := json.Unmarshal(data, &ps); err != nil {
 		return fmt.Errorf("decoding the node's pod list: %w", err)
 	}
-	tw := newTable(w)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tTEMPLATE\tPORTS/URLS")
-	for _, p := range ps {
-		state := p.State
-		if p.Reason != "" && p.State == "failed" {
-			state += " (" + p.Reason + ")"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.ID, p.Name, state, dash(p.Template), dash(p.URLs()))
-	}
+	tw := tables.NewTable(w)
+	tables.Pods(tw, ps, time.Now())
 	return tw.Flush()
 }
 
-// RenderPod prints one pod as a key/value table with a line per port URL
-// and service.
+// RenderPod prints one pod (render.Pod).
 func RenderPod(w io.Writer, data []byte) error {
-	var p Pod
+	var p api.Pod
 	if err := json.Unmarshal(data, &p); err != nil {
 		return fmt.Errorf("decoding the node's pod: %w", err)
 	}
-	tw := newTable(w)
-	kv := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
-		}
+	tw := tables.NewTable(w)
+	tables.Pod(tw, &p, time.Now())
+	return tw.Flush()
+}
+
+// RenderMetrics prints a pod's metrics (render.Metrics).
+func RenderMetrics(w io.Writer, data []byte) error {
+	var m api.Metrics
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("decoding the node's pod metrics: %w", err)
 	}
-	kv("ID", p.ID)
-	kv("Name", p.Name)
-	state := p.State
-	if p.Reason != "" {
-		state += " (" + p.Reason + ")"
+	tw := tables.NewTable(w)
+	tables.Metrics(tw, &m)
+	return tw.Flush()
+}
+
+// RenderHealth prints a pod's health (render.Health).
+func RenderHealth(w io.Writer, data []byte) error {
+	var h api.Health
+	if err := json.Unmarshal(data, &h); err != nil {
+		return fmt.Errorf("decoding the node's pod health: %w", err)
 	}
-	kv("State", state)
-	kv("Template", p.Template)
-	kv("Image", p.Image)
-	kv("IP", p.IP)
-	for _, port := range p.Ports {
-		target := port.URL
-		if target == "" && port.External > 0 {
-			target = fmt.Sprintf("http://127.0.0.1:%d", port.External)
-		}
-		fmt.Fprintf(tw, "Port %s:\t%d -> %s\n", port.Name, port.Internal, dash(target))
+	tw := tables.NewTable(w)
+	tables.Health(tw, &h)
+	return tw.Flush()
+}
+
+// RenderServices prints a pod's services (render.Services).
+func RenderServices(w io.Writer, data []byte) error {
+	var st api.ServiceStatus
+	if err := json.Unmarshal(data, &st); err != nil {
+		return fmt.Errorf("decoding the node's pod services: %w", err)
 	}
-	for _, s := range p.Services {
-		st := s.State
-		if s.Health != "" && s.Health != s.State {
-			st += ", " + s.Health
-		}
-		fmt.Fprintf(tw, "Service %s:\t%s (restarts %d)\n", s.Name, st, s.Restarts)
-	}
+	tw := tables.NewTable(w)
+	tables.Services(tw, &st, time.Now())
 	return tw.Flush()
 }
 
@@ -186,7 +118,7 @@ func RenderImages(w io.Writer, data []byte) error {
 	if err := json.Unmarshal(data, &imgs); err != nil {
 		return fmt.Errorf("decoding the node's image list: %w", err)
 	}
-	tw := newTable(w)
+	tw := tables.NewTable(w)
 	fmt.Fprintln(tw, "REF\tID\tSIZE")
 	for _, img := range imgs {
 		id := strings.TrimPrefix(img.ID, "sha256:")
@@ -198,7 +130,7 @@ func RenderImages(w io.Writer, data []byte) error {
 			refs = []string{"<none>"}
 		}
 		for _, r := range refs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", r, id, HumanBytes(img.Size))
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", r, id, tables.Bytes(img.Size))
 		}
 	}
 	return tw.Flush()
@@ -210,18 +142,20 @@ func RenderTemplates(w io.Writer, data []byte) error {
 	if err := json.Unmarshal(data, &ts); err != nil {
 		return fmt.Errorf("decoding the node's template list: %w", err)
 	}
-	tw := newTable(w)
+	tw := tables.NewTable(w)
 	fmt.Fprintln(tw, "NAME\tDESCRIPTION\tIMAGE\tTIER\tPORTS")
 	for _, t := range ts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Description, t.Image, dash(t.Tier), dash(strings.Join(t.Ports, ",")))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Description, t.Image, tables.Dash(t.Tier), tables.Dash(strings.Join(t.Ports, ",")))
 	}
 	return tw.Flush()
 }
 
-// RenderEvents prints newline-delimited events as a table.
+// RenderEvents prints newline-delimited events as the event table
+// (render.Event).
 func RenderEvents(w io.Writer, data []byte) error {
-	tw := newTable(w)
-	fmt.Fprintln(tw, "SEQ\tTIME\tPOD\tTYPE\tCHANGE\tREASON")
+	if err := tables.EventHeader(w); err != nil {
+		return err
+	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 64*1024), 16<<20)
 	for sc.Scan() {
@@ -229,28 +163,19 @@ func RenderEvents(w io.Writer, data []byte) error {
 		if len(line) == 0 {
 			continue
 		}
-		var ev Event
+		var ev api.Event
 		if err := json.Unmarshal(line, &ev); err != nil {
 			return fmt.Errorf("decoding the node's events: %w", err)
 		}
-		change := ""
-		if ev.From != "" || ev.To != "" {
-			change = dash(ev.From) + " -> " + ev.To
+		if err := tables.Event(w, ev); err != nil {
+			return err
 		}
-		reason := ev.Reason
-		if ev.Message != "" {
-			reason = strings.TrimPrefix(reason+": "+ev.Message, ": ")
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", ev.Seq, ev.Time.Local().Format(time.DateTime), dash(ev.PodID), ev.Type, dash(change), reason)
 	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
-	return tw.Flush()
+	return sc.Err()
 }
 
 // RenderGeneric prints any JSON document as YAML: readable for objects
-// that have no table of their own (metrics, health, inspect).
+// that have no table of their own.
 func RenderGeneric(w io.Writer, data []byte) error {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
@@ -268,7 +193,7 @@ func RenderGeneric(w io.Writer, data []byte) error {
 
 // RenderInstance prints a Lima instance as a key/value table.
 func RenderInstance(w io.Writer, in *Instance) error {
-	tw := newTable(w)
+	tw := tables.NewTable(w)
 	fmt.Fprintf(tw, "VM:\t%s\n", in.Name)
 	fmt.Fprintf(tw, "Status:\t%s\n", in.Status)
 	if in.Arch != "" {
@@ -281,10 +206,10 @@ func RenderInstance(w io.Writer, in *Instance) error {
 		fmt.Fprintf(tw, "CPUs:\t%d\n", in.CPUs)
 	}
 	if in.Memory > 0 {
-		fmt.Fprintf(tw, "Memory:\t%s\n", HumanBytes(in.Memory))
+		fmt.Fprintf(tw, "Memory:\t%s\n", tables.Bytes(in.Memory))
 	}
 	if in.Disk > 0 {
-		fmt.Fprintf(tw, "Disk:\t%s\n", HumanBytes(in.Disk))
+		fmt.Fprintf(tw, "Disk:\t%s\n", tables.Bytes(in.Disk))
 	}
 	if in.Dir != "" {
 		fmt.Fprintf(tw, "Dir:\t%s\n", in.Dir)
@@ -296,18 +221,4 @@ func RenderInstance(w io.Writer, in *Instance) error {
 		fmt.Fprintf(tw, "Message:\t%s\n", in.Message)
 	}
 	return tw.Flush()
-}
-
-// HumanBytes formats n in binary units (KiB, MiB, GiB).
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
-	"github.com/pinacle/pinacle-node/internal/pods"
 )
 
 var (
@@ -35,12 +35,12 @@ var (
 const scrapeParallel = 4
 
 // Collector gathers pod metrics from the pod service at scrape time.
-type Collector struct{ svc pods.Service }
+type Collector struct{ svc api.Service }
 
 var _ prometheus.Collector = (*Collector)(nil)
 
 // NewCollector returns a collector over svc.
-func NewCollector(svc pods.Service) *Collector { return &Collector{svc: svc} }
+func NewCollector(svc api.Service) *Collector { return &Collector{svc: svc} }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
@@ -71,7 +71,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			running = append(running, p.ID)
 		}
 	}
-	results := make([]*pods.Metrics, len(running))
+	results := make([]*api.Metrics, len(running))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, scrapeParallel)
 	for i, id := range running {
@@ -113,7 +113,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // Serve serves /metrics on addr until ctx ends.
-func Serve(ctx context.Context, addr string, svc pods.Service) error {
+func Serve(ctx context.Context, addr string, svc api.Service) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(svc), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()

@@ -5,12 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -181,77 +179,6 @@ func decodeSpec(p *store.Pod) (*podspec.Pod, error) {
 }
 
 func (m *Manager) podDir(id string) string { return filepath.Join(m.cfg.DataRoot, "pods", id) }
-
-// find resolves an ID or a name to the stored pod.
-func (m *Manager) find(ctx context.Context, idOrName string) (*store.Pod, error) {
-	if err := errdefs.ValidateID("pod", idOrName); err != nil {
-		return nil, err
-	}
-	p, err := m.cfg.Store.GetPod(ctx, idOrName)
-	if errors.Is(err, errdefs.ErrNotFound) {
-		p, err = m.cfg.Store.GetPodByName(ctx, idOrName)
-	}
-	if errors.Is(err, errdefs.ErrNotFound) {
-		return nil, fmt.Errorf("pod %q: %w", idOrName, errdefs.ErrNotFound)
-	}
-	return p, err
-}
-
-// view turns a stored pod into its API shape.
-func (m *Manager) view(p *store.Pod, withSpec bool) *Pod {
-	st := decodeStatus(p)
-	v := &Pod{
-		ID: p.ID, Name: p.Name, State: p.State, Reason: p.Reason,
-		Image: st.Image, IP: st.IP, Generation: p.Generation,
-		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
-	}
-	spec, err := decodeSpec(p)
-	if err == nil {
-		v.Template = spec.Template
-		if v.Image == "" {
-			v.Image = spec.BaseImage
-		}
-		if withSpec {
-			v.Spec = spec
-		}
-		for _, port := range spec.Network.Ports {
-			ps := PortStatus{Name: port.Name, Internal: port.Internal}
-			for _, a := range st.Ports {
-				if a.Name == port.Name {
-					ps.External = int(a.HostPort)
-					ps.URL = fmt.Sprintf("http://%s:%d", m.cfg.URLHost, a.HostPort)
-				}
-			}
-			v.Ports = append(v.Ports, ps)
-		}
-	}
-	if status, err := m.status.read(m.statusFile(p.ID)); err == nil {
-		v.Services = slices.Clone(status.Services)
-	}
-	return v
-}
-
-// Get implements Service.
-func (m *Manager) Get(ctx context.Context, idOrName string) (*Pod, error) {
-	p, err := m.find(ctx, idOrName)
-	if err != nil {
-		return nil, err
-	}
-	return m.view(p, true), nil
-}
-
-// List implements Service.
-func (m *Manager) List(ctx context.Context) ([]*Pod, error) {
-	ps, err := m.cfg.Store.ListPods(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*Pod, 0, len(ps))
-	for i := range ps {
-		out = append(out, m.view(&ps[i], false))
-	}
-	return out, nil
-}
 
 func newID() string {
 	var b [5]byte

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 	"github.com/pinacle/pinacle-node/internal/store"
@@ -17,8 +18,8 @@ import (
 	"github.com/pinacle/pinacle-node/supervisor"
 )
 
-// Events implements Service.
-func (m *Manager) Events(ctx context.Context, idOrName string, since uint64, follow bool, fn func(store.Event) error) error {
+// Events implements api.Service.
+func (m *Manager) Events(ctx context.Context, idOrName string, since uint64, follow bool, fn func(api.Event) error) error {
 	podID := ""
 	if idOrName != "" {
 		p, err := m.find(ctx, idOrName)
@@ -33,7 +34,7 @@ func (m *Manager) Events(ctx context.Context, idOrName string, since uint64, fol
 			return err
 		}
 		for _, e := range evs {
-			if err := fn(e); err != nil {
+			if err := fn(eventView(e)); err != nil {
 				return err
 			}
 		}
@@ -45,7 +46,7 @@ func (m *Manager) Events(ctx context.Context, idOrName string, since uint64, fol
 	}
 	defer sub.Close()
 	for e := range sub.C {
-		if err := fn(e); err != nil {
+		if err := fn(eventView(e)); err != nil {
 			return err
 		}
 	}
@@ -55,7 +56,7 @@ func (m *Manager) Events(ctx context.Context, idOrName string, since uint64, fol
 	return sub.Err()
 }
 
-// Logs implements Service. An empty service means the sandbox's own log
+// Logs implements api.Service. An empty service means the sandbox's own log
 // (init's messages).
 func (m *Manager) Logs(ctx context.Context, idOrName, service string, tail int, follow bool, w io.Writer) error {
 	p, err := m.find(ctx, idOrName)
@@ -115,8 +116,8 @@ func (m *Manager) running(ctx context.Context, idOrName, what string) (*store.Po
 	return p, nil
 }
 
-// Exec implements Service.
-func (m *Manager) Exec(ctx context.Context, idOrName string, req ExecRequest) (int, error) {
+// Exec implements api.Service.
+func (m *Manager) Exec(ctx context.Context, idOrName string, req api.ExecRequest) (int, error) {
 	if len(req.Args) == 0 {
 		return 0, fmt.Errorf("exec: a command is required: %w", errdefs.ErrInvalidArgument)
 	}
@@ -152,24 +153,24 @@ func (m *Manager) Exec(ctx context.Context, idOrName string, req ExecRequest) (i
 	return m.cfg.Runtime.Exec(ctx, p.ID, o)
 }
 
-// Metrics implements Service.
-func (m *Manager) Metrics(ctx context.Context, idOrName string) (*Metrics, error) {
+// Metrics implements api.Service.
+func (m *Manager) Metrics(ctx context.Context, idOrName string) (*api.Metrics, error) {
 	p, err := m.running(ctx, idOrName, "read metrics of")
 	if err != nil {
 		return nil, err
 	}
-	out := &Metrics{PodID: p.ID, Time: time.Now().UTC()}
+	out := &api.Metrics{PodID: p.ID, Time: time.Now().UTC()}
 	s, err := m.cfg.Runtime.Stats(ctx, p.ID)
 	if err != nil {
 		return nil, err
 	}
-	out.Sandbox = &s
+	out.Sandbox = statsView(s)
 	for _, ps := range m.cfg.Ports.Stats().Pods {
 		if ps.PodID != p.ID {
 			continue
 		}
 		for _, port := range ps.Ports {
-			out.Ports = append(out.Ports, PortCounters{
+			out.Ports = append(out.Ports, api.PortCounters{
 				Name: port.Name, HostPort: int(port.HostPort),
 				ConnsTotal: port.ConnsTotal, ConnsActive: port.ConnsActive, ConnsRejected: port.ConnsRejected,
 				BytesIn: port.BytesIn, BytesOut: port.BytesOut,
@@ -179,13 +180,13 @@ func (m *Manager) Metrics(ctx context.Context, idOrName string) (*Metrics, error
 	return out, nil
 }
 
-// Health implements Service.
-func (m *Manager) Health(ctx context.Context, idOrName string) (*Health, error) {
+// Health implements api.Service.
+func (m *Manager) Health(ctx context.Context, idOrName string) (*api.Health, error) {
 	p, err := m.find(ctx, idOrName)
 	if err != nil {
 		return nil, err
 	}
-	h := &Health{PodID: p.ID, State: p.State, Sandbox: "absent"}
+	h := &api.Health{PodID: p.ID, State: p.State, Sandbox: "absent"}
 	if s, err := m.cfg.Runtime.State(ctx, p.ID); err == nil {
 		h.Sandbox = string(s.Status)
 	}
@@ -197,7 +198,7 @@ func (m *Manager) Health(ctx context.Context, idOrName string) (*Health, error) 
 		why = append(why, "sandbox is "+h.Sandbox)
 	}
 	if st, err := m.serviceStatus(p); err == nil {
-		h.Services = st.Services
+		h.Services = serviceInfos(st.Services)
 		for i := range st.Services {
 			if s := &st.Services[i]; !serviceReady(s) {
 				why = append(why, fmt.Sprintf("service %s is %s", s.Name, s.State))
@@ -224,15 +225,19 @@ func (m *Manager) serviceStatus(p *store.Pod) (*supervisor.Status, error) {
 	return st, err
 }
 
-// ServiceControl implements Service.
-func (m *Manager) ServiceControl(ctx context.Context, idOrName, op, service string) (*supervisor.Status, error) {
+// ServiceControl implements api.Service.
+func (m *Manager) ServiceControl(ctx context.Context, idOrName, op, service string) (*api.ServiceStatus, error) {
 	p, err := m.running(ctx, idOrName, op+" services of")
 	if err != nil {
 		return nil, err
 	}
 	switch op {
 	case supervisor.OpList:
-		return m.serviceStatus(p)
+		st, err := m.serviceStatus(p)
+		if err != nil {
+			return nil, err
+		}
+		return serviceStatusView(st), nil
 	case supervisor.OpStart, supervisor.OpStop, supervisor.OpRestart:
 		if err := m.checkService(p, service); err != nil {
 			return nil, err
@@ -243,7 +248,11 @@ func (m *Manager) ServiceControl(ctx context.Context, idOrName, op, service stri
 	exec := func(ctx context.Context, argv []string) ([]byte, error) {
 		return m.execCapture(ctx, p.ID, argv)
 	}
-	return supervisor.ExecControl(ctx, exec, op, service)
+	st, err := supervisor.ExecControl(ctx, exec, op, service)
+	if st == nil {
+		return nil, err
+	}
+	return serviceStatusView(st), err
 }
 
 // execCapture runs argv in the sandbox as root and returns its stdout.

@@ -1,4 +1,4 @@
-package api
+package apiserver
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 )
 
@@ -121,7 +122,7 @@ func TestListenUnixStaleAndLive(t *testing.T) {
 
 func TestClientUnreachable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nobody.sock")
-	c := NewClient(path)
+	c := api.NewClient(path)
 	_, err := c.List(context.Background())
 	if !errors.Is(err, errdefs.ErrUnavailable) {
 		t.Fatalf("err = %v, want unavailable", err)
@@ -133,7 +134,7 @@ func TestClientUnreachable(t *testing.T) {
 	if errdefs.Classify(err).ExitCode != errdefs.ExitUnavailable {
 		t.Fatalf("exit code = %d", errdefs.Classify(err).ExitCode)
 	}
-	_, err = c.ExecStream(context.Background(), "web", ExecOptions{Args: []string{"true"}}, nil, nil, nil, nil)
+	_, err = c.ExecStream(context.Background(), "web", api.ExecOptions{Args: []string{"true"}}, nil, nil, nil, nil)
 	if !errors.Is(err, errdefs.ErrUnavailable) {
 		t.Fatalf("exec err = %v, want unavailable", err)
 	}
@@ -157,7 +158,7 @@ func TestRun(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("Run: %v", err)
 	}
-	c := NewClient(path)
+	c := api.NewClient(path)
 	defer c.Close()
 	if v, err := c.Version(ctx); err != nil || v.Version != "9" {
 		t.Fatalf("version = %+v, %v", v, err)

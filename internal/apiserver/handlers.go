@@ -1,4 +1,4 @@
-package api
+package apiserver
 
 import (
 	"encoding/json"
@@ -12,17 +12,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
-	"github.com/pinacle/pinacle-node/internal/pods"
-	"github.com/pinacle/pinacle-node/internal/store"
 )
-
-// VersionInfo is the body of GET /v1/version.
-type VersionInfo struct {
-	Version    string `json:"version"`
-	APIVersion string `json:"apiVersion"`
-	GoVersion  string `json:"goVersion"`
-}
 
 func (s *Server) routes() {
 	allowed := map[string][]string{} // path pattern -> methods
@@ -34,7 +26,7 @@ func (s *Server) routes() {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	handle("GET", "/v1/version", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, VersionInfo{Version: s.version, APIVersion: APIVersion, GoVersion: runtime.Version()})
+		writeJSON(w, http.StatusOK, api.VersionInfo{Version: s.version, APIVersion: api.APIVersion, GoVersion: runtime.Version()})
 	})
 	handle("POST", "/v1/pods", s.create)
 	handle("GET", "/v1/pods", s.list)
@@ -99,7 +91,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
-		b, _ = json.Marshal(ErrorBody{})
+		b, _ = json.Marshal(api.ErrorBody{})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
@@ -162,7 +154,7 @@ func boolQuery(r *http.Request, name string) (bool, error) {
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request) {
-	var req pods.CreateRequest
+	var req api.CreateRequest
 	if err := s.decodeBody(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -194,7 +186,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ps == nil {
-		ps = []*pods.Pod{}
+		ps = []*api.Pod{}
 	}
 	writeJSON(w, http.StatusOK, ps)
 }
@@ -262,13 +254,6 @@ func (s *Server) serviceControl(w http.ResponseWriter, r *http.Request, id strin
 	s.reply(w, r, st, err)
 }
 
-// eventLine is one line of an event stream: an event, or the error that
-// ended the stream after the 200 was sent.
-type eventLine struct {
-	store.Event
-	Error *ErrorBody `json:"error,omitempty"`
-}
-
 // events streams newline-delimited JSON events. A pod-scoped stream first
 // checks the pod exists, so a typo gets a 404 rather than an empty stream.
 func (s *Server) events(w http.ResponseWriter, r *http.Request, id string) {
@@ -301,7 +286,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, id string) {
 	w.WriteHeader(http.StatusOK)
 	rc.Flush() // the client knows it is subscribed even before the first event
 	enc := json.NewEncoder(w)
-	err = s.svc.Events(ctx, id, since, follow, func(ev store.Event) error {
+	err = s.svc.Events(ctx, id, since, follow, func(ev api.Event) error {
 		if err := enc.Encode(ev); err != nil {
 			return err
 		}
@@ -309,14 +294,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, id string) {
 	})
 	if err != nil && ctx.Err() == nil {
 		body, _ := errorBody(err)
-		enc.Encode(eventLine{Error: &body})
+		enc.Encode(api.EventLine{Error: &body})
 		rc.Flush()
 	}
 }
-
-// ErrorTrailer carries a JSON ErrorBody when a text stream (logs) fails
-// after its 200 status was sent.
-const ErrorTrailer = "Pinacle-Error"
 
 // logs streams a service's log as chunked text. Errors before the first
 // byte get a proper status; later ones go into the Pinacle-Error trailer.
@@ -350,7 +331,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	lw := &lazyWriter{w: w, rc: http.NewResponseController(w)}
-	w.Header().Set("Trailer", ErrorTrailer)
+	w.Header().Set("Trailer", api.ErrorTrailer)
 	if follow {
 		lw.start()
 	}
@@ -363,7 +344,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, id string) {
 	case err != nil && ctx.Err() == nil:
 		body, _ := errorBody(err)
 		b, _ := json.Marshal(body)
-		w.Header().Set(ErrorTrailer, string(b))
+		w.Header().Set(api.ErrorTrailer, string(b))
 	default:
 		lw.start()
 	}

@@ -1,4 +1,4 @@
-package api
+package apiserver
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 )
 
@@ -50,7 +51,7 @@ func TestExecPipes(t *testing.T) {
 	mustCreate(t, ts.client, "web")
 	var stdout, stderr bytes.Buffer
 	code, err := ts.client.ExecStream(context.Background(), "web",
-		ExecOptions{Args: []string{"/bin/sh", "-c", `read line; echo "out:$line:$FOO"; echo err >&2; cat; exit 7`}, Env: []string{"FOO=bar"}},
+		api.ExecOptions{Args: []string{"/bin/sh", "-c", `read line; echo "out:$line:$FOO"; echo err >&2; cat; exit 7`}, Env: []string{"FOO=bar"}},
 		strings.NewReader("hello\nrest of stdin\n"), &stdout, &stderr, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -64,19 +65,19 @@ func TestExecPipes(t *testing.T) {
 
 	// No stdin: the process reads EOF at once, not a hang.
 	stdout.Reset()
-	code, err = ts.client.ExecStream(context.Background(), "web", ExecOptions{Args: []string{"/bin/sh", "-c", "cat; echo done"}}, nil, &stdout, nil, nil)
+	code, err = ts.client.ExecStream(context.Background(), "web", api.ExecOptions{Args: []string{"/bin/sh", "-c", "cat; echo done"}}, nil, &stdout, nil, nil)
 	if err != nil || code != 0 || stdout.String() != "done\n" {
 		t.Fatalf("no stdin: %d %q %v", code, stdout.String(), err)
 	}
 
 	// Large output arrives whole before the exit code.
 	stdout.Reset()
-	code, err = ts.client.ExecStream(context.Background(), "web", ExecOptions{Args: []string{"/bin/sh", "-c", "head -c 3000000 /dev/zero"}}, nil, &stdout, nil, nil)
+	code, err = ts.client.ExecStream(context.Background(), "web", api.ExecOptions{Args: []string{"/bin/sh", "-c", "head -c 3000000 /dev/zero"}}, nil, &stdout, nil, nil)
 	if err != nil || code != 0 || stdout.Len() != 3000000 {
 		t.Fatalf("large output: %d bytes, code %d, %v", stdout.Len(), code, err)
 	}
 
-	// Exec through the pods.Service method, with files.
+	// Exec through the api.Service method, with files.
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -99,15 +100,15 @@ func TestExecErrors(t *testing.T) {
 	p := mustCreate(t, ts.client, "web")
 	ctx := context.Background()
 	// Before the upgrade: plain API errors.
-	_, err := ts.client.ExecStream(ctx, "missing", ExecOptions{Args: []string{"true"}}, nil, nil, nil, nil)
+	_, err := ts.client.ExecStream(ctx, "missing", api.ExecOptions{Args: []string{"true"}}, nil, nil, nil, nil)
 	if !errdefs.IsNotFound(err) {
 		t.Fatalf("exec in a missing pod: %v", err)
 	}
-	_, err = ts.client.ExecStream(ctx, "web", ExecOptions{}, nil, nil, nil, nil)
+	_, err = ts.client.ExecStream(ctx, "web", api.ExecOptions{}, nil, nil, nil, nil)
 	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "args") {
 		t.Fatalf("exec without args: %v", err)
 	}
-	_, err = ts.client.ExecStream(ctx, "web", ExecOptions{Args: []string{"true"}, Env: []string{"NOEQUALS"}}, nil, nil, nil, nil)
+	_, err = ts.client.ExecStream(ctx, "web", api.ExecOptions{Args: []string{"true"}, Env: []string{"NOEQUALS"}}, nil, nil, nil, nil)
 	if !errdefs.IsInvalidArgument(err) {
 		t.Fatalf("exec with bad env: %v", err)
 	}
@@ -115,13 +116,13 @@ func TestExecErrors(t *testing.T) {
 	if _, err := ts.client.Stop(ctx, p.ID); err != nil {
 		t.Fatal(err)
 	}
-	_, err = ts.client.ExecStream(ctx, "web", ExecOptions{Args: []string{"true"}}, nil, nil, nil, nil)
+	_, err = ts.client.ExecStream(ctx, "web", api.ExecOptions{Args: []string{"true"}}, nil, nil, nil, nil)
 	if !errdefs.IsConflict(err) || !strings.Contains(err.Error(), "is stopped") {
 		t.Fatalf("exec in a stopped pod: %v", err)
 	}
 	// A plain POST without the upgrade headers is refused.
 	st, eb := ts.rawDo(t, "POST", "/v1/pods/web/exec", `{"args":["true"]}`)
-	if st != 400 || !strings.Contains(eb.Message, ExecProtocol) {
+	if st != 400 || !strings.Contains(eb.Message, api.ExecProtocol) {
 		t.Fatalf("exec without upgrade: %d %+v", st, eb)
 	}
 }
@@ -142,7 +143,7 @@ func TestExecClientDisconnectKillsProcess(t *testing.T) {
 			defer pw.Close()
 			errc := make(chan error, 1)
 			go func() {
-				_, err := ts.client.ExecStream(ctx, "web", ExecOptions{Args: []string{"/bin/sh", "-c", "echo started; exec sleep 1000"}, Tty: tty}, pr, out, out, nil)
+				_, err := ts.client.ExecStream(ctx, "web", api.ExecOptions{Args: []string{"/bin/sh", "-c", "echo started; exec sleep 1000"}, Tty: tty}, pr, out, out, nil)
 				errc <- err
 			}()
 			var pid int
@@ -176,14 +177,14 @@ func TestExecTTY(t *testing.T) {
 	out := &syncBuffer{}
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	resize := make(chan Size, 1)
+	resize := make(chan api.Size, 1)
 	type result struct {
 		code int
 		err  error
 	}
 	res := make(chan result, 1)
 	go func() {
-		code, err := ts.client.ExecStream(ctx, "web", ExecOptions{Args: []string{"/bin/sh", "-i"}, Tty: true, Size: Size{Cols: 80, Rows: 24}}, pr, out, nil, resize)
+		code, err := ts.client.ExecStream(ctx, "web", api.ExecOptions{Args: []string{"/bin/sh", "-i"}, Tty: true, Size: api.Size{Cols: 80, Rows: 24}}, pr, out, nil, resize)
 		res <- result{code, err}
 	}()
 	send := func(s string) {
@@ -195,7 +196,7 @@ func TestExecTTY(t *testing.T) {
 	// The initial size applies from the start.
 	send("stty size\n")
 	waitFor(t, "initial size", func() bool { return strings.Contains(out.String(), "24 80\r\n") })
-	resize <- Size{Cols: 132, Rows: 50}
+	resize <- api.Size{Cols: 132, Rows: 50}
 	// Frames are handled in order, so the resize lands before this line.
 	send("stty size\n")
 	waitFor(t, "resized", func() bool { return strings.Contains(out.String(), "50 132\r\n") })

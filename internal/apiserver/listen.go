@@ -1,4 +1,4 @@
-package api
+package apiserver
 
 import (
 	"context"
@@ -13,15 +13,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 )
 
 const (
-	// DefaultSocketPath is where the daemon listens and the CLI dials.
-	DefaultSocketPath = "/run/pinacle/node.sock"
-	// DefaultSocketGroup owns the socket when it exists, so its members
-	// can use the CLI without root.
-	DefaultSocketGroup = "pinacle"
 	// SocketMode is the socket's permission: owner and group only.
 	SocketMode os.FileMode = 0o660
 )
@@ -60,7 +56,7 @@ func WithSocketMode(m os.FileMode) ListenOption {
 // and renamed into place, so no client ever sees it with looser
 // permissions. Closing the listener removes the socket if it is still ours.
 func ListenUnix(path string, opts ...ListenOption) (net.Listener, error) {
-	cfg := listenConfig{group: DefaultSocketGroup, mode: SocketMode}
+	cfg := listenConfig{group: api.DefaultSocketGroup, mode: SocketMode}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, err

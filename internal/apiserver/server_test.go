@@ -1,4 +1,4 @@
-package api
+package apiserver
 
 import (
 	"bytes"
@@ -16,17 +16,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
-	"github.com/pinacle/pinacle-node/internal/pods"
-	"github.com/pinacle/pinacle-node/internal/store"
 	"github.com/pinacle/pinacle-node/podspec"
 )
 
 // testServer runs a real server on a unix socket in a temp dir.
 type testServer struct {
 	fake   *fakeService
-	client *Client
+	client *api.Client
 	path   string
 	raw    *http.Client // bypasses the client's own ID checks
 }
@@ -63,7 +62,7 @@ func startServer(t testing.TB, opts ...Option) *testServer {
 			t.Errorf("Serve did not return after cancel")
 		}
 	})
-	c := NewClient(path)
+	c := api.NewClient(path)
 	t.Cleanup(func() { c.Close() })
 	raw := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
@@ -101,7 +100,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // rawDo sends a request without the client's checks and decodes an error body.
-func (ts *testServer) rawDo(t *testing.T, method, path, body string) (int, ErrorBody) {
+func (ts *testServer) rawDo(t *testing.T, method, path, body string) (int, api.ErrorBody) {
 	t.Helper()
 	req, err := http.NewRequest(method, "http://x"+path, strings.NewReader(body))
 	if err != nil {
@@ -112,7 +111,7 @@ func (ts *testServer) rawDo(t *testing.T, method, path, body string) (int, Error
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var eb ErrorBody
+	var eb api.ErrorBody
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode >= 400 {
 		if err := json.Unmarshal(b, &eb); err != nil {
@@ -122,9 +121,9 @@ func (ts *testServer) rawDo(t *testing.T, method, path, body string) (int, Error
 	return resp.StatusCode, eb
 }
 
-func mustCreate(t testing.TB, c *Client, name string) *pods.Pod {
+func mustCreate(t testing.TB, c *api.Client, name string) *api.Pod {
 	t.Helper()
-	p, err := c.Create(context.Background(), pods.CreateRequest{Spec: podspec.Pod{Name: name, BaseImage: "busybox"}, Template: "custom", Wait: true})
+	p, err := c.Create(context.Background(), api.CreateRequest{Spec: podspec.Pod{Name: name, BaseImage: "busybox"}, Template: "custom", Wait: true})
 	if err != nil {
 		t.Fatalf("create %s: %v", name, err)
 	}
@@ -151,7 +150,7 @@ func TestRoutes(t *testing.T) {
 	if p.State != lifecycle.Running || p.ID == "" || p.Image != "busybox" || p.Template != "custom" {
 		t.Fatalf("created pod = %+v", p)
 	}
-	noWait, err := c.Create(ctx, pods.CreateRequest{Spec: podspec.Pod{Name: "later"}})
+	noWait, err := c.Create(ctx, api.CreateRequest{Spec: podspec.Pod{Name: "later"}})
 	if err != nil || noWait.State != lifecycle.Pending {
 		t.Fatalf("create without wait = %+v, %v", noWait, err)
 	}
@@ -190,8 +189,8 @@ func TestRoutes(t *testing.T) {
 	if err := c.Logs(ctx, "web", "app", 2, false, &buf); err != nil || buf.String() != "two\nthree\n" {
 		t.Fatalf("logs --tail 2 = %q, %v", buf.String(), err)
 	}
-	var evs []store.Event
-	if err := c.Events(ctx, p.ID, 0, false, func(ev store.Event) error { evs = append(evs, ev); return nil }); err != nil {
+	var evs []api.Event
+	if err := c.Events(ctx, p.ID, 0, false, func(ev api.Event) error { evs = append(evs, ev); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	var states []lifecycle.State
@@ -206,11 +205,11 @@ func TestRoutes(t *testing.T) {
 		t.Fatalf("event states = %v, want %v", states, want)
 	}
 	// since skips what the caller has seen; /v1/events has every pod's.
-	var all []store.Event
-	if err := c.Events(ctx, "", evs[1].Seq, false, func(ev store.Event) error { all = append(all, ev); return nil }); err != nil {
+	var all []api.Event
+	if err := c.Events(ctx, "", evs[1].Seq, false, func(ev api.Event) error { all = append(all, ev); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if len(all) == 0 || all[0].Seq <= evs[1].Seq || !slices.ContainsFunc(all, func(e store.Event) bool { return e.PodID == noWait.ID }) {
+	if len(all) == 0 || all[0].Seq <= evs[1].Seq || !slices.ContainsFunc(all, func(e api.Event) bool { return e.PodID == noWait.ID }) {
 		t.Fatalf("all events since %d = %+v", evs[1].Seq, all)
 	}
 	if err := c.Delete(ctx, "web"); err != nil {
@@ -227,9 +226,9 @@ func TestErrorMapping(t *testing.T) {
 	ctx := context.Background()
 	mustCreate(t, c, "web")
 
-	check := func(name string, err error, class error, status int, code string) *Error {
+	check := func(name string, err error, class error, status int, code string) *api.Error {
 		t.Helper()
-		var ae *Error
+		var ae *api.Error
 		if !errors.As(err, &ae) {
 			t.Fatalf("%s: %T %v is not an *api.Error", name, err, err)
 		}
@@ -246,7 +245,7 @@ func TestErrorMapping(t *testing.T) {
 	if ae.Error() != "pod missing: not found" {
 		t.Fatalf("message not kept: %q", ae.Error())
 	}
-	_, err = c.Create(ctx, pods.CreateRequest{Spec: podspec.Pod{Name: "web"}})
+	_, err = c.Create(ctx, api.CreateRequest{Spec: podspec.Pod{Name: "web"}})
 	check("create duplicate", err, errdefs.ErrAlreadyExists, 409, "already_exists")
 
 	ts.fake.mu.Lock()
@@ -257,7 +256,7 @@ func TestErrorMapping(t *testing.T) {
 	_, err = c.Start(ctx, "web")
 	check("start failed pod", err, errdefs.ErrConflict, 409, "conflict")
 
-	_, err = c.Create(ctx, pods.CreateRequest{Spec: podspec.Pod{Name: "invalid"}})
+	_, err = c.Create(ctx, api.CreateRequest{Spec: podspec.Pod{Name: "invalid"}})
 	ae = check("create invalid", err, errdefs.ErrInvalidArgument, 400, "invalid_argument")
 	if len(ae.Body.Fields) != 2 || ae.Body.Fields[0].Field != "resources.tier" || ae.Body.Fields[1].Field != "network.ports[0].internal" {
 		t.Fatalf("field errors = %+v", ae.Body.Fields)
@@ -364,10 +363,10 @@ func TestEventsFollowEndsOnCancel(t *testing.T) {
 	p := mustCreate(t, ts.client, "web")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	got := make(chan store.Event, 16)
+	got := make(chan api.Event, 16)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- ts.client.Events(ctx, p.ID, 0, true, func(ev store.Event) error { got <- ev; return nil })
+		errc <- ts.client.Events(ctx, p.ID, 0, true, func(ev api.Event) error { got <- ev; return nil })
 	}()
 	for range 3 { // pending, provisioning, running
 		select {
@@ -396,7 +395,7 @@ func TestEventsFollowEndsOnCancel(t *testing.T) {
 	waitEnded(t, ts.fake.streamEnded)
 
 	// A missing pod is a 404 before the stream starts.
-	err := ts.client.Events(context.Background(), "nope", 0, true, func(store.Event) error { return nil })
+	err := ts.client.Events(context.Background(), "nope", 0, true, func(api.Event) error { return nil })
 	if !errdefs.IsNotFound(err) {
 		t.Fatalf("events of a missing pod: %v", err)
 	}
@@ -503,14 +502,14 @@ func TestServeShutdownEndsStreams(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	c := NewClient(path)
+	c := api.NewClient(path)
 	defer c.Close()
 	mustCreate(t, c, "web")
 	errc := make(chan error, 1)
 	started := make(chan struct{})
 	go func() {
 		var once bool
-		errc <- c.Events(context.Background(), "", 0, true, func(store.Event) error {
+		errc <- c.Events(context.Background(), "", 0, true, func(api.Event) error {
 			if !once {
 				once = true
 				close(started)

@@ -1,4 +1,4 @@
-package api
+package apiserver
 
 import (
 	"context"
@@ -12,22 +12,19 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
-	"github.com/pinacle/pinacle-node/internal/pods"
-	"github.com/pinacle/pinacle-node/internal/store"
-	"github.com/pinacle/pinacle-node/oci"
 	"github.com/pinacle/pinacle-node/podspec"
-	"github.com/pinacle/pinacle-node/supervisor"
 )
 
-// fakeService is an in-memory pods.Service for the API tests; the real
+// fakeService is an in-memory api.Service for the API tests; the real
 // manager is exercised by the e2e suite. Exec runs real host processes
 // with the stdio files it is given, so pipes and ptys are real.
 type fakeService struct {
 	mu      sync.Mutex
-	pods    map[string]*pods.Pod
-	events  []store.Event
+	pods    map[string]*api.Pod
+	events  []api.Event
 	changed chan struct{} // closed and replaced when an event is added
 	logs    map[string]string
 	seen    []string // every idOrName that reached the service
@@ -38,11 +35,11 @@ type fakeService struct {
 	execPid     chan int
 }
 
-var _ pods.Service = (*fakeService)(nil)
+var _ api.Service = (*fakeService)(nil)
 
 func newFake() *fakeService {
 	return &fakeService{
-		pods:        map[string]*pods.Pod{},
+		pods:        map[string]*api.Pod{},
 		changed:     make(chan struct{}),
 		logs:        map[string]string{"app": "one\ntwo\nthree\n"},
 		streamEnded: make(chan error, 256),
@@ -63,7 +60,7 @@ func (f *fakeService) seenIDs() []string {
 	return append([]string(nil), f.seen...)
 }
 
-func (f *fakeService) lookup(idOrName string) (*pods.Pod, error) {
+func (f *fakeService) lookup(idOrName string) (*api.Pod, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.seen = append(f.seen, idOrName)
@@ -75,7 +72,7 @@ func (f *fakeService) lookup(idOrName string) (*pods.Pod, error) {
 	return nil, fmt.Errorf("pod %s: %w", idOrName, errdefs.ErrNotFound)
 }
 
-func (f *fakeService) addEvent(ev store.Event) {
+func (f *fakeService) addEvent(ev api.Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ev.Seq = uint64(len(f.events) + 1)
@@ -85,15 +82,15 @@ func (f *fakeService) addEvent(ev store.Event) {
 	f.changed = make(chan struct{})
 }
 
-func (f *fakeService) transition(p *pods.Pod, to lifecycle.State) {
+func (f *fakeService) transition(p *api.Pod, to lifecycle.State) {
 	f.mu.Lock()
 	from := p.State
 	p.State = to
 	f.mu.Unlock()
-	f.addEvent(store.Event{PodID: p.ID, Type: store.EventState, From: from, To: to})
+	f.addEvent(api.Event{PodID: p.ID, Type: api.EventState, From: from, To: to})
 }
 
-func (f *fakeService) Create(ctx context.Context, req pods.CreateRequest) (*pods.Pod, error) {
+func (f *fakeService) Create(ctx context.Context, req api.CreateRequest) (*api.Pod, error) {
 	if req.Spec.Name == "invalid" {
 		return nil, &podspec.ValidationError{Errors: []podspec.FieldError{
 			{Field: "resources.tier", Message: "unknown tier"},
@@ -108,14 +105,14 @@ func (f *fakeService) Create(ctx context.Context, req pods.CreateRequest) (*pods
 		}
 	}
 	f.nextID++
-	p := &pods.Pod{
+	p := &api.Pod{
 		ID: fmt.Sprintf("p%d", f.nextID), Name: req.Spec.Name, State: lifecycle.Pending,
 		Template: req.Template, Image: req.Spec.BaseImage, CreatedAt: time.Now(),
-		Ports: []pods.PortStatus{{Name: "app", Internal: 3000, External: 30001}},
+		Ports: []api.PortStatus{{Name: "app", Internal: 3000, External: 30001}},
 	}
 	f.pods[p.ID] = p
 	f.mu.Unlock()
-	f.addEvent(store.Event{PodID: p.ID, Type: store.EventState, To: lifecycle.Pending})
+	f.addEvent(api.Event{PodID: p.ID, Type: api.EventState, To: lifecycle.Pending})
 	if req.Wait {
 		f.transition(p, lifecycle.Provisioning)
 		f.transition(p, lifecycle.Running)
@@ -123,7 +120,7 @@ func (f *fakeService) Create(ctx context.Context, req pods.CreateRequest) (*pods
 	return f.Get(ctx, p.ID)
 }
 
-func (f *fakeService) Get(ctx context.Context, idOrName string) (*pods.Pod, error) {
+func (f *fakeService) Get(ctx context.Context, idOrName string) (*api.Pod, error) {
 	p, err := f.lookup(idOrName)
 	if err != nil {
 		return nil, err
@@ -134,10 +131,10 @@ func (f *fakeService) Get(ctx context.Context, idOrName string) (*pods.Pod, erro
 	return &cp, nil
 }
 
-func (f *fakeService) List(ctx context.Context) ([]*pods.Pod, error) {
+func (f *fakeService) List(ctx context.Context) ([]*api.Pod, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []*pods.Pod
+	var out []*api.Pod
 	for _, p := range f.pods {
 		cp := *p
 		out = append(out, &cp)
@@ -145,7 +142,7 @@ func (f *fakeService) List(ctx context.Context) ([]*pods.Pod, error) {
 	return out, nil
 }
 
-func (f *fakeService) Start(ctx context.Context, idOrName string) (*pods.Pod, error) {
+func (f *fakeService) Start(ctx context.Context, idOrName string) (*api.Pod, error) {
 	p, err := f.lookup(idOrName)
 	if err != nil {
 		return nil, err
@@ -162,7 +159,7 @@ func (f *fakeService) Start(ctx context.Context, idOrName string) (*pods.Pod, er
 	return f.Get(ctx, p.ID)
 }
 
-func (f *fakeService) Stop(ctx context.Context, idOrName string) (*pods.Pod, error) {
+func (f *fakeService) Stop(ctx context.Context, idOrName string) (*api.Pod, error) {
 	p, err := f.lookup(idOrName)
 	if err != nil {
 		return nil, err
@@ -179,11 +176,11 @@ func (f *fakeService) Delete(ctx context.Context, idOrName string) error {
 	f.mu.Lock()
 	delete(f.pods, p.ID)
 	f.mu.Unlock()
-	f.addEvent(store.Event{PodID: p.ID, Type: store.EventDeleted})
+	f.addEvent(api.Event{PodID: p.ID, Type: api.EventDeleted})
 	return nil
 }
 
-func (f *fakeService) Events(ctx context.Context, idOrName string, since uint64, follow bool, fn func(store.Event) error) (err error) {
+func (f *fakeService) Events(ctx context.Context, idOrName string, since uint64, follow bool, fn func(api.Event) error) (err error) {
 	defer func() { f.ended(err) }()
 	podID := ""
 	if idOrName != "" {
@@ -264,7 +261,7 @@ func (f *fakeService) Logs(ctx context.Context, idOrName, service string, tail i
 	}
 }
 
-func (f *fakeService) Exec(ctx context.Context, idOrName string, req pods.ExecRequest) (code int, err error) {
+func (f *fakeService) Exec(ctx context.Context, idOrName string, req api.ExecRequest) (code int, err error) {
 	defer func() { f.ended(err) }()
 	p, err := f.Get(ctx, idOrName)
 	if err != nil {
@@ -309,27 +306,27 @@ func (f *fakeService) Exec(ctx context.Context, idOrName string, req pods.ExecRe
 	return 0, nil
 }
 
-func (f *fakeService) Metrics(ctx context.Context, idOrName string) (*pods.Metrics, error) {
+func (f *fakeService) Metrics(ctx context.Context, idOrName string) (*api.Metrics, error) {
 	p, err := f.lookup(idOrName)
 	if err != nil {
 		return nil, err
 	}
-	return &pods.Metrics{PodID: p.ID, Time: time.Now(), Sandbox: &oci.Stats{MemoryUsage: 16 << 20, Pids: 3}}, nil
+	return &api.Metrics{PodID: p.ID, Time: time.Now(), Sandbox: &api.SandboxStats{MemoryUsage: 16 << 20, Pids: 3}}, nil
 }
 
-func (f *fakeService) Health(ctx context.Context, idOrName string) (*pods.Health, error) {
+func (f *fakeService) Health(ctx context.Context, idOrName string) (*api.Health, error) {
 	p, err := f.lookup(idOrName)
 	if err != nil {
 		return nil, err
 	}
-	return &pods.Health{PodID: p.ID, Healthy: p.State == lifecycle.Running, State: p.State, Sandbox: "running"}, nil
+	return &api.Health{PodID: p.ID, Healthy: p.State == lifecycle.Running, State: p.State, Sandbox: "running"}, nil
 }
 
-func (f *fakeService) ServiceControl(ctx context.Context, idOrName, op, service string) (*supervisor.Status, error) {
+func (f *fakeService) ServiceControl(ctx context.Context, idOrName, op, service string) (*api.ServiceStatus, error) {
 	if _, err := f.lookup(idOrName); err != nil {
 		return nil, err
 	}
-	st := &supervisor.Status{Ready: true, Services: []supervisor.ServiceStatus{{Name: "app", State: supervisor.StateRunning}}}
+	st := &api.ServiceStatus{Ready: true, Services: []api.ServiceInfo{{Name: "app", State: api.ServiceRunning}}}
 	switch op {
 	case "ls":
 	case "restart", "start":
@@ -338,13 +335,13 @@ func (f *fakeService) ServiceControl(ctx context.Context, idOrName, op, service 
 		}
 		st.Services[0].Restarts = 1
 	case "stop":
-		st.Services[0].State = supervisor.StateStopped
+		st.Services[0].State = api.ServiceStopped
 	default:
 		return nil, fmt.Errorf("op %s: %w", op, errdefs.ErrInvalidArgument)
 	}
 	return st, nil
 }
 
-func execRequestWithStdout(args []string, stdout *os.File) pods.ExecRequest {
-	return pods.ExecRequest{Args: args, Stdout: stdout}
+func execRequestWithStdout(args []string, stdout *os.File) api.ExecRequest {
+	return api.ExecRequest{Args: args, Stdout: stdout}
 }

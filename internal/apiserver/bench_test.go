@@ -1,10 +1,12 @@
-package api
+package apiserver
 
 import (
 	"context"
 	"io"
 	"log/slog"
 	"testing"
+
+	"github.com/pinacle/pinacle-node/internal/api"
 )
 
 // The API's own overhead over a unix socket, against the in-memory test
@@ -27,7 +29,7 @@ func BenchmarkExecTrue(b *testing.B) {
 	ts := startServerB(b)
 	ctx := context.Background()
 	for b.Loop() {
-		if code, err := ts.client.ExecStream(ctx, "web", ExecOptions{Args: []string{"/bin/true"}}, nil, nil, nil, nil); err != nil || code != 0 {
+		if code, err := ts.client.ExecStream(ctx, "web", api.ExecOptions{Args: []string{"/bin/true"}}, nil, nil, nil, nil); err != nil || code != 0 {
 			b.Fatal(code, err)
 		}
 	}
@@ -39,7 +41,7 @@ func BenchmarkExecNoop(b *testing.B) {
 	ts := startServerB(b)
 	ctx := context.Background()
 	for b.Loop() {
-		if code, err := ts.client.ExecStream(ctx, "web", ExecOptions{Args: []string{"noop"}}, nil, nil, nil, nil); err != nil || code != 0 {
+		if code, err := ts.client.ExecStream(ctx, "web", api.ExecOptions{Args: []string{"noop"}}, nil, nil, nil, nil); err != nil || code != 0 {
 			b.Fatal(code, err)
 		}
 	}
@@ -52,7 +54,7 @@ func BenchmarkExecStdout(b *testing.B) {
 	const n = 64 << 20
 	b.SetBytes(n)
 	for b.Loop() {
-		if code, err := ts.client.ExecStream(ctx, "web", ExecOptions{Args: []string{"/bin/sh", "-c", "head -c 67108864 /dev/zero"}}, nil, io.Discard, nil, nil); err != nil || code != 0 {
+		if code, err := ts.client.ExecStream(ctx, "web", api.ExecOptions{Args: []string{"/bin/sh", "-c", "head -c 67108864 /dev/zero"}}, nil, io.Discard, nil, nil); err != nil || code != 0 {
 			b.Fatal(code, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package api
+package apiserver
 
 import (
 	"context"
@@ -11,19 +11,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
-	"github.com/pinacle/pinacle-node/internal/pods"
 )
-
-// APIVersion is the path prefix version of this API.
-const APIVersion = "v1"
 
 // DefaultMaxBodyBytes limits request bodies.
 const DefaultMaxBodyBytes = 1 << 20
 
-// Server serves a pods.Service over HTTP.
+// Server serves an api.Service over HTTP.
 type Server struct {
-	svc             pods.Service
+	svc             api.Service
 	log             *slog.Logger
 	version         string
 	maxBody         int64
@@ -80,7 +77,7 @@ func WithShutdownTimeout(d time.Duration) Option {
 }
 
 // NewServer returns a server for svc.
-func NewServer(svc pods.Service, opts ...Option) (*Server, error) {
+func NewServer(svc api.Service, opts ...Option) (*Server, error) {
 	if svc == nil {
 		return nil, fmt.Errorf("api server: nil service: %w", errdefs.ErrInvalidArgument)
 	}
@@ -149,7 +146,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // Run serves svc on the unix socket at socketPath until ctx ends: the
 // whole of what `pinacle-node serve` needs. ready (may be nil) is called
 // once the socket accepts connections (for sd_notify READY=1).
-func Run(ctx context.Context, svc pods.Service, socketPath string, logger *slog.Logger, ready func(), opts ...Option) error {
+func Run(ctx context.Context, svc api.Service, socketPath string, logger *slog.Logger, ready func(), opts ...Option) error {
 	if logger != nil {
 		opts = append([]Option{WithLogger(logger)}, opts...)
 	}

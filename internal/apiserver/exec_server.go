@@ -1,4 +1,4 @@
-package api
+package apiserver
 
 import (
 	"bufio"
@@ -17,27 +17,17 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
-	"github.com/pinacle/pinacle-node/internal/pods"
 )
-
-// ExecRequest is the JSON body of POST /v1/pods/{id}/exec.
-type ExecRequest struct {
-	Args  []string `json:"args"`
-	Env   []string `json:"env,omitempty"`
-	Cwd   string   `json:"cwd,omitempty"`
-	User  string   `json:"user,omitempty"`
-	Tty   bool     `json:"tty,omitempty"`
-	Stdin bool     `json:"stdin,omitempty"` // the client sends stdin frames; otherwise stdin is /dev/null
-	Size  *Size    `json:"size,omitempty"`  // initial terminal size (tty only)
-}
 
 // drainTimeout bounds how long output is still forwarded after the
 // process exited: a background child that inherited stdout could hold the
 // pipe open forever.
 const drainTimeout = 2 * time.Second
 
-func (r *ExecRequest) validate() error {
+// validateExec checks an exec body before the protocol switch.
+func validateExec(r *api.ExecBody) error {
 	if len(r.Args) == 0 || r.Args[0] == "" {
 		return badField("args", "required: the command to run")
 	}
@@ -56,16 +46,16 @@ func (r *ExecRequest) validate() error {
 // exec frame protocol and runs the process. Errors before the switch are
 // ordinary JSON errors; after it, an error frame.
 func (s *Server) exec(w http.ResponseWriter, r *http.Request, id string) {
-	if !headerHas(r.Header, "Connection", "upgrade") || !strings.EqualFold(r.Header.Get("Upgrade"), ExecProtocol) {
-		s.writeError(w, r, fmt.Errorf("exec: want headers Connection: Upgrade and Upgrade: %s: %w", ExecProtocol, errdefs.ErrInvalidArgument))
+	if !headerHas(r.Header, "Connection", "upgrade") || !strings.EqualFold(r.Header.Get("Upgrade"), api.ExecProtocol) {
+		s.writeError(w, r, fmt.Errorf("exec: want headers Connection: Upgrade and Upgrade: %s: %w", api.ExecProtocol, errdefs.ErrInvalidArgument))
 		return
 	}
-	var req ExecRequest
+	var req api.ExecBody
 	if err := s.decodeBody(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := req.validate(); err != nil {
+	if err := validateExec(&req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -91,7 +81,7 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request, id string) {
 	stop := context.AfterFunc(s.streams, cancel)
 	defer stop()
 	conn.SetDeadline(time.Time{})
-	fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", ExecProtocol)
+	fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", api.ExecProtocol)
 	if err := brw.Flush(); err != nil {
 		return
 	}
@@ -101,7 +91,7 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request, id string) {
 		req:  req,
 		conn: conn,
 		in:   brw.Reader,
-		fw:   &frameWriter{w: conn},
+		fw:   api.NewFrameWriter(conn),
 		log:  s.log.With("pod", id),
 	}
 	sess.run(ctx, cancel)
@@ -120,12 +110,12 @@ func headerHas(h http.Header, name, token string) bool {
 
 // execSession is one exec over a switched connection.
 type execSession struct {
-	svc  pods.Service
+	svc  api.Service
 	id   string
-	req  ExecRequest
+	req  api.ExecBody
 	conn net.Conn
 	in   *bufio.Reader
-	fw   *frameWriter
+	fw   *api.FrameWriter
 	log  interface {
 		Debug(string, ...any)
 		Warn(string, ...any)
@@ -214,7 +204,7 @@ func (st *stdio) closeOurs() {
 
 func (s *execSession) sendError(err error) {
 	body, _ := errorBody(err)
-	if werr := s.fw.writeJSON(FrameError, body); werr != nil {
+	if werr := s.fw.WriteJSON(api.FrameError, body); werr != nil {
 		s.log.Debug("api: exec: send error frame", "err", werr)
 	}
 }
@@ -229,9 +219,9 @@ func (s *execSession) run(ctx context.Context, cancel context.CancelFunc) {
 
 	// Output pumps: everything the process writes, as frames.
 	var pumps sync.WaitGroup
-	pump := func(r *os.File, t FrameType) {
+	pump := func(r *os.File, t api.FrameType) {
 		defer pumps.Done()
-		_, err := io.Copy(streamWriter{s.fw, t}, r)
+		_, err := io.Copy(s.fw.Stream(t), r)
 		// A pty master reads EIO once the slave side is closed: that is its EOF.
 		if err != nil && !isClosedErr(err) {
 			s.log.Debug("api: exec: output", "stream", t, "err", err)
@@ -241,10 +231,10 @@ func (s *execSession) run(ctx context.Context, cancel context.CancelFunc) {
 		}
 	}
 	pumps.Add(1)
-	go pump(sio.outR, FrameStdout)
+	go pump(sio.outR, api.FrameStdout)
 	if sio.errR != nil {
 		pumps.Add(1)
-		go pump(sio.errR, FrameStderr)
+		go pump(sio.errR, api.FrameStderr)
 	}
 
 	// Input: frames from the client. A read error means the client went
@@ -255,7 +245,7 @@ func (s *execSession) run(ctx context.Context, cancel context.CancelFunc) {
 		s.readInput(ctx, cancel, sio)
 	}()
 
-	code, err := s.svc.Exec(ctx, s.id, pods.ExecRequest{
+	code, err := s.svc.Exec(ctx, s.id, api.ExecRequest{
 		Args: s.req.Args, Env: s.req.Env, Cwd: s.req.Cwd, User: s.req.User, Tty: s.req.Tty,
 		Stdin: sio.stdin, Stdout: sio.stdout, Stderr: sio.stderr,
 	})
@@ -279,7 +269,7 @@ func (s *execSession) run(ctx context.Context, cancel context.CancelFunc) {
 	if ctx.Err() == nil {
 		if err != nil {
 			s.sendError(err)
-		} else if werr := s.fw.writeJSON(FrameExit, exitPayload{Code: code}); werr != nil {
+		} else if werr := s.fw.WriteJSON(api.FrameExit, api.ExitPayload{Code: code}); werr != nil {
 			s.log.Debug("api: exec: send exit frame", "err", werr)
 		}
 	}
@@ -296,7 +286,7 @@ func (s *execSession) readInput(ctx context.Context, cancel context.CancelFunc, 
 	var buf []byte
 	stdinOpen := sio.inW != nil
 	for {
-		t, p, err := readFrame(s.in, buf)
+		t, p, err := api.ReadFrame(s.in, buf)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Debug("api: exec: client gone", "err", err)
@@ -306,7 +296,7 @@ func (s *execSession) readInput(ctx context.Context, cancel context.CancelFunc, 
 		}
 		buf = p[:0]
 		switch t {
-		case FrameStdin:
+		case api.FrameStdin:
 			if !stdinOpen {
 				continue // stdin not requested or closed: drop, as a closed pipe would
 			}
@@ -314,7 +304,7 @@ func (s *execSession) readInput(ctx context.Context, cancel context.CancelFunc, 
 				// The process closed its stdin; keep serving resizes.
 				stdinOpen = false
 			}
-		case FrameStdinClose:
+		case api.FrameStdinClose:
 			if stdinOpen {
 				stdinOpen = false
 				if sio.master != nil {
@@ -324,11 +314,11 @@ func (s *execSession) readInput(ctx context.Context, cancel context.CancelFunc, 
 					sio.inW.Close()
 				}
 			}
-		case FrameResize:
+		case api.FrameResize:
 			if sio.master == nil {
 				continue
 			}
-			var sz Size
+			var sz api.Size
 			if err := json.Unmarshal(p, &sz); err != nil {
 				s.log.Debug("api: exec: bad resize frame", "err", err)
 				continue

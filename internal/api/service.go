@@ -1,0 +1,40 @@
+package api
+
+import (
+	"context"
+	"io"
+)
+
+// Service is what the node offers to its clients (the HTTP API, the
+// Kubernetes provider). Every method validates IDs before they touch a
+// path and returns errors classified with internal/errdefs. The pod
+// manager (internal/pods) implements it in the daemon; Client implements
+// it over the socket.
+type Service interface {
+	// Create resolves and validates req, records the pod as pending and
+	// provisions it. With req.Wait it returns once the pod is running (or
+	// failed, with the error); otherwise once the record exists.
+	Create(ctx context.Context, req CreateRequest) (*Pod, error)
+	// Get finds a pod by ID or name.
+	Get(ctx context.Context, idOrName string) (*Pod, error)
+	List(ctx context.Context) ([]*Pod, error)
+	// Start, Stop and Delete are idempotent: start on a running pod and
+	// stop on a stopped pod succeed without doing anything; delete of a
+	// missing pod is ErrNotFound, of a failed pod always succeeds.
+	Start(ctx context.Context, idOrName string) (*Pod, error)
+	Stop(ctx context.Context, idOrName string) (*Pod, error)
+	Delete(ctx context.Context, idOrName string) error
+	// Events calls fn for each event after since (of one pod, or all when
+	// idOrName is empty); with follow it keeps going until ctx ends.
+	Events(ctx context.Context, idOrName string, since uint64, follow bool, fn func(Event) error) error
+	// Logs writes the last tail lines (tail < 0: all) of a service's log
+	// to w; with follow it keeps writing until ctx ends.
+	Logs(ctx context.Context, idOrName, service string, tail int, follow bool, w io.Writer) error
+	// Exec runs a process in the pod's sandbox and returns its exit code.
+	Exec(ctx context.Context, idOrName string, req ExecRequest) (int, error)
+	Metrics(ctx context.Context, idOrName string) (*Metrics, error)
+	Health(ctx context.Context, idOrName string) (*Health, error)
+	// ServiceControl starts, stops or restarts one service (op: start,
+	// stop, restart) or lists them (op: ls), without restarting the sandbox.
+	ServiceControl(ctx context.Context, idOrName, op, service string) (*ServiceStatus, error)
+}
