@@ -222,11 +222,13 @@ func (n fakeNet) Teardown(context.Context, string) error { return n.h.call("net.
 func (n fakeNet) RestoreAddress(context.Context, string) error {
 	return nil
 }
-func (n fakeNet) Get(context.Context, string) (*netns.Attachment, error) { return nil, errdefs.ErrNotFound }
-func (n fakeNet) List(context.Context) ([]*netns.Attachment, error)     { return nil, nil }
-func (n fakeNet) RemoveNodeRules(context.Context) error                 { return nil }
-func (n fakeNet) RunWarmPool(ctx context.Context) error                 { <-ctx.Done(); return nil }
-func (n fakeNet) DrainWarmPool(context.Context) error                   { return nil }
+func (n fakeNet) Get(context.Context, string) (*netns.Attachment, error) {
+	return nil, errdefs.ErrNotFound
+}
+func (n fakeNet) List(context.Context) ([]*netns.Attachment, error) { return nil, nil }
+func (n fakeNet) RemoveNodeRules(context.Context) error             { return nil }
+func (n fakeNet) RunWarmPool(ctx context.Context) error             { <-ctx.Done(); return nil }
+func (n fakeNet) DrainWarmPool(context.Context) error               { return nil }
 
 // fakePorts allocates host ports from 30000.
 type fakePorts struct{ h *host }
@@ -311,8 +313,8 @@ func (s *fakeImages) List(context.Context) ([]*imagestore.Image, error) { return
 func (s *fakeImages) Get(context.Context, string) (*imagestore.Image, error) {
 	return nil, errdefs.ErrNotFound
 }
-func (s *fakeImages) Remove(context.Context, string) ([]string, error)   { return nil, nil }
-func (s *fakeImages) GC(context.Context) (*imagestore.GCResult, error)   { return nil, nil }
+func (s *fakeImages) Remove(context.Context, string) ([]string, error)    { return nil, nil }
+func (s *fakeImages) GC(context.Context) (*imagestore.GCResult, error)    { return nil, nil }
 func (s *fakeImages) Leases(context.Context) ([]*imagestore.Lease, error) { return nil, nil }
 
 // fakeRootfs "mounts" by making podDir/rootfs a directory and remembering it.
