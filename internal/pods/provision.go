@@ -39,33 +39,10 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Pod, error) {
 	return m.maybeWait(ctx, p.ID, req.Wait, done)
 }
 
-// resolve merges the request onto its template and validates the result.
+// resolve merges the request onto its template and validates the result,
+// as pod validate does (templates.ResolveRequest).
 func (m *Manager) resolve(req CreateRequest) (*podspec.Pod, error) {
-	spec := req.Spec
-	if req.Template != "" {
-		spec.Template = req.Template
-	}
-	if len(req.Sets) > 0 {
-		b, err := json.Marshal(spec)
-		if err != nil {
-			return nil, err
-		}
-		p, err := podspec.DecodeWithSets(b, req.Sets)
-		if err != nil {
-			return nil, err
-		}
-		spec = *p
-	}
-	if spec.ID == "" {
-		spec.ID = newID()
-	}
-	if err := errdefs.ValidateID("pod", spec.ID); err != nil {
-		return nil, err
-	}
-	if spec.Name == "" {
-		spec.Name = spec.ID
-	}
-	return m.cfg.Templates.Resolve(&spec)
+	return m.cfg.Templates.ResolveRequest(templates.Request{Spec: req.Spec, Template: req.Template, Sets: req.Sets}, newID)
 }
 
 // prepare resolves req; a spec naming a repository gets it cloned first,
