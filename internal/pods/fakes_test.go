@@ -109,8 +109,18 @@ func (r *fakeRuntime) Create(_ context.Context, id, bundle string, o oci.CreateO
 
 func (r *fakeRuntime) Start(context.Context, string) error { return r.h.call("runtime.start") }
 
-func (r *fakeRuntime) Run(context.Context, string, string, oci.CreateOpts) (oci.ExitInfo, error) {
-	return oci.ExitInfo{}, r.h.call("runtime.run")
+// Run leaves an exited sandbox behind, to be deleted; its process exits 7.
+func (r *fakeRuntime) Run(_ context.Context, id, _ string, _ oci.CreateOpts) (oci.ExitInfo, error) {
+	err := r.h.call("runtime.run")
+	ch := make(chan struct{})
+	close(ch)
+	r.mu.Lock()
+	r.sandboxes[id] = ch
+	r.mu.Unlock()
+	if err != nil {
+		return oci.ExitInfo{}, err
+	}
+	return oci.ExitInfo{Code: 7}, nil
 }
 
 func (r *fakeRuntime) State(_ context.Context, id string) (oci.State, error) {

@@ -21,10 +21,10 @@ type base struct {
 	ref    string // image reference
 	pinned string // the digest a restart must use ("" on the first start)
 	noPull bool
-	// pulling and progress report a pull (optional).
-	pulling  func(ref string)
-	progress func(imagestore.Event)
-	ropts    rootfs.Options
+	// pulling, when set, is called as a pull of ref begins: it returns
+	// what sees the pull's progress and what is called when it ends.
+	pulling func(ref string) (progress func(imagestore.Event), done func())
+	ropts   rootfs.Options
 	// keep leaves the writable layer on release (run --keep).
 	keep bool
 
@@ -71,12 +71,11 @@ func findImage(ctx context.Context, b *base) (*imagestore.RootFS, error) {
 	}
 	img, err := b.images.RootFS(ctx, ref)
 	if errors.Is(err, errdefs.ErrNotFound) && !b.noPull && b.pinned == "" {
-		if b.pulling != nil {
-			b.pulling(ref)
-		}
 		var opts []imagestore.PullOption
-		if b.progress != nil {
-			opts = append(opts, imagestore.WithProgress(b.progress))
+		if b.pulling != nil {
+			progress, done := b.pulling(ref)
+			defer done()
+			opts = append(opts, imagestore.WithProgress(progress))
 		}
 		if _, err = b.images.Pull(ctx, ref, opts...); err == nil {
 			img, err = b.images.RootFS(ctx, ref)

@@ -75,13 +75,15 @@ func (m *Manager) newUnit(id string, spec *podspec.Pod, st *podStatus) (*unit, e
 	}
 	u.ref, u.pinned, u.noPull = spec.BaseImage, st.ImageDigest, m.cfg.NoPull
 	u.ropts = rootfs.Options{StorageBytes: u.limits.StorageBytes, Spares: m.cfg.StorageSpares}
-	u.pulling = func(ref string) { m.event(m.bg, id, "progress", "Pulling", "pulling image "+ref) }
-	last := time.Now()
-	u.progress = func(e imagestore.Event) {
-		if time.Since(last) > time.Second || e.Phase == imagestore.PhaseDone {
-			last = time.Now()
-			m.event(m.bg, id, "progress", "Pulling", fmt.Sprintf("%s %s %d/%d", e.Layer, e.Phase, e.Done, e.Total))
-		}
+	u.pulling = func(ref string) (func(imagestore.Event), func()) {
+		m.event(m.bg, id, "progress", "Pulling", "pulling image "+ref)
+		last := time.Now()
+		return func(e imagestore.Event) {
+			if time.Since(last) > time.Second || e.Phase == imagestore.PhaseDone {
+				last = time.Now()
+				m.event(m.bg, id, "progress", "Pulling", fmt.Sprintf("%s %s %d/%d", e.Layer, e.Phase, e.Done, e.Total))
+			}
+		}, func() {}
 	}
 	return u, nil
 }
