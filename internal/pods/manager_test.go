@@ -166,15 +166,18 @@ func TestCreatePullsMissingImage(t *testing.T) {
 // TestCreateStepFailure fails each step in turn: the pod ends failed with
 // a reason naming the step, and exactly the undos of the steps that
 // completed (and of a partial one that failed) ran, in reverse order.
-func TestCreateStepFailure(t *testing.T) {
-	boom := errors.New("boom")
+// stepFailure fails one step of a create: through the fake call that
+// fails, or through setup.
+type stepFailure struct {
+	step, call string
+	undos      []string // the undo calls expected, in order
+	setup      func(t *testing.T, r *rig)
+}
+
+func stepFailures() []stepFailure {
 	all := []string{"ports.stop", "runtime.delete", "rootfs.unmount", "net.teardown"}
-	cases := []struct {
-		step, call string
-		undos      []string
-		setup      func(r *rig)
-	}{
-		{step: "files", setup: func(r *rig) {
+	return []stepFailure{
+		{step: "files", setup: func(t *testing.T, r *rig) {
 			// The pod's directory is a file: nothing can be made in it.
 			if err := os.WriteFile(r.m.podDir("web"), nil, 0o644); err != nil {
 				t.Fatal(err)
@@ -183,7 +186,7 @@ func TestCreateStepFailure(t *testing.T) {
 		{step: "network", call: "net.setup", undos: []string{"rootfs.unmount"}},
 		{step: "image", call: "image.lease", undos: []string{"net.teardown"}},
 		{step: "rootfs", call: "rootfs.mount", undos: []string{"net.teardown"}},
-		{step: "workspace", undos: []string{"rootfs.unmount", "net.teardown"}, setup: func(r *rig) {
+		{step: "workspace", undos: []string{"rootfs.unmount", "net.teardown"}, setup: func(t *testing.T, r *rig) {
 			r.h.onCreate = nil
 			// The mount point of the node's binary cannot be made.
 			if err := os.MkdirAll(filepath.Join(r.m.podDir("web"), "rootfs", ".pinacle"), 0o755); err != nil {
@@ -194,7 +197,7 @@ func TestCreateStepFailure(t *testing.T) {
 			}
 		}},
 		{step: "ports", call: "ports.allocate", undos: []string{"rootfs.unmount", "net.teardown"}},
-		{step: "bundle", undos: []string{"rootfs.unmount", "net.teardown"}, setup: func(r *rig) {
+		{step: "bundle", undos: []string{"rootfs.unmount", "net.teardown"}, setup: func(t *testing.T, r *rig) {
 			if err := os.MkdirAll(r.m.podDir("web"), 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -204,21 +207,25 @@ func TestCreateStepFailure(t *testing.T) {
 		}},
 		{step: "sandbox", call: "runtime.create", undos: all},
 		{step: "forward", call: "ports.start", undos: all},
-		{step: "ready", undos: all, setup: func(r *rig) {
+		{step: "ready", undos: all, setup: func(t *testing.T, r *rig) {
 			r.h.onCreate = func(bundle string) {
 				b, _ := json.Marshal(supervisor.Status{Error: "init: bad config"})
 				_ = os.WriteFile(filepath.Join(filepath.Dir(bundle), "run", "status.json"), b, 0o644)
 			}
 		}},
 	}
-	for _, c := range cases {
+}
+
+func TestCreateStepFailure(t *testing.T) {
+	boom := errors.New("boom")
+	for _, c := range stepFailures() {
 		t.Run(c.step, func(t *testing.T) {
 			r := newRig(t)
 			if c.call != "" {
 				r.h.fail(c.call, boom)
 			}
 			if c.setup != nil {
-				c.setup(r)
+				c.setup(t, r)
 			}
 			spec := podSpec("web")
 			if c.step == "ready" {
