@@ -58,7 +58,7 @@ type unit struct {
 
 // unitFor is what the undo and release of pod id need.
 func (m *Manager) unitFor(id string) *unit {
-	return &unit{m: m, base: base{id: id, dir: m.podDir(id), images: m.cfg.Images, rootfs: m.cfg.Rootfs, keep: false}}
+	return &unit{m: m, base: base{id: id, dir: m.podDir(id), images: m.cfg.Images, rootfs: m.cfg.Rootfs}}
 }
 
 // newUnit prepares a bring-up of the stored pod; its errors are the

@@ -84,12 +84,13 @@ func (m *Manager) recoverPod(ctx context.Context, id string) error {
 	case lifecycle.Stopped, lifecycle.Failed, lifecycle.Pending:
 		// Nothing may run for these; make sure nothing does (idempotent:
 		// deleting a sandbox that is not there is fine).
+		// A failure is the pod's event; recovery goes on with the rest.
 		if err := m.deleteSandbox(ctx, id); err != nil {
-			return fmt.Errorf("sandbox: %w", err)
+			m.event(ctx, id, "warning", "CleanupFailed", "sandbox: "+err.Error())
 		}
 		mounted, err := m.cfg.Rootfs.Mounted(m.podDir(id))
 		if err != nil {
-			return fmt.Errorf("rootfs: %w", err)
+			m.event(ctx, id, "warning", "CleanupFailed", "rootfs: "+err.Error())
 		}
 		if mounted {
 			return m.bringDown(ctx, id)
