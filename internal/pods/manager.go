@@ -77,8 +77,6 @@ type Manager struct {
 	status *statusCache // what views show of each pod's services
 }
 
-var _ Service = (*Manager)(nil)
-
 type podLock struct {
 	mu   sync.Mutex
 	refs int

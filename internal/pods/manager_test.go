@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 	"github.com/pinacle/pinacle-node/internal/store"
@@ -82,11 +83,11 @@ func podSpec(name string) podspec.Pod {
 	}
 }
 
-func (r *rig) create(name string) (*Pod, error) {
-	return r.m.Create(context.Background(), CreateRequest{Spec: podSpec(name), Wait: true})
+func (r *rig) create(name string) (*api.Pod, error) {
+	return r.m.Create(context.Background(), api.CreateRequest{Spec: podSpec(name), Wait: true})
 }
 
-func (r *rig) mustCreate(name string) *Pod {
+func (r *rig) mustCreate(name string) *api.Pod {
 	r.t.Helper()
 	p, err := r.create(name)
 	if err != nil {
@@ -154,7 +155,7 @@ func TestCreatePullsMissingImage(t *testing.T) {
 		t.Fatalf("no pull: %v", r.h.log())
 	}
 	var pulling bool
-	_ = r.m.Events(context.Background(), "web", 0, false, func(e store.Event) error {
+	_ = r.m.Events(context.Background(), "web", 0, false, func(e api.Event) error {
 		pulling = pulling || e.Reason == "Pulling"
 		return nil
 	})
@@ -231,7 +232,7 @@ func TestCreateStepFailure(t *testing.T) {
 			if c.step == "ready" {
 				spec.Services = []podspec.Service{{Name: "app", Command: []string{"true"}}}
 			}
-			_, err := r.m.Create(context.Background(), CreateRequest{Spec: spec, Wait: true})
+			_, err := r.m.Create(context.Background(), api.CreateRequest{Spec: spec, Wait: true})
 			if err == nil {
 				t.Fatal("create succeeded")
 			}
@@ -410,7 +411,7 @@ func TestCorruptStatusIsAnEvent(t *testing.T) {
 		t.Fatalf("start: %v %+v", err, p)
 	}
 	var seen bool
-	_ = r.m.Events(context.Background(), "web", 0, false, func(e store.Event) error {
+	_ = r.m.Events(context.Background(), "web", 0, false, func(e api.Event) error {
 		seen = seen || e.Reason == "StatusUnreadable"
 		return nil
 	})

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 	"github.com/pinacle/pinacle-node/internal/store"
@@ -16,7 +17,7 @@ import (
 )
 
 // Create implements Service.
-func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Pod, error) {
+func (m *Manager) Create(ctx context.Context, req api.CreateRequest) (*api.Pod, error) {
 	spec, note, err := m.prepare(ctx, req)
 	if err != nil {
 		return nil, err
@@ -41,13 +42,13 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Pod, error) {
 
 // resolve merges the request onto its template and validates the result,
 // as pod validate does (templates.ResolveRequest).
-func (m *Manager) resolve(req CreateRequest) (*podspec.Pod, error) {
+func (m *Manager) resolve(req api.CreateRequest) (*podspec.Pod, error) {
 	return m.cfg.Templates.ResolveRequest(templates.Request{Spec: req.Spec, Template: req.Template, Sets: req.Sets}, newID)
 }
 
 // prepare resolves req; a spec naming a repository gets it cloned first,
 // and, without a template, the template detected from the checkout.
-func (m *Manager) prepare(ctx context.Context, req CreateRequest) (*podspec.Pod, string, error) {
+func (m *Manager) prepare(ctx context.Context, req api.CreateRequest) (*podspec.Pod, string, error) {
 	if req.Spec.GithubRepo == "" {
 		spec, err := m.resolve(req)
 		return spec, "", err
@@ -126,7 +127,7 @@ func (m *Manager) background(id string, op func(context.Context) error) <-chan e
 	return done
 }
 
-func (m *Manager) maybeWait(ctx context.Context, id string, wait bool, done <-chan error) (*Pod, error) {
+func (m *Manager) maybeWait(ctx context.Context, id string, wait bool, done <-chan error) (*api.Pod, error) {
 	if wait {
 		select {
 		case err := <-done:
@@ -141,7 +142,7 @@ func (m *Manager) maybeWait(ctx context.Context, id string, wait bool, done <-ch
 }
 
 // Start implements Service.
-func (m *Manager) Start(ctx context.Context, idOrName string) (*Pod, error) {
+func (m *Manager) Start(ctx context.Context, idOrName string) (*api.Pod, error) {
 	p, err := m.find(ctx, idOrName)
 	if err != nil {
 		return nil, err

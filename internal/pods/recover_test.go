@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 	"github.com/pinacle/pinacle-node/internal/store"
 )
@@ -26,7 +27,7 @@ func (r *rig) restart() {
 // provisioning it.
 func (r *rig) recordPending(name string) {
 	r.t.Helper()
-	spec, err := r.m.resolve(CreateRequest{Spec: podSpec(name)})
+	spec, err := r.m.resolve(api.CreateRequest{Spec: podSpec(name)})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func (r *rig) waitState(id string, want lifecycle.State) {
 
 func (r *rig) hasEvent(id, reason string) bool {
 	var seen bool
-	_ = r.m.Events(context.Background(), id, 0, false, func(e store.Event) error {
+	_ = r.m.Events(context.Background(), id, 0, false, func(e api.Event) error {
 		seen = seen || e.Reason == reason
 		return nil
 	})

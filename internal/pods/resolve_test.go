@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/podspec"
 )
 
@@ -33,7 +34,7 @@ func TestValidateResolvesAsCreate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			created, cerr := r.m.resolve(CreateRequest{Spec: *spec, Template: c.template, Sets: c.sets})
+			created, cerr := r.m.resolve(api.CreateRequest{Spec: *spec, Template: c.template, Sets: c.sets})
 			if (verr == nil) != (cerr == nil) {
 				t.Fatalf("validate: %v; create: %v", verr, cerr)
 			}

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 )
 
 // Stop implements Service.
-func (m *Manager) Stop(ctx context.Context, idOrName string) (*Pod, error) {
+func (m *Manager) Stop(ctx context.Context, idOrName string) (*api.Pod, error) {
 	p, err := m.find(ctx, idOrName)
 	if err != nil {
 		return nil, err
