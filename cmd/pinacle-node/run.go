@@ -130,7 +130,6 @@ func runOnce(cmd *cobra.Command, o runOptions, ref string, args []string) (int, 
 	}
 
 	dataRoot, _ := cmd.Flags().GetString("data-root")
-	runscRoot, _ := cmd.Flags().GetString("runsc-root")
 	id := "run-" + randHex(6)
 	dir := filepath.Join(dataRoot, "run", id)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -185,7 +184,7 @@ func runOnce(cmd *cobra.Command, o runOptions, ref string, args []string) (int, 
 	if _, err := oci.NewBundle(bundle, so); err != nil {
 		return 0, err
 	}
-	rt, err := oci.New(oci.WithRoot(runscRoot), oci.WithNetwork(o.network))
+	rt, err := openRuntime(cmd, oci.WithNetwork(o.network))
 	if err != nil {
 		return 0, err
 	}
