@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -87,11 +86,7 @@ func New(opts ...Option) (Manager, error) {
 		}
 	}
 	if c.store == nil {
-		s, err := NewFileSubnetStore(filepath.Join(c.stateDir, "subnets.json"), c.pool, c.subnetBits)
-		if err != nil {
-			return nil, err
-		}
-		c.store = s
+		c.store = newMemSubnetStore(c.pool, c.subnetBits)
 	}
 	return &manager{
 		config: c,
@@ -147,21 +142,6 @@ func (m *manager) names(podID string, mode Mode) *Attachment {
 
 func (m *manager) recordPath(podID string) string {
 	return filepath.Join(m.podsDir(), podID+".json")
-}
-
-func (m *manager) load(podID string) (*Attachment, error) {
-	b, err := os.ReadFile(m.recordPath(podID))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("pod %s network: %w", podID, errdefs.ErrNotFound)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var a Attachment
-	if err := json.Unmarshal(b, &a); err != nil {
-		return nil, fmt.Errorf("pod %s network record: %w", podID, err)
-	}
-	return &a, nil
 }
 
 func (m *manager) Get(_ context.Context, podID string) (*Attachment, error) {
@@ -245,7 +225,7 @@ func (m *manager) Setup(ctx context.Context, spec Spec) (_ *Attachment, retErr e
 	}
 	// The record goes down before any side effect: from here on a crash
 	// leaves something Teardown can find and undo.
-	if err := writeFileAtomic(m.recordPath(spec.PodID), a); err != nil {
+	if err := m.writeRecord(spec.PodID, a); err != nil {
 		_ = m.store.Release(ctx, spec.PodID)
 		return nil, err
 	}
@@ -297,7 +277,7 @@ func (m *manager) Setup(ctx context.Context, spec Spec) (_ *Attachment, retErr e
 	if err := m.installChains(ctx, a, spec.Policy); err != nil {
 		return nil, fmt.Errorf("pod %s: %w", spec.PodID, err)
 	}
-	if err := writeFileAtomic(m.recordPath(spec.PodID), a); err != nil {
+	if err := m.writeRecord(spec.PodID, a); err != nil {
 		return nil, err
 	}
 	log.Debug("network ready", "ip", a.IP, "bridge", a.Bridge, "netns", a.NetnsPath)

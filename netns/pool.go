@@ -84,7 +84,7 @@ func (m *manager) claim(ctx context.Context, spec Spec) *Attachment {
 	// The pod's record first, then the entry's goes: a crash in between
 	// leaves two records of one network, which dropStale resolves in the
 	// pod's favour.
-	if err := writeFileAtomic(m.recordPath(spec.PodID), a); err != nil {
+	if err := m.writeRecord(spec.PodID, a); err != nil {
 		log.Warn("claiming warm network", "err", err)
 		_ = m.teardown(context.WithoutCancel(ctx), w)
 		return nil

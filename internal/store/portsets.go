@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 
@@ -29,14 +30,21 @@ type PodPortSet struct {
 	Bindings []PortBinding `json:"bindings"`
 }
 
+// '/' cannot occur in a pod ID (errdefs.ValidateID), so it separates the
+// pod from the port key unambiguously.
 func ownerValue(podID, key string) []byte { return []byte(podID + "/" + key) }
+
+func portBytes(p int) []byte {
+	b := make([]byte, 2)
+	binary.BigEndian.PutUint16(b, uint16(p))
+	return b
+}
 
 // ReplacePortSet makes set the pod's whole port set, in one transaction:
 // the previous set's host ports are freed and the new ones taken in the
-// shared host-port index (the one AllocatePort uses), so no two pods can
-// hold one host port whichever API took it. A host port held by another
-// pod, or by this pod outside its set, fails with ErrConflict naming the
-// holder and changes nothing. An empty set deletes the pod's set. The pod
+// host-port index, so no two pods can hold one host port. A host port held
+// by another pod fails with ErrConflict naming the holder and changes
+// nothing. An empty set deletes the pod's set. The pod
 // must exist (ErrNotFound), so no set outlives its pod: DeletePod removes
 // it.
 func (s *Store) ReplacePortSet(ctx context.Context, podID string, set []PortBinding) error {
@@ -171,12 +179,8 @@ func releasePortSet(tx *bolt.Tx, podID string, old []PortBinding) error {
 	return tx.Bucket(bucketPortSets).Delete([]byte(podID))
 }
 
-// releaseAllPorts frees everything the pod holds: its AllocatePort ports
-// and its port set.
+// releaseAllPorts frees the pod's port set.
 func releaseAllPorts(tx *bolt.Tx, podID string) error {
-	if _, err := releasePorts(tx, podID, ""); err != nil {
-		return err
-	}
 	old, err := getPortSet(tx, podID)
 	if err != nil {
 		return err
