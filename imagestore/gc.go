@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/fileutil"
 )
 
 func (s *store) Remove(ctx context.Context, ref string) ([]string, error) {
@@ -68,7 +69,7 @@ func (s *store) AddLease(ctx context.Context, holder, image string) (*Lease, err
 	if err != nil {
 		return nil, err
 	}
-	defer lk.unlock()
+	defer lk.Unlock()
 	idx, err := s.readIndex()
 	if err != nil {
 		return nil, err
@@ -85,7 +86,7 @@ func (s *store) AddLease(ctx context.Context, holder, image string) (*Lease, err
 	}
 	l := &Lease{Holder: holder, Image: d.String(), Created: time.Now().UTC()}
 	b, _ := json.Marshal(l)
-	if err := writeFileAtomic(p, b); err != nil {
+	if err := fileutil.WriteAtomic(p, b, 0o644); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -117,7 +118,7 @@ func (s *store) Leases(ctx context.Context) ([]*Lease, error) {
 			return nil, err
 		}
 		var l Lease
-		if err := json.Unmarshal(b, &l); err != nil {
+		if err := fileutil.UnmarshalStrict(b, &l); err != nil {
 			return nil, fmt.Errorf("lease %s: %w", e.Name(), err)
 		}
 		out = append(out, &l)
@@ -132,7 +133,7 @@ func (s *store) GC(ctx context.Context) (*GCResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer lk.unlock()
+	defer lk.Unlock()
 
 	idx, err := s.readIndex()
 	if err != nil {

@@ -1,7 +1,6 @@
 package netns
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,9 +34,7 @@ func (m *manager) load(podID string) (*Attachment, error) {
 		return nil, err
 	}
 	var a Attachment
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&a); err != nil {
+	if err := fileutil.UnmarshalStrict(b, &a); err != nil {
 		return nil, fmt.Errorf("pod %s network record: %w", podID, err)
 	}
 	return &a, nil

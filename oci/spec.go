@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/fileutil"
 )
 
 // Mount is an extra bind mount into the container.
@@ -245,7 +246,7 @@ func NewBundle(bundleDir string, o SpecOptions) (*specs.Spec, error) {
 		return nil, fmt.Errorf("bundle %s: %w", bundleDir, err)
 	}
 	for _, f := range o.etcFiles() {
-		if err := writeFileAtomic(filepath.Join(bundleDir, f.name), f.data, 0o644); err != nil {
+		if err := fileutil.WriteAtomic(filepath.Join(bundleDir, f.name), f.data, 0o644); err != nil {
 			return nil, err
 		}
 	}
@@ -261,7 +262,7 @@ func WriteSpec(bundleDir string, s *specs.Spec) error {
 	if err != nil {
 		return fmt.Errorf("encode spec: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(bundleDir, "config.json"), b, 0o600)
+	return fileutil.WriteAtomic(filepath.Join(bundleDir, "config.json"), b, 0o600)
 }
 
 // ReadSpec reads bundleDir/config.json.
@@ -271,37 +272,10 @@ func ReadSpec(bundleDir string) (*specs.Spec, error) {
 		return nil, fmt.Errorf("bundle %s: %w", bundleDir, err)
 	}
 	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
+	if err := fileutil.UnmarshalStrict(b, &s); err != nil {
 		return nil, fmt.Errorf("bundle %s: decode config.json: %w", bundleDir, err)
 	}
 	return &s, nil
-}
-
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // buildArgs applies Docker's rules: an explicit entrypoint drops the image's

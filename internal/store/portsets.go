@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/fileutil"
 )
 
 // PortBinding is one entry of a pod's port set: the host port a forwarder
@@ -155,7 +156,7 @@ func getPortSet(tx *bolt.Tx, podID string) ([]PortBinding, error) {
 
 func decodePortSet(podID, v []byte) ([]PortBinding, error) {
 	var set []PortBinding
-	if err := json.Unmarshal(v, &set); err != nil {
+	if err := fileutil.UnmarshalStrict(v, &set); err != nil {
 		return nil, fmt.Errorf("port set of pod %s: corrupt: %w", podID, err)
 	}
 	return set, nil

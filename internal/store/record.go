@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/fileutil"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 )
 
@@ -69,7 +70,7 @@ func decodePod(raw []byte) (*Pod, error) {
 		parts[i], rest = rest[w:w+int(n)], rest[w+int(n):]
 	}
 	var h podHeader
-	if err := json.Unmarshal(parts[0], &h); err != nil {
+	if err := fileutil.UnmarshalStrict(parts[0], &h); err != nil {
 		return nil, fmt.Errorf("%w: header: %w", errCorrupt, err)
 	}
 	p := &Pod{

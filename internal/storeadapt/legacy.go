@@ -1,9 +1,7 @@
 package storeadapt
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -44,9 +42,7 @@ func readLegacy(ctx context.Context, path string, v any) error {
 	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := fileutil.UnmarshalStrict(b, v); err != nil {
 		return fmt.Errorf("decode %s: %w: %w", path, err, errdefs.ErrInvalidArgument)
 	}
 	return nil
