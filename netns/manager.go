@@ -219,15 +219,13 @@ func (m *manager) Setup(ctx context.Context, spec Spec) (_ *Attachment, retErr e
 		a.Gateway = gatewayOf(sub)
 		a.PrefixLen = sub.Bits()
 		if a.ConfList, err = confList(a, m.ipamDir(), spec.Bandwidth); err != nil {
-			_ = m.store.Release(ctx, spec.PodID)
-			return nil, err
+			return nil, errors.Join(err, m.releaseSubnet(ctx, spec.PodID))
 		}
 	}
 	// The record goes down before any side effect: from here on a crash
 	// leaves something Teardown can find and undo.
 	if err := m.writeRecord(spec.PodID, a); err != nil {
-		_ = m.store.Release(ctx, spec.PodID)
-		return nil, err
+		return nil, errors.Join(err, m.releaseSubnet(ctx, spec.PodID))
 	}
 	defer func() {
 		if retErr != nil {
@@ -482,4 +480,14 @@ func (m *manager) RemoveNodeRules(ctx context.Context) error {
 	m.nodeChains = false
 	m.iptMu.Unlock()
 	return m.removeChains(ctx, "filter", m.nodeForward(), m.nodeInput())
+}
+
+// releaseSubnet undoes a subnet reservation for a Setup that failed before
+// writing its record (without a record, Teardown would not find it). It
+// runs on a fresh context: the caller's may be what failed.
+func (m *manager) releaseSubnet(ctx context.Context, podID string) error {
+	if err := m.store.Release(context.WithoutCancel(ctx), podID); err != nil {
+		return fmt.Errorf("undo: release subnet: %w", err)
+	}
+	return nil
 }

@@ -43,6 +43,11 @@ type session struct {
 
 // run starts the shell on a new pty and relays until the shell exits or
 // the page goes away (or server ends: the server is shutting down).
+//
+// The errors it drops (`_ =`) are of control frames and closes sent to the
+// page, and of signals and closes aimed at the shell and its pty, on the
+// way out: each fails only when the page or the shell is already gone,
+// which is the state the session is heading for anyway.
 func (s *session) run(server context.Context, cols, rows int) {
 	cmd := s.command()
 	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)})
@@ -207,7 +212,9 @@ func (s *session) pumpInput(ctx context.Context, cancel context.CancelFunc, ptmx
 				continue
 			}
 			if m.Type == TypeResize && validSize(m.Cols, m.Rows) {
-				_ = pty.Setsize(ptmx, &pty.Winsize{Cols: uint16(m.Cols), Rows: uint16(m.Rows)})
+				if err := pty.Setsize(ptmx, &pty.Winsize{Cols: uint16(m.Cols), Rows: uint16(m.Rows)}); err != nil {
+					s.log.Debug("webterm: resize", "err", err) // the pty is closing; the shell is going
+				}
 			}
 		}
 	}
