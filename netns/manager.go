@@ -59,8 +59,8 @@ type manager struct {
 	iptMu    sync.Mutex // serialises read-modify-write of our iptables chains
 	podLocks sync.Map   // pod ID -> *sync.Mutex
 	// nodeChains is set once the node chains are known to be installed,
-	// so later Setups skip the iptables-save that checks for them (about
-	// 11 ms). If someone removes them behind our back the restore fails
+	// so later Setups skip the iptables-save that checks for them (an exec
+	// per Setup). If someone removes them behind our back the restore fails
 	// on the missing jump target and we check again. Guarded by iptMu.
 	nodeChains bool
 

@@ -506,8 +506,9 @@ func (r *runsc) lookup(ctx context.Context, id string) (*ctrInfo, State, error) 
 // that also covers a sandbox killed by the memcg OOM killer, which `runsc
 // wait` cannot report. A sandbox adopted after a restart is not our child:
 // Wait watches its pidfd and reports the exit with ExitInfo.Unknown. It
-// used to run `runsc wait`, one 24 MB process per adopted pod for as long
-// as the pod lived; that remains the fallback where pidfds are missing.
+// used to run `runsc wait`, one resident runsc process per adopted pod for
+// as long as the pod lived; that remains the fallback where pidfds are
+// missing.
 func (r *runsc) Wait(ctx context.Context, id string) (ExitInfo, error) {
 	ci, _, err := r.lookup(ctx, id)
 	if err != nil {
@@ -572,8 +573,8 @@ func (r *runsc) Wait(ctx context.Context, id string) (ExitInfo, error) {
 // known reports whether runsc keeps any state for id under its root. The
 // pinned runsc writes "<id>_sandbox:<sandbox-id>.state" (and a .lock) per
 // container; TestKillDeleteList checks that layout. A readdir is far
-// cheaper than asking runsc, whose 60 MB binary takes 35-40 ms to answer
-// even "no such container".
+// cheaper than asking runsc, which starts a large binary to answer even
+// "no such container" (docs/runtime.md has the figure).
 func (r *runsc) known(id string) bool {
 	m, err := filepath.Glob(filepath.Join(r.root, globEscape(id)+"_sandbox:*"))
 	return err != nil || len(m) > 0 // on doubt, ask runsc

@@ -57,8 +57,8 @@ type SpecOptions struct {
 	// of the spec's resources (the period stays, so the cpu controller is
 	// set up) and recorded in AnnotationCPUQuota, which the runtime applies
 	// once the container has started. gVisor's boot is CPU-bound and runs
-	// in the container's cgroup: at a 0.5-CPU quota `runsc run` took
-	// 795 ms here against 298 ms unthrottled.
+	// in the container's cgroup, so a small quota makes the boot several
+	// times slower (docs/runtime.md, Figures).
 	DeferCPUQuota bool
 	// MemoryBytes limits memory; swap is set to the same value (no swap).
 	MemoryBytes int64
