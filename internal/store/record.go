@@ -21,7 +21,7 @@ import (
 // Spec and Status are validated JSON on the way in; storing them beside the
 // small header means reading a pod copies them instead of scanning them
 // twice through encoding/json (RawMessage decoding validates, then skips).
-// That made ListPods of 100 realistic pods about 10x faster.
+// docs/state.md has the figures.
 const recordV1 byte = 1
 
 type podHeader struct {
