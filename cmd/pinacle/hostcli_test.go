@@ -486,3 +486,59 @@ ports: {min: 23000, max: 23100, listenAddr: 127.0.0.1}
 	}
 	stopDaemon()
 }
+
+// TestUsageErrors: mistyped commands, missing subcommands and arguments,
+// unknown flags, both the host's own (vm) and the node's (forwarded, with
+// the node's usage error shown as the host's): exit 2, a message naming
+// the mistake and what was meant, never help with exit 0.
+func TestUsageErrors(t *testing.T) {
+	e := newEnv(t, true)
+	tmpl, err := filepath.Abs("../../lima.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ok("vm", "up", "--template", tmpl) // forwarded commands need a running (stand-in) VM
+	for _, tc := range []struct {
+		args []string
+		want []string // substrings of stderr
+	}{
+		{[]string{"vmm", "up"}, []string{`Error (usage): unknown command "vmm" for "pinacle"; did you mean "vm"?`, "Run 'pinacle --help' for usage."}},
+		{[]string{"vm", "creat"}, []string{`Error (usage): unknown command "creat" for "vm"; did you mean "create"?`, "Run 'pinacle vm --help' for usage."}},
+		{[]string{"vm"}, []string{"Error (usage): vm: missing command: want one of create, delete, start, status, stop, up"}},
+		{nil, []string{"Error (usage): pinacle: missing command: want one of"}},
+		{[]string{"vm", "status", "extra"}, []string{`Error (usage): vm status takes no arguments, got ["extra"]`, "Run 'pinacle vm status --help' for usage."}},
+		{[]string{"vm", "create", "--cpu", "3"}, []string{`Error (usage): vm create: unknown flag: --cpu; did you mean "--cpus"?`}},
+		{[]string{"pod", "hibernat", "x"}, []string{`Error (usage): unknown command "hibernat" for "pod"; want one of create,`, "Run 'pinacle pod --help' for usage."}},
+		{[]string{"pod", "gett", "web"}, []string{`Error (usage): unknown command "gett" for "pod"; did you mean "get"?`}},
+		{[]string{"pod"}, []string{"Error (usage): pod: missing command: want one of create,", "Run 'pinacle pod --help' for usage."}},
+		{[]string{"pod", "get"}, []string{"Error (usage): pod get: accepts 1 arg(s), received 0"}},
+		{[]string{"image", "lss"}, []string{`Error (usage): unknown command "lss" for "image"; did you mean "ls"?`}},
+		{[]string{"pod", "ls", "--sockt", "x"}, []string{`Error (usage): pod ls: unknown flag: --sockt; did you mean "--socket"?`}},
+	} {
+		r := e.run("", tc.args...)
+		if r.code != 2 {
+			t.Errorf("pinacle %v: want exit 2 (usage), got %s", tc.args, r)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(r.stderr, w) {
+				t.Errorf("pinacle %v: stderr lacks %q: %s", tc.args, w, r)
+			}
+		}
+		if r.stdout != "" {
+			t.Errorf("pinacle %v printed on stdout (help?): %s", tc.args, r)
+		}
+	}
+	// Under -o json the node's usage error passes through as its JSON.
+	r := e.run("", "pod", "gett", "web", "-o", "json")
+	var body struct{ Code, Message string }
+	if err := json.Unmarshal([]byte(r.stderr), &body); r.code != 2 || err != nil || body.Code != "usage" || !strings.Contains(body.Message, `did you mean "get"?`) {
+		t.Errorf("pod gett -o json: want exit 2 and {code: usage}, got %s", r)
+	}
+	// Help is still help.
+	for _, args := range [][]string{{"--help"}, {"vm", "--help"}, {"pod", "--help"}} {
+		if r := e.ok(args...); !strings.Contains(r.stdout, "Usage:") {
+			t.Errorf("pinacle %v: no help: %s", args, r)
+		}
+	}
+}
