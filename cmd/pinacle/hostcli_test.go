@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -540,5 +541,155 @@ func TestUsageErrors(t *testing.T) {
 		if r := e.ok(args...); !strings.Contains(r.stdout, "Usage:") {
 			t.Errorf("pinacle %v: no help: %s", args, r)
 		}
+	}
+}
+
+// start runs the host CLI in the background; lines gets each line of its
+// stderr as it is written, done its result once it exits.
+func (e *env) start(args ...string) (lines <-chan string, done <-chan result) {
+	e.t.Helper()
+	limactl, err := filepath.Abs("testdata/limactl")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	cmd := exec.CommandContext(ctx, filepath.Join(e.bin, "pinacle"), args...)
+	cmd.Env = append(os.Environ(), "LIMACTL="+limactl, "FAKE_LIMA_STATE="+e.limaDir,
+		"PATH="+e.bin+":"+os.Getenv("PATH"), "PINACLE_VM=", "PINACLE_NODE_SOCKET=", "PINACLE_NODE_DATA_ROOT=")
+	cmd.Env = append(cmd.Env, e.extraEnv...)
+	cmd.Dir = e.dir
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	pr, err := cmd.StderrPipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	lc := make(chan string, 100)
+	dc := make(chan result, 1)
+	go func() {
+		defer cancel()
+		var all strings.Builder
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			all.WriteString(sc.Text() + "\n")
+			select {
+			case lc <- sc.Text():
+			default:
+			}
+		}
+		close(lc)
+		err := cmd.Wait()
+		r := result{stdout: stdout.String(), stderr: all.String()}
+		if ee, ok := err.(*exec.ExitError); ok {
+			r.code = ee.ExitCode()
+		} else if err != nil {
+			r.code = -1
+		}
+		dc <- r
+	}()
+	return lc, dc
+}
+
+// TestVMCreateProgressAndRetry: limactl's progress (the image download)
+// shows while create still runs, not when it ends; a create that fails
+// removes the half-made VM, so running it again works.
+func TestVMCreateProgressAndRetry(t *testing.T) {
+	e := newEnv(t, false)
+	tmpl, err := filepath.Abs("../../lima.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := filepath.Join(e.dir, "gate")
+	e.extraEnv = []string{"FAKE_LIMA_CREATE_GATE=" + gate, "FAKE_LIMA_CREATE_FAIL=1"}
+	lines, done := e.start("vm", "up", "--template", tmpl)
+	// The stand-in waits at the gate after printing progress: the line
+	// must reach us while it waits.
+	timeout := time.After(time.Minute)
+	for seen := false; !seen; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("vm up ended without showing limactl's progress while it ran: %s", <-done)
+			}
+			seen = strings.Contains(l, "Downloading the image") || strings.Contains(l, "MiB / 585.56 MiB")
+		case <-timeout:
+			t.Fatal("no progress from limactl create within a minute while it was running (buffered?)")
+		}
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("vm up did not end after the stand-in's create failed")
+	}
+	if r.code != 7 || !strings.Contains(r.stderr, "connection reset by peer") || !strings.Contains(r.stderr, `the half-made VM "pinacle" was removed: run the command again to retry`) {
+		t.Errorf("failed create: want exit 7, limactl's error and the removal, got %s", r)
+	}
+	c := e.calls()
+	if c[len(c)-1] != "delete --force pinacle" {
+		t.Errorf("after the failed create, limactl calls end with %q, want delete --force pinacle", c[len(c)-1])
+	}
+	if r := e.run("", "vm", "status"); r.code != 3 {
+		t.Errorf("vm status after the failed create: want exit 3 (no VM), got %s", r)
+	}
+
+	// The retry simply works.
+	e.extraEnv = nil
+	r = e.ok("vm", "up", "--template", tmpl)
+	if !strings.Contains(r.stderr, "100.00%") || !strings.Contains(r.stderr, "VM pinacle is running") {
+		t.Errorf("retried vm up: %s", r)
+	}
+	// A VM that exists is never deleted by a create.
+	if r := e.run("", "vm", "create", "--template", tmpl); r.code != 4 {
+		t.Errorf("create of an existing VM: want exit 4, got %s", r)
+	}
+	if r := e.ok("vm", "status", "-o", "json"); !strings.Contains(r.stdout, `"status": "Running"`) {
+		t.Errorf("the VM after a refused create: %s", r)
+	}
+}
+
+// TestVMCreateRepo: --repo is the mounted repository, passed to lima.yaml
+// as a param (data), and the directory whose bin/ is checked for the node
+// binaries; --runsc-release chooses gVisor's release.
+func TestVMCreateRepo(t *testing.T) {
+	e := newEnv(t, false)
+	tmpl, err := filepath.Abs("../../lima.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Join(e.dir, "my repo's $(copy)")
+	if err := os.MkdirAll(filepath.Join(repo, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := e.ok("vm", "create", "--vm", "r1", "--template", tmpl, "--repo", repo)
+	if !strings.Contains(r.stderr, "warning: ["+filepath.Join(repo, "bin", "pinacle-node-linux-arm64")) {
+		t.Errorf("create with a --repo without binaries: want the warning to name %s/bin, got %s", repo, r)
+	}
+	want := fmt.Sprintf("create --name=r1 --tty=false --set .param.PinacleRepo = %q %s", repo, tmpl)
+	if c := e.calls(); c[len(c)-1] != want {
+		t.Errorf("limactl call:\n got %q\nwant %q", c[len(c)-1], want)
+	}
+	if err := os.WriteFile(filepath.Join(repo, "bin", "pinacle-node-linux-amd64"), nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r = e.ok("vm", "create", "--vm", "r2", "--template", tmpl, "--repo", repo, "--runsc-release", "20250715.0")
+	if strings.Contains(r.stderr, "warning:") {
+		t.Errorf("create with the binary in --repo's bin/: unexpected warning: %s", r)
+	}
+	want = fmt.Sprintf("create --name=r2 --tty=false --set .param.PinacleRepo = %q | .param.RunscRelease = \"20250715.0\" %s", repo, tmpl)
+	if c := e.calls(); c[len(c)-1] != want {
+		t.Errorf("limactl call:\n got %q\nwant %q", c[len(c)-1], want)
+	}
+	if r := e.run("", "vm", "create", "--vm", "r3", "--template", tmpl, "--runsc-release", "../../x"); r.code != 5 || !strings.Contains(r.stderr, "--runsc-release") {
+		t.Errorf("create with a bad --runsc-release: want exit 5, got %s", r)
+	}
+	if r := e.run("", "vm", "create", "--vm", "r3", "--template", tmpl, "--repo", filepath.Join(e.dir, "nosuch")); r.code != 3 {
+		t.Errorf("create with a missing --repo: want exit 3, got %s", r)
 	}
 }
