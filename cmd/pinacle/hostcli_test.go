@@ -652,6 +652,19 @@ func TestVMCreateProgressAndRetry(t *testing.T) {
 	if r := e.ok("vm", "status", "-o", "json"); !strings.Contains(r.stdout, `"status": "Running"`) {
 		t.Errorf("the VM after a refused create: %s", r)
 	}
+
+	// A half-made VM left by a create that could not clean up (the CLI was
+	// killed mid-download): vm up says what to do instead of starting it.
+	broken := filepath.Join(e.limaDir, "vm-killed")
+	if err := os.WriteFile(broken, []byte(`{"name":"killed","status":"Broken","message":"disk missing"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = e.run("", "vm", "up", "--vm", "killed", "--template", tmpl)
+	if r.code != 6 || !strings.Contains(r.stderr, `VM "killed" is broken (disk missing): remove it with pinacle vm delete --force, then run pinacle vm up again`) {
+		t.Errorf("vm up on a broken VM: want exit 6 and the way out, got %s", r)
+	}
+	e.ok("vm", "delete", "--force", "--vm", "killed")
+	e.ok("vm", "up", "--vm", "killed", "--template", tmpl)
 }
 
 // TestVMCreateRepo: --repo is the mounted repository, passed to lima.yaml
