@@ -38,6 +38,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"pod", "validate"}, []string{`pod validate: required flag(s) "file" not set`}, "pinacle-node pod validate --help"},
 		{[]string{"pod", "ls", "--sockt", "/x"}, []string{"pod ls: unknown flag: --sockt; did you mean \"--socket\"?"}, "pinacle-node pod ls --help"},
 		{[]string{"pod", "ls", "--nosuchflag"}, []string{"pod ls: unknown flag: --nosuchflag"}, "pinacle-node pod ls --help"},
+		{[]string{"help", "pod", "gett"}, []string{`unknown command "gett" for "pod"; did you mean "get"?`}, "pinacle-node pod --help"},
+		{[]string{"help", "podd"}, []string{`unknown command "podd" for "pinacle-node"; did you mean "pod"?`}, "pinacle-node --help"},
 		{[]string{"pod", "logs", "web", "--tail"}, []string{"pod logs: flag needs an argument: --tail"}, "pinacle-node pod logs --help"},
 	} {
 		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
@@ -70,7 +72,7 @@ func TestUsageErrors(t *testing.T) {
 
 // TestHelpStillSucceeds: asking for help is not an error.
 func TestHelpStillSucceeds(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"pod", "--help"}, {"pod", "get", "--help"}, {"help", "pod"}, {"pod", "service", "-h"}} {
+	for _, args := range [][]string{{"--help"}, {"pod", "--help"}, {"pod", "get", "--help"}, {"help", "pod"}, {"help", "pod", "get"}, {"help"}, {"pod", "service", "-h"}} {
 		root := newRootCmd()
 		var out bytes.Buffer
 		root.SetOut(&out)

@@ -52,6 +52,22 @@ func UsageHint(err error) string {
 // help and succeed.
 func Strict(root *cobra.Command) {
 	root.SetFlagErrorFunc(flagError)
+	// cobra's help command shows the root's help for a topic it does not
+	// know (exit 0); this one says which name is wrong.
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil {
+				return &UsageError{Msg: err.Error(), Help: help(c.Root())}
+			}
+			if len(rest) > 0 {
+				return unknownCommand(cmd, rest)
+			}
+			return cmd.Help()
+		},
+	})
 	// cobra adds these when it executes; add them now so they are checked too.
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
