@@ -216,6 +216,8 @@ func (r *fakeRuntime) Restore(context.Context, string, string, oci.RestoreOpts) 
 }
 func (r *fakeRuntime) Stats(context.Context, string) (oci.Stats, error) { return oci.Stats{}, nil }
 
+func (r *fakeRuntime) KillStale(context.Context, string) error { return nil }
+
 // fakeNet hands out 10.88.0.2.
 type fakeNet struct{ h *host }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"syscall"
 
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 	"github.com/pinacle/pinacle-node/oci"
@@ -35,10 +36,20 @@ func (m *Manager) recoverPod(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	if p.State != lifecycle.Running {
+		// A runsc that the dead node had started for this pod may still be
+		// going: finishing after the undo below, it would boot a sandbox
+		// (and an init writing a status file) that nobody tracks.
+		if err := m.cfg.Runtime.KillStale(ctx, id); err != nil {
+			return err
+		}
+	}
 	switch p.State {
 	case lifecycle.Running:
 		s, err := m.cfg.Runtime.State(ctx, id)
-		if err == nil && s.Status == oci.StatusRunning {
+		// runsc's state file can still say running for a sandbox killed
+		// while the node was away: the process itself must be there.
+		if err == nil && s.Status == oci.StatusRunning && (s.Pid <= 0 || syscall.Kill(s.Pid, 0) != syscall.ESRCH) {
 			// Adopt: the sandbox lived through our absence.
 			st := m.statusOf(ctx, p)
 			if ip, err := netip.ParseAddr(st.IP); err == nil {
