@@ -131,6 +131,7 @@ func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.Root
 		// The boot runs unthrottled (at 0.5 CPU it takes 2.7x as long);
 		// the runtime applies the quota once the sandbox has started.
 		DeferCPUQuota: true,
+		CPUShares:     limits.CPUShares,
 		MemoryBytes:   limits.MemoryBytes,
 		PidsLimit:     limits.PidsLimit,
 		NetNSPath:     att.NetnsPath,
