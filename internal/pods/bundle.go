@@ -92,6 +92,10 @@ func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.Root
 		Env:        spec.Environment,
 		LogDir:     supervisor.DefaultLogDir,
 		StatusFile: supervisor.DefaultStatusFile,
+		// The pod-level readiness checks run in init beside the services'.
+		Checks:     spec.HealthChecks,
+		User:       spec.User,
+		WorkingDir: spec.WorkingDir,
 	}
 	for _, s := range spec.Services {
 		if s.User == "" {
