@@ -164,7 +164,7 @@ func domainChains(t *testing.T) []string {
 // Egress domains: an allowed name's address becomes reachable once the
 // pod has resolved it (and not before); a denied name does not resolve
 // and its address, like any raw IP, stays blocked; the pod's domain chain
-// is gone after delete. Egress none: the pod serves its port and sends
+// is gone after delete; a daemon restart brings the filter back. Egress none: the pod serves its port and sends
 // nothing, not even DNS.
 func TestNodeEgressDomainsAndNone(t *testing.T) {
 	d := startDaemon(t)
@@ -189,8 +189,12 @@ func TestNodeEgressDomainsAndNone(t *testing.T) {
 	if !reach(t, d, "dom", "http://allowed.test/index.html") {
 		t.Error("allowed name unreachable after resolving it")
 	}
+	// The filter lives in the daemon: after a SIGKILL and restart the
+	// adopted pod resolves again (a name it never asked for before).
+	d.kill()
+	d.start()
 	if !reach(t, d, "dom", "http://a.wild.test/index.html") {
-		t.Error("wildcard name unreachable after resolving it")
+		t.Error("wildcard name unreachable after resolving it (after a daemon restart)")
 	}
 	// The pod asks the node's filter, never the upstream directly.
 	if r := d.cli("pod", "exec", "dom", "--", "cat", "/etc/resolv.conf"); r.code != 0 || strings.Contains(r.stdout, w.dns) {
