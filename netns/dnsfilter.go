@@ -237,6 +237,8 @@ func exchange(ctx context.Context, up netip.AddrPort, query []byte, tcp bool) ([
 		return nil, err
 	}
 	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() }) // Close of the filter: do not wait out the timeout
+	defer stop()
 	dl, _ := ctx.Deadline()
 	c.SetDeadline(dl)
 	if tcp {
