@@ -241,6 +241,7 @@ func (n fakeNet) List(context.Context) ([]*netns.Attachment, error) { return nil
 func (n fakeNet) RemoveNodeRules(context.Context) error             { return nil }
 func (n fakeNet) RunWarmPool(ctx context.Context) error             { <-ctx.Done(); return nil }
 func (n fakeNet) DrainWarmPool(context.Context) error               { return nil }
+func (n fakeNet) ResumeDNSFilters(context.Context) error            { return nil }
 
 // fakePorts allocates host ports from 30000.
 type fakePorts struct{ h *host }
