@@ -32,15 +32,17 @@ func TestPodChecksGateReady(t *testing.T) {
 		c := st.Check("web-up")
 		return c != nil && c.Health == HealthHealthy, fmt.Sprintf("checks %+v", st.Checks)
 	})
+	// The status file, which the node reads, follows the in-memory
+	// status asynchronously: wait on the file itself.
+	var st *Status
 	poll(t, 10*time.Second, func() (bool, string) {
-		st := s.Status()
+		var err error
+		if st, err = ReadStatus(cfg.StatusFile); err != nil {
+			return false, err.Error()
+		}
 		c := st.Check("marker")
-		return c != nil && c.Health == HealthUnhealthy, fmt.Sprintf("checks %+v", st.Checks)
+		return c != nil && c.Health == HealthUnhealthy, fmt.Sprintf("checks in the file %+v", st.Checks)
 	})
-	st, err := ReadStatus(cfg.StatusFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if st.Ready {
 		t.Fatalf("ready with a failing pod check: %+v", st)
 	}
