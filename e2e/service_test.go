@@ -279,7 +279,7 @@ baseImage: %s
 resources: {memoryMb: 256, storageMb: 1024}
 services:
   - name: crashy
-    command: [sh, -c, "if [ -e /tmp/crash ]; then cut -d' ' -f1 /proc/uptime >> /tmp/starts; exit 3; fi; exec sleep 100000"]
+    command: [sh, -c, "if [ -e /tmp/crash ]; then read up idle < /proc/uptime; echo $up >> /tmp/starts; exit 3; fi; exec sleep 100000"]
     restart: on-failure
 `, busybox)
 	if _, r := d.create(spec); r.code != 0 {
