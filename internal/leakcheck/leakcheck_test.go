@@ -69,22 +69,25 @@ func TestFindsCgroupThreeLevelsDeep(t *testing.T) {
 	old := cgroupRoot
 	cgroupRoot = t.TempDir()
 	t.Cleanup(func() { cgroupRoot = old })
-	if err := os.MkdirAll(filepath.Join(cgroupRoot, "memory", "pinacle"), 0o755); err != nil {
+	// A name of this test's own: the host's real pinacle resources may
+	// come and go meanwhile (other tests run).
+	name := fmt.Sprintf("pnleak-cg-%d", os.Getpid())
+	if err := os.MkdirAll(filepath.Join(cgroupRoot, "memory", name), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	before := Take(ctx, "pinacle")
-	deep := filepath.Join(cgroupRoot, "memory", "pinacle", "pod1", "inner")
+	before := Take(ctx, name)
+	deep := filepath.Join(cgroupRoot, "memory", name, "pod1", "inner")
 	if err := os.MkdirAll(deep, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	err := Check(ctx, before, 200*time.Millisecond, "pinacle")
+	err := Check(ctx, before, 200*time.Millisecond, name)
 	if err == nil || !strings.Contains(err.Error(), "cgroup: "+deep) {
 		t.Fatalf("Check = %v, want the leaked cgroup %s", err, deep)
 	}
-	if err := os.RemoveAll(filepath.Join(cgroupRoot, "memory", "pinacle", "pod1")); err != nil {
+	if err := os.RemoveAll(filepath.Join(cgroupRoot, "memory", name, "pod1")); err != nil {
 		t.Fatal(err)
 	}
-	if err := Check(ctx, before, 2*time.Second, "pinacle"); err != nil {
+	if err := Check(ctx, before, 2*time.Second, name); err != nil {
 		t.Fatal(err)
 	}
 }
