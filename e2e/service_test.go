@@ -319,10 +319,11 @@ services:
 		gaps = append(gaps, starts[i]-starts[i-1])
 	}
 	t.Logf("intervals between starts (s): %v", gaps)
-	// The delay doubles per crash: from the third gap on each is longer
-	// than the one before (the first two differ by less than start-up
-	// noise), and the last is well over twice the first.
-	for i := 2; i < len(gaps); i++ {
+	// The delay doubles per crash: from the fourth gap on each is longer
+	// than the one before (the delays differ by 400 ms and more there; the
+	// first ones by less than a loaded host's start-up noise), and the last
+	// is well over twice the first.
+	for i := 3; i < len(gaps); i++ {
 		if gaps[i] <= gaps[i-1] {
 			t.Errorf("gap %d (%.2fs) not longer than gap %d (%.2fs): %v", i, gaps[i], i-1, gaps[i-1], gaps)
 		}
