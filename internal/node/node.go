@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pinacle/pinacle-node/imagestore"
+	"github.com/pinacle/pinacle-node/internal/fileutil"
 	"github.com/pinacle/pinacle-node/internal/nodeconfig"
 	"github.com/pinacle/pinacle-node/internal/pods"
 	"github.com/pinacle/pinacle-node/internal/store"
@@ -68,6 +69,12 @@ func New(ctx context.Context, cfg *nodeconfig.Config, log *slog.Logger) (_ *Node
 		return nil, err
 	}
 	if n.Runtime, err = Runtime(cfg, oci.WithLogger(log)); err != nil {
+		return nil, err
+	}
+	// A SIGKILL in the middle of writing a network record (the warm pool
+	// refills in the background) leaves its temporary file; nothing else
+	// would ever remove it.
+	if err := fileutil.RemoveStaleTemps(filepath.Join(netnsDir(cfg), "pods")); err != nil {
 		return nil, err
 	}
 	if n.Net, err = Network(cfg, n.State, log); err != nil {
