@@ -28,6 +28,7 @@ func newRootCmd() *cobra.Command {
 		newServeCmd(),
 		newPodCmd(),
 		newCleanupCmd(),
+		newDrainCmd(),
 		newWebtermCmd(),
 	)
 	return root

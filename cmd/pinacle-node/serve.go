@@ -128,6 +128,13 @@ func serve(ctx context.Context, cfg *nodeconfig.Config) error {
 	listen, _ := netip.ParseAddr(cfg.Ports.ListenAddr)
 	fwdOpts := []portfwd.Option{portfwd.WithStore(storeadapt.PortStore(st)), portfwd.WithListenAddr(listen),
 		portfwd.WithPortRange(uint16(cfg.Ports.Min), uint16(cfg.Ports.Max)), portfwd.WithLogger(log)}
+	// A connection to a hibernated pod's host port wakes it. The manager
+	// is made after the forwarder it drives; no pod is hibernated in the
+	// forwarder before Recover, which runs once mgr is set.
+	var mgr *pods.Manager
+	fwdOpts = append(fwdOpts, portfwd.WithWaker(func(ctx context.Context, id string) (netip.Addr, error) {
+		return mgr.WakeForConnection(ctx, id)
+	}))
 	if k := kernelPath(ctx, cfg, listen, log); k != nil {
 		fwdOpts = append(fwdOpts, portfwd.WithKernelPath(k))
 	}
@@ -146,7 +153,7 @@ func serve(ctx context.Context, cfg *nodeconfig.Config) error {
 	if err != nil {
 		return err
 	}
-	mgr, err := pods.New(pods.Config{
+	mgr, err = pods.New(pods.Config{
 		DataRoot: cfg.DataRoot, Store: st, Images: images, Runtime: rt, Net: nm, Ports: fwd,
 		Templates: tmpl, InitBinary: initBin, Logger: log, URLHost: cfg.Ports.URLHost, GitBaseURL: cfg.Git.BaseURL,
 		StorageSpares: spares,

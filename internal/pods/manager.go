@@ -75,6 +75,7 @@ type Manager struct {
 	watchers map[string]context.CancelFunc // running pods' sandbox watchers
 
 	status *statusCache // what views show of each pod's services
+	execs  *sessions    // open exec and terminal sessions, per pod
 }
 
 type podLock struct {
@@ -122,6 +123,7 @@ func New(cfg Config) (*Manager, error) {
 		cancelBg: cancel,
 		watchers: map[string]context.CancelFunc{},
 		status:   newStatusCache(),
+		execs:    newSessions(),
 	}, nil
 }
 
