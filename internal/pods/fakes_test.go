@@ -303,8 +303,8 @@ func (p fakePorts) SetTarget(string, netip.Addr) error              { return nil
 func (p fakePorts) SetState(_ string, s portfwd.State) error {
 	return p.h.call("ports.setstate." + string(s))
 }
-func (p fakePorts) Stats() portfwd.Stats                            { return portfwd.Stats{} }
-func (p fakePorts) Close(context.Context) error                     { return nil }
+func (p fakePorts) Stats() portfwd.Stats        { return portfwd.Stats{} }
+func (p fakePorts) Close(context.Context) error { return nil }
 
 // fakeImages holds one image, fake/img:1, once pulled (or from the start).
 type fakeImages struct {
