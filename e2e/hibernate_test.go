@@ -238,3 +238,22 @@ func TestHibernateRestoreFailureColdStarts(t *testing.T) {
 		t.Fatalf("no RestoreFailed event:\n%s", ev)
 	}
 }
+
+// TestHibernateIdle: with a short node-wide idle timeout a pod nobody
+// talks to hibernates itself; the next connection wakes the same process.
+func TestHibernateIdle(t *testing.T) {
+	d := startDaemonWith(t, func(cfg string) string { return cfg + "idleTimeout: 3s\n" }, nil)
+	_, url := counterPod(t, d, "idle", "")
+	tok, n := count(t, url, 5*time.Second)
+	poll(t, 60*time.Second, "the idle pod hibernated", func() bool {
+		p, _ := d.get("idle")
+		return p.State == "hibernated"
+	})
+	if ev := d.cli("pod", "events", "idle", "-o", "json").stdout; !strings.Contains(ev, "IdleTimeout") {
+		t.Fatalf("no IdleTimeout event:\n%s", ev)
+	}
+	tk, n2 := count(t, url, 60*time.Second)
+	if tk != tok || n2 < n {
+		t.Fatalf("after the idle hibernate and a wake: %s %d; before %s %d", tk, n2, tok, n)
+	}
+}

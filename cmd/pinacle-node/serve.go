@@ -156,7 +156,7 @@ func serve(ctx context.Context, cfg *nodeconfig.Config) error {
 	mgr, err = pods.New(pods.Config{
 		DataRoot: cfg.DataRoot, Store: st, Images: images, Runtime: rt, Net: nm, Ports: fwd,
 		Templates: tmpl, InitBinary: initBin, Logger: log, URLHost: cfg.Ports.URLHost, GitBaseURL: cfg.Git.BaseURL,
-		StorageSpares: spares,
+		StorageSpares: spares, IdleTimeout: cfg.IdleTimeout.Duration,
 	})
 	if err != nil {
 		spares.Close()

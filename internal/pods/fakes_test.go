@@ -253,8 +253,11 @@ func (r *fakeRuntime) Restore(_ context.Context, id, _ string, o oci.RestoreOpts
 }
 func (r *fakeRuntime) Stats(context.Context, string) (oci.Stats, error) { return oci.Stats{}, nil }
 
-// fakeNet hands out 10.88.0.2.
-type fakeNet struct{ h *host }
+// fakeNet hands out 10.88.0.2; a pod's namespace is a file in dir.
+type fakeNet struct {
+	h   *host
+	dir string
+}
 
 var _ netns.Manager = fakeNet{}
 
@@ -262,10 +265,22 @@ func (n fakeNet) Setup(_ context.Context, s netns.Spec) (*netns.Attachment, erro
 	if err := n.h.call("net.setup"); err != nil {
 		return nil, err
 	}
-	return &netns.Attachment{PodID: s.PodID, IP: netip.MustParseAddr("10.88.0.2"), NetnsPath: "/run/netns/" + s.PodID, Hostname: s.Hostname}, nil
+	path := filepath.Join(n.dir, s.PodID)
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		return nil, err
+	}
+	return &netns.Attachment{PodID: s.PodID, IP: netip.MustParseAddr("10.88.0.2"), NetnsPath: path, Hostname: s.Hostname}, nil
 }
 
-func (n fakeNet) Teardown(context.Context, string) error { return n.h.call("net.teardown") }
+func (n fakeNet) Teardown(_ context.Context, id string) error {
+	if err := n.h.call("net.teardown"); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(n.dir, id)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}
 func (n fakeNet) RestoreAddress(context.Context, string) error {
 	return n.h.call("net.restoreaddr")
 }

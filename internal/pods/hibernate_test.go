@@ -2,6 +2,7 @@ package pods
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"slices"
@@ -234,5 +235,35 @@ func TestHibernateCrashPoints(t *testing.T) {
 		if got := CrashPoints[op]; !slices.Equal(got, w) {
 			t.Errorf("CrashPoints[%s] = %v, want %v", op, got, w)
 		}
+	}
+}
+
+// After the machine restarted, the namespace and the rootfs mount are
+// gone: the wake makes them again (same address) and restores.
+func TestWakeAfterMachineRestart(t *testing.T) {
+	r := newRig(t)
+	r.mustCreate("web")
+	r.mustHibernate("web")
+	var st podStatus
+	if err := json.Unmarshal(r.record("web").Status, &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(st.NetnsPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.rfs.Unmount(context.Background(), r.m.podDir("web")); err != nil {
+		t.Fatal(err)
+	}
+	r.restart()
+	p, err := r.m.Wake(context.Background(), "web")
+	if err != nil || p.State != lifecycle.Running {
+		t.Fatalf("wake: %v %+v", err, p)
+	}
+	want := []string{"net.teardown", "net.setup", "net.restoreaddr", "image.rootfs", "rootfs.mount", "runtime.restore", "ports.start"}
+	if calls := r.h.after("ports.setstate.hibernated", want...); !slices.Equal(calls, want) {
+		t.Fatalf("wake did %v, want %v", r.h.log(), want)
+	}
+	if r.hasEvent("web", "RestoreFailed") {
+		t.Error("restore failed")
 	}
 }

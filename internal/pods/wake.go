@@ -3,7 +3,9 @@ package pods
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -49,10 +51,31 @@ func restoreAddress(ctx context.Context, u *unit) error {
 		// on eth0 the host's stack would answer (and reset) its flows.
 		return nil
 	}
-	if err := u.m.cfg.Net.RestoreAddress(ctx, u.id); err != nil {
+	if _, err := os.Stat(u.st.NetnsPath); errors.Is(err, fs.ErrNotExist) {
+		return remakeNetwork(ctx, u, ip)
+	}
+	return u.m.cfg.Net.RestoreAddress(ctx, u.id)
+}
+
+// remakeNetwork sets the pod's network up again when its namespace is
+// gone (the machine restarted while the pod slept): its subnet is the
+// pod's, so it gets the same address, which the restored sandbox's
+// sockets are bound to. Any other address fails the wake (a cold start
+// follows).
+func remakeNetwork(ctx context.Context, u *unit, ip netip.Addr) error {
+	if err := u.m.cfg.Net.Teardown(ctx, u.id); err != nil {
+		return fmt.Errorf("clearing the lost network: %w", err)
+	}
+	att, err := u.m.cfg.Net.Setup(ctx, u.nspec)
+	if err != nil {
 		return err
 	}
-	return nil
+	if att.IP != ip {
+		return fmt.Errorf("network made again with address %s, not the checkpoint's %s", att.IP, ip)
+	}
+	u.att = att
+	u.st.NetnsPath = att.NetnsPath
+	return u.m.cfg.Net.RestoreAddress(ctx, u.id)
 }
 
 // ensureRootfs mounts the pod's rootfs if it is not (the host rebooted
