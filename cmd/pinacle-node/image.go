@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -15,60 +14,31 @@ import (
 
 	"github.com/pinacle/pinacle-node/imagestore"
 	"github.com/pinacle/pinacle-node/internal/cli"
-	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/node"
+	"github.com/pinacle/pinacle-node/internal/nodeconfig"
 	"github.com/pinacle/pinacle-node/internal/render"
-)
-
-// Registry settings may also come from the environment (docs/imagestore.md):
-//
-//	PINACLE_REGISTRY_MIRRORS="docker.io=http://127.0.0.1:5000,ghcr.io=https://m.example"
-//	PINACLE_INSECURE_REGISTRIES="10.0.0.5:5000,registry.lan"
-const (
-	envMirrors  = "PINACLE_REGISTRY_MIRRORS"
-	envInsecure = "PINACLE_INSECURE_REGISTRIES"
 )
 
 func newImageCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Manage images"}
+	cmd.PersistentFlags().String("config", nodeconfig.DefaultPath, "node configuration file (its registry: section applies)")
 	addRegistryFlags(cmd.PersistentFlags())
 	cmd.AddCommand(newImagePullCmd(), newImageImportCmd(), newImageLsCmd(), newImageRmCmd(), newImageGCCmd(), newImageInspectCmd())
 	return cmd
 }
 
-// openImageStore opens <data-root> with the registry settings of flags and env.
+// openImageStore opens the data root's image store with the registry
+// settings of node.yaml, to which the flags and env add (registryflags.go).
 func openImageStore(cmd *cobra.Command) (imagestore.Store, error) {
-	root, _ := cmd.Flags().GetString("data-root")
-	mirrorFlags, _ := cmd.Flags().GetStringArray("mirror")
-	insecure, _ := cmd.Flags().GetStringArray("insecure-registry")
+	cfg, err := loadNodeConfig(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if err := applyRegistryFlags(cmd, cfg); err != nil {
+		return nil, err
+	}
 	jobs, _ := cmd.Flags().GetInt("jobs")
-	if v := os.Getenv(envMirrors); v != "" {
-		mirrorFlags = append(splitList(v), mirrorFlags...)
-	}
-	if v := os.Getenv(envInsecure); v != "" {
-		insecure = append(splitList(v), insecure...)
-	}
-	mirrors := map[string][]string{}
-	for _, m := range mirrorFlags {
-		host, u, ok := strings.Cut(m, "=")
-		if !ok {
-			return nil, fmt.Errorf("--mirror %q: want HOST=URL: %w", m, errdefs.ErrInvalidArgument)
-		}
-		mirrors[host] = append(mirrors[host], u)
-	}
-	opts := []imagestore.Option{
-		imagestore.WithMirrors(mirrors),
-		imagestore.WithInsecureRegistries(insecure...),
-		imagestore.WithJobs(jobs),
-	}
-	return imagestore.New(cmd.Context(), filepath.Clean(root), opts...)
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' }) {
-		out = append(out, f)
-	}
-	return out
+	return node.OpenImages(cmd.Context(), cfg, imagestore.WithJobs(jobs))
 }
 
 // progressReporter draws one bar for the whole pull on a terminal, and
@@ -124,7 +94,7 @@ func progressReporter(cmd *cobra.Command) (func(imagestore.Event), func()) {
 			fmt.Fprintf(errw, "%s: %s\n", e.Ref, e.Phase)
 			return
 		}
-		fmt.Fprintf(errw, "%s: layer %s %s %s\n", e.Ref, layer, e.Phase, humanBytes(e.Total))
+		fmt.Fprintf(errw, "%s: layer %s %s %s\n", e.Ref, layer, e.Phase, render.Bytes(e.Total))
 	}, func() {}
 }
 
@@ -145,7 +115,7 @@ func newImagePullCmd() *cobra.Command {
 				return err
 			}
 			return cli.Print(cmd, img, func(w io.Writer) {
-				fmt.Fprintf(w, "%s\t%s\t%s\n", strings.Join(img.Refs, ","), img.Digest, humanBytes(img.Size))
+				fmt.Fprintf(w, "%s\t%s\t%s\n", strings.Join(img.Refs, ","), img.Digest, render.Bytes(img.Size))
 			})
 		},
 	}
@@ -186,7 +156,7 @@ func imageTable(w io.Writer, imgs []*imagestore.Image) {
 			refs = []string{"<none>"}
 		}
 		for _, r := range refs {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r, img.ShortID(), humanBytes(img.Size), ago(img.Created))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r, img.ShortID(), render.Bytes(img.Size), ago(img.Created))
 		}
 	}
 }
@@ -262,7 +232,7 @@ func newImageGCCmd() *cobra.Command {
 				for _, b := range res.Blobs {
 					fmt.Fprintf(w, "deleted blob %s\n", b)
 				}
-				fmt.Fprintf(w, "freed %s (%d layers, %d blobs)\n", humanBytes(res.Bytes), len(res.Layers), len(res.Blobs))
+				fmt.Fprintf(w, "freed %s (%d layers, %d blobs)\n", render.Bytes(res.Bytes), len(res.Layers), len(res.Blobs))
 			})
 		},
 	}
@@ -289,7 +259,7 @@ func newImageInspectCmd() *cobra.Command {
 				fmt.Fprintf(w, "ID:\t%s\n", img.ID)
 				fmt.Fprintf(w, "Platform:\t%s\n", img.Platform)
 				fmt.Fprintf(w, "Created:\t%s\n", img.Created.Format(time.RFC3339))
-				fmt.Fprintf(w, "Size:\t%s (compressed %s)\n", humanBytes(img.Size), humanBytes(img.CompressedSize))
+				fmt.Fprintf(w, "Size:\t%s (compressed %s)\n", render.Bytes(img.Size), render.Bytes(img.CompressedSize))
 				c := rfs.Config.Config
 				fmt.Fprintf(w, "Entrypoint:\t%q\n", c.Entrypoint)
 				fmt.Fprintf(w, "Cmd:\t%q\n", c.Cmd)
@@ -299,15 +269,12 @@ func newImageInspectCmd() *cobra.Command {
 					fmt.Fprintf(w, "Env:\t%s\n", e)
 				}
 				for i, l := range img.Layers {
-					fmt.Fprintf(w, "Layer %d:\t%s\t%s\t%s\n", i, l.Digest, humanBytes(l.Unpacked), rfs.LayerDirs[i])
+					fmt.Fprintf(w, "Layer %d:\t%s\t%s\t%s\n", i, l.Digest, render.Bytes(l.Unpacked), rfs.LayerDirs[i])
 				}
 			})
 		},
 	}
 }
-
-// humanBytes is render.Bytes: both CLIs print sizes in binary units.
-func humanBytes(n int64) string { return render.Bytes(n) }
 
 func ago(t time.Time) string {
 	if t.IsZero() {

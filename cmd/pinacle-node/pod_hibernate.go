@@ -10,7 +10,6 @@ import (
 
 	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/cli"
-	"github.com/pinacle/pinacle-node/internal/errdefs"
 )
 
 func newPodHibernateCmd() *cobra.Command {
@@ -36,22 +35,22 @@ func newPodWakeCmd() *cobra.Command {
 		Long: `Restore a hibernated pod from its checkpoint. With --all, wake every
 hibernated pod (after a node restart or drain --hibernate); the exit code is
 that of the first failure's class.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if all {
+				return cobra.NoArgs(cmd, args)
+			}
+			return cobra.ExactArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := newClient(cmd)
-			if !all {
-				if len(args) != 1 {
-					return fmt.Errorf("pod wake: want one pod ID, or --all: %w", errdefs.ErrInvalidArgument)
-				}
-				p, err := c.Wake(cmd.Context(), args[0])
-				if err != nil {
-					return err
-				}
-				return printPod(cmd, p)
+			if all {
+				return forEachPod(cmd, c, "hibernated", "woke", c.Wake)
 			}
-			if len(args) != 0 {
-				return fmt.Errorf("pod wake --all takes no pod ID: %w", errdefs.ErrInvalidArgument)
+			p, err := c.Wake(cmd.Context(), args[0])
+			if err != nil {
+				return err
 			}
-			return forEachPod(cmd, c, "hibernated", "woke", c.Wake)
+			return printPod(cmd, p)
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "wake every hibernated pod")
@@ -68,15 +67,14 @@ func newDrainCmd() *cobra.Command {
 		Short: "Hibernate every running pod (before the machine stops); each wakes on its first connection or with pod wake --all",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !hibernate {
-				return fmt.Errorf("drain: --hibernate is the only mode: %w", errdefs.ErrInvalidArgument)
-			}
 			c := newClient(cmd)
 			return forEachPod(cmd, c, "running", "hibernated", c.Hibernate)
 		},
 	}
 	addClientFlags(cmd)
-	cmd.Flags().BoolVar(&hibernate, "hibernate", false, "hibernate every running pod")
+	// The only mode for now; required so that a plain drain says so.
+	cmd.Flags().BoolVar(&hibernate, "hibernate", false, "hibernate every running pod (required)")
+	_ = cmd.MarkFlagRequired("hibernate")
 	return cmd
 }
 

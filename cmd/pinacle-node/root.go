@@ -31,5 +31,6 @@ func newRootCmd() *cobra.Command {
 		newDrainCmd(),
 		newWebtermCmd(),
 	)
+	cli.Strict(root)
 	return root
 }

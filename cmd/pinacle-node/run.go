@@ -116,8 +116,7 @@ func runOnce(cmd *cobra.Command, o runOptions, ref string, args []string) (int, 
 		return 0, err
 	}
 	dataRoot, _ := cmd.Flags().GetString("data-root")
-	runscRoot, _ := cmd.Flags().GetString("runsc-root")
-	rt, err := oci.New(oci.WithRoot(runscRoot), oci.WithNetwork(o.network))
+	rt, err := openRuntime(cmd, oci.WithNetwork(o.network))
 	if err != nil {
 		return 0, err
 	}

@@ -17,14 +17,25 @@ func (m *Manager) sandboxRunning(ctx context.Context, id string) bool {
 }
 
 // recoverHibernating settles a hibernate the node's death interrupted:
-// a sandbox that still runs keeps running (the checkpoint is dropped); a
-// complete checkpoint makes the pod hibernated; with neither, the pod
-// starts afresh from its files, and an event says so.
+// a complete checkpoint makes the pod hibernated (runsc stops a sandbox
+// once its checkpoint is written, though for a moment it may still look
+// running); otherwise a sandbox that still runs keeps running; with
+// neither, the pod starts afresh from its files, and an event says so.
 func (m *Manager) recoverHibernating(ctx context.Context, p *store.Pod) error {
 	id := p.ID
 	st := m.statusOf(ctx, p)
 	u := m.unitFor(id)
 	switch {
+	case m.checkpointed(id) != nil:
+		if err := m.deleteSandbox(ctx, id); err != nil {
+			m.event(ctx, id, "warning", "CleanupFailed", "sandbox: "+err.Error())
+		}
+		if _, err := m.cfg.Store.Transition(ctx, id, lifecycle.Hibernated, ""); err != nil {
+			return err
+		}
+		m.listenHibernated(ctx, id, st)
+		m.event(ctx, id, "hibernate", "Hibernated", "node restarted during hibernate after the checkpoint was complete")
+		return nil
 	case m.sandboxRunning(ctx, id):
 		if err := discardCheckpoint(ctx, u); err != nil {
 			m.event(ctx, id, "warning", "CleanupFailed", "checkpoint: "+err.Error())
@@ -39,16 +50,6 @@ func (m *Manager) recoverHibernating(ctx context.Context, p *store.Pod) error {
 		}
 		m.watch(id)
 		m.event(ctx, id, "hibernate", "HibernateInterrupted", "node restarted during hibernate; the sandbox still ran, so the pod runs on")
-		return nil
-	case m.checkpointed(id) != nil:
-		if err := m.deleteSandbox(ctx, id); err != nil {
-			m.event(ctx, id, "warning", "CleanupFailed", "sandbox: "+err.Error())
-		}
-		if _, err := m.cfg.Store.Transition(ctx, id, lifecycle.Hibernated, ""); err != nil {
-			return err
-		}
-		m.listenHibernated(ctx, id, st)
-		m.event(ctx, id, "hibernate", "Hibernated", "node restarted during hibernate after the checkpoint was complete")
 		return nil
 	}
 	m.event(ctx, id, "warning", "HibernateLost", "node restarted during hibernate before the checkpoint was complete; starting the pod afresh from its files")
