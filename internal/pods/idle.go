@@ -78,18 +78,32 @@ func (m *Manager) idleSweep(marks map[string]*idleMark, now time.Time) {
 		m.log.Warn("idle sweep", "err", err)
 		return
 	}
+	timeouts := map[string]time.Duration{}
+	for i := range pods {
+		if p := &pods[i]; p.State == lifecycle.Running {
+			if t := m.idleTimeout(p); t > 0 {
+				timeouts[p.ID] = t
+			}
+		}
+	}
+	for id := range marks { // pods that left running or lost their timeout
+		if _, ok := timeouts[id]; !ok {
+			delete(marks, id)
+		}
+	}
+	if len(timeouts) == 0 {
+		return // the counters cost an iptables-save: only when needed
+	}
 	traffic := map[string]portfwd.Counters{}
 	for _, ps := range m.cfg.Ports.Stats().Pods {
 		traffic[ps.PodID] = ps.Counters
 	}
-	seen := map[string]bool{}
 	for i := range pods {
 		p := &pods[i]
-		timeout := m.idleTimeout(p)
-		if p.State != lifecycle.Running || timeout <= 0 {
+		timeout, ok := timeouts[p.ID]
+		if !ok {
 			continue
 		}
-		seen[p.ID] = true
 		c := traffic[p.ID]
 		mk := marks[p.ID]
 		if mk == nil || mk.conns != c.ConnsTotal || mk.bytes != c.BytesIn+c.BytesOut {
@@ -118,11 +132,6 @@ func (m *Manager) idleSweep(marks map[string]*idleMark, now time.Time) {
 			}
 			return err
 		})
-	}
-	for id := range marks {
-		if !seen[id] {
-			delete(marks, id)
-		}
 	}
 }
 
