@@ -43,12 +43,13 @@ func runHibernate(bin string, n int) error {
 	})
 }
 
-// holder is a pod whose awk holds 200 distinct 1 MB strings in memory.
+// holder is a pod whose sort holds about 200 MB of lines in memory: its
+// input never ends, so it never lets them go.
 func holder(name string) api.CreateRequest {
 	r := httpd(name)
-	r.Spec.Resources.MemoryMB = 512
-	r.Spec.Services = append(r.Spec.Services, podspec.Service{Name: "hold", Command: []string{"awk",
-		`BEGIN { s = sprintf("%1000000s", ""); for (i = 0; i < 200; i++) a[i] = s i; print "held" > "/tmp/held"; close("/tmp/held"); while (1) system("sleep 3600") }`}})
+	r.Spec.Resources.MemoryMB = 1024
+	r.Spec.Services = append(r.Spec.Services, podspec.Service{Name: "hold", Command: []string{"sh", "-c",
+		`(head -c 50000000 /dev/urandom | od -An -tx1; sleep 100000000) | sort > /dev/null`}})
 	return r
 }
 
@@ -59,10 +60,11 @@ func hibernateSizes(ctx context.Context, nd *node) error {
 			return fmt.Errorf("create %s: %w", req.Spec.Name, err)
 		}
 		if req.Spec.Name == "hold200" {
-			held := filepath.Join(nd.dir, "data", "pods", p.ID, "rootfs", "tmp", "held")
-			if err := waitFor(2*time.Minute, func() bool { _, err := os.Stat(held); return err == nil }); err != nil {
-				return fmt.Errorf("the 200 MB holder: %w", err)
+			if err := waitFor(5*time.Minute, func() bool { return cgroupMemory(p.ID) >= 200<<20 }); err != nil {
+				log, _ := os.ReadFile(filepath.Join(nd.dir, "data", "pods", p.ID, "run", "logs", "hold.log"))
+				return fmt.Errorf("the 200 MB holder at %d MB: %w; its log: %s", cgroupMemory(p.ID)>>20, err, log)
 			}
+			time.Sleep(2 * time.Second) // od's last lines reach sort
 		}
 		mem := cgroupMemory(p.ID)
 		t0 := time.Now()
@@ -193,16 +195,13 @@ func memoryReturned(ctx context.Context, nd *node, k int) error {
 			return err
 		}
 	}
-	dropCaches()
 	after := memAvailable()
 	var disk int64
 	for _, id := range ids {
 		disk += dirSize(filepath.Join(nd.dir, "data", "pods", id))
 	}
-	perMem := (int64(before) - int64(after)) // negative: memory came back
 	fmt.Printf("hibernate-bench: hibernating %d idle pods: MemAvailable %d -> %d MB (+%d MB), their memory cgroups held %d MB (%.0f%% returned)\n",
 		k, before>>20, after>>20, (int64(after)-int64(before))>>20, cg>>20, 100*float64(int64(after)-int64(before))/float64(max(cg, 1)))
-	_ = perMem
 	perDisk := disk / int64(k)
 	var st syscall.Statfs_t
 	_ = syscall.Statfs(nd.dir, &st)
@@ -265,10 +264,6 @@ func memAvailable() uint64 {
 	}
 	return 0
 }
-
-// dropCaches keeps the page cache the checkpoints just filled out of the
-// MemAvailable figure (it counts as available, but unevenly).
-func dropCaches() { _ = os.WriteFile("/proc/sys/vm/drop_caches", []byte("1"), 0o200) }
 
 func dirSize(dir string) int64 {
 	var n int64
