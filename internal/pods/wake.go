@@ -58,11 +58,14 @@ func restoreAddress(ctx context.Context, u *unit) error {
 }
 
 // remakeNetwork sets the pod's network up again when its namespace is
-// gone (the machine restarted while the pod slept): its subnet is the
-// pod's, so it gets the same address, which the restored sandbox's
-// sockets are bound to. Any other address fails the wake (a cold start
-// follows).
+// gone (the machine restarted while the pod slept), asking for the
+// subnet its record names (not a warm pool entry's), so that it gets the
+// same address, which the restored sandbox's sockets are bound to. Any
+// other address fails the wake (a cold start follows).
 func remakeNetwork(ctx context.Context, u *unit, ip netip.Addr) error {
+	if old, err := u.m.cfg.Net.Get(ctx, u.id); err == nil && old.Subnet.IsValid() && old.Subnet.Contains(ip) {
+		u.nspec.Subnet = old.Subnet
+	}
 	if err := u.m.cfg.Net.Teardown(ctx, u.id); err != nil {
 		return fmt.Errorf("clearing the lost network: %w", err)
 	}
