@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -255,5 +256,58 @@ func TestHibernateIdle(t *testing.T) {
 	tk, n2 := count(t, url, 60*time.Second)
 	if tk != tok || n2 < n {
 		t.Fatalf("after the idle hibernate and a wake: %s %d; before %s %d", tk, n2, tok, n)
+	}
+}
+
+// TestHibernateWakeAfterMachineRestart: what a reboot takes from a
+// hibernated pod (its network namespace, its mounts) is taken while the
+// daemon is down; the first connection after the daemon is back still
+// wakes the same process, at the same address.
+func TestHibernateWakeAfterMachineRestart(t *testing.T) {
+	d := startDaemon(t)
+	p, url := counterPod(t, d, "reboot", "")
+	tok, n := count(t, url, 5*time.Second)
+	d.hibernate(t, "reboot")
+	d.kill()
+	var att struct {
+		NetnsPath string `json:"netnsPath"`
+	}
+	b, err := os.ReadFile(filepath.Join(d.dir, "data", "netns", "pods", p.ID+".json"))
+	if err != nil || json.Unmarshal(b, &att) != nil || att.NetnsPath == "" {
+		t.Fatalf("netns record: %v %s", err, b)
+	}
+	if out, err := exec.Command("umount", att.NetnsPath).CombinedOutput(); err != nil {
+		t.Fatalf("umount netns: %v %s", err, out)
+	}
+	if err := os.Remove(att.NetnsPath); err != nil {
+		t.Fatal(err)
+	}
+	// Every mount below the pod's directory, deepest first.
+	out, err := exec.Command("findmnt", "-rn", "-o", "TARGET").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	podDir := filepath.Join(d.dir, "data", "pods", p.ID)
+	var mounts []string
+	for _, m := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.HasPrefix(m, podDir+"/") {
+			mounts = append(mounts, m)
+		}
+	}
+	if len(mounts) == 0 {
+		t.Fatalf("no mounts below %s", podDir)
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		if out, err := exec.Command("umount", mounts[i]).CombinedOutput(); err != nil {
+			t.Fatalf("umount %s: %v %s", mounts[i], err, out)
+		}
+	}
+	d.start()
+	tk, n2 := count(t, url, 60*time.Second)
+	if tk != tok || n2 < n {
+		t.Fatalf("after the simulated reboot and a wake: %s %d; before %s %d", tk, n2, tok, n)
+	}
+	if q, _ := d.get("reboot"); q.IP != p.IP {
+		t.Fatalf("address %s after the wake, was %s", q.IP, p.IP)
 	}
 }
