@@ -267,3 +267,25 @@ func TestWakeAfterMachineRestart(t *testing.T) {
 		t.Error("restore failed")
 	}
 }
+
+// A wake the forwarder asks for leaves the ports to the forwarder, which
+// releases the waiting connections before it puts its rules back.
+func TestWakeForConnection(t *testing.T) {
+	r := newRig(t)
+	r.mustCreate("web")
+	r.mustHibernate("web")
+	r.h.reset()
+	ip, err := r.m.WakeForConnection(context.Background(), "web")
+	if err != nil || ip.String() != "10.88.0.2" {
+		t.Fatalf("WakeForConnection = %v, %v", ip, err)
+	}
+	want := []string{"net.restoreaddr", "runtime.restore"}
+	if calls := r.h.log(); !slices.Equal(calls, want) {
+		t.Fatalf("wake for a connection did %v, want %v", calls, want)
+	}
+	// Running already: the address at once, nothing done.
+	r.h.reset()
+	if ip, err := r.m.WakeForConnection(context.Background(), "web"); err != nil || !ip.IsValid() || len(r.h.log()) != 0 {
+		t.Fatalf("WakeForConnection of a running pod = %v, %v; did %v", ip, err, r.h.log())
+	}
+}

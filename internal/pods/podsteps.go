@@ -57,6 +57,7 @@ type unit struct {
 	// graceful lets init stop the services before the sandbox goes (a
 	// stop); a failed start removes it at once.
 	graceful bool
+	wake     wakeMode // who asked for a wake (wakeSteps)
 }
 
 // unitFor is what the undo and release of pod id need.

@@ -176,7 +176,7 @@ func (m *Manager) start(ctx context.Context, id string) error {
 		return fmt.Errorf("pod %s is %s: %w", id, p.State, errdefs.ErrConflict)
 	}
 	if dec.Enter == lifecycle.Waking {
-		return m.wakeUp(ctx, p) // start of a hibernated pod wakes it
+		return m.wakeUp(ctx, p, wakeMode{}) // start of a hibernated pod wakes it
 	}
 	return m.bringUp(ctx, p)
 }

@@ -79,7 +79,7 @@ func (m *Manager) recoverPod(ctx context.Context, id string) error {
 		return m.recoverHibernating(ctx, p)
 	case lifecycle.Waking:
 		// Wake again: a restore that completed is kept (wakeSteps).
-		m.background(id, func(ctx context.Context) error { return m.wakeUp(ctx, p) })
+		m.background(id, func(ctx context.Context) error { return m.wakeUp(ctx, p, wakeMode{resumed: true}) })
 		return nil
 	case lifecycle.Hibernated:
 		if err := m.deleteSandbox(ctx, id); err != nil {

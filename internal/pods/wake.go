@@ -33,11 +33,23 @@ func wakeSteps() steps[*unit] {
 		{name: "network", do: restoreAddress},
 		{name: "rootfs", do: ensureRootfs},
 		{name: "restore", do: restoreSandbox, undo: removeRestored, partial: true},
-		{name: "forward", do: startForwarding, undo: portsHibernated},
+		{name: "forward", do: forwardWoken, undo: portsHibernated},
 		{name: "watch", do: watchSandbox, undo: unwatchSandbox},
 		// The image has served its purpose; a later hibernate writes a new one.
 		{name: "cleanup", do: discardCheckpoint},
 	}}
+}
+
+// wakeMode says who asked for a wake.
+type wakeMode struct {
+	// resumed: recovery runs again a wake a crash interrupted, so the
+	// sandbox may already be restored. (A runsc state costs a runsc
+	// exec, so an ordinary wake does not ask.)
+	resumed bool
+	// byForwarder: the forwarder's waker asked; once the wake returns it
+	// releases the waiting connections and then marks the ports running
+	// (kernel rules back) itself, so the wake leaves that out.
+	byForwarder bool
 }
 
 func restoreAddress(ctx context.Context, u *unit) error {
@@ -46,7 +58,7 @@ func restoreAddress(ctx context.Context, u *unit) error {
 		return fmt.Errorf("recorded address %q: %w", u.st.IP, err)
 	}
 	u.att = &netns.Attachment{PodID: u.id, IP: ip, NetnsPath: u.st.NetnsPath}
-	if u.m.sandboxRunning(ctx, u.id) {
+	if u.wake.resumed && u.m.sandboxRunning(ctx, u.id) {
 		// Restored before a crash: the address is netstack's now, and
 		// on eth0 the host's stack would answer (and reset) its flows.
 		return nil
@@ -105,7 +117,7 @@ func ensureRootfs(ctx context.Context, u *unit) error {
 // restored by a wake a crash interrupted; any other is a leftover.
 func restoreSandbox(ctx context.Context, u *unit) error {
 	m, id := u.m, u.id
-	if m.sandboxRunning(ctx, id) {
+	if u.wake.resumed && m.sandboxRunning(ctx, id) {
 		return nil
 	}
 	if err := m.deleteSandbox(ctx, id); err != nil {
@@ -126,20 +138,30 @@ func restoreSandbox(ctx context.Context, u *unit) error {
 
 func removeRestored(ctx context.Context, u *unit) error { return u.m.deleteSandbox(ctx, u.id) }
 
+// forwardWoken puts the host ports back to the restored sandbox, unless
+// the forwarder asked for the wake (it does so itself, after releasing
+// the connections that wait).
+func forwardWoken(ctx context.Context, u *unit) error {
+	if u.wake.byForwarder {
+		return nil
+	}
+	return startForwarding(ctx, u)
+}
+
 // Wake implements api.Service.
 func (m *Manager) Wake(ctx context.Context, idOrName string) (*api.Pod, error) {
 	p, err := m.find(ctx, idOrName)
 	if err != nil {
 		return nil, err
 	}
-	done := m.background(p.ID, func(ctx context.Context) error { return m.wake(ctx, p.ID) })
+	done := m.background(p.ID, func(ctx context.Context) error { return m.wake(ctx, p.ID, wakeMode{}) })
 	return m.maybeWait(ctx, p.ID, true, done)
 }
 
 // WakeForConnection wakes pod id for a connection to one of its host
 // ports (the forwarder's portfwd.WakeFunc) and returns where to send it.
 func (m *Manager) WakeForConnection(ctx context.Context, id string) (netip.Addr, error) {
-	done := m.background(id, func(ctx context.Context) error { return m.wake(ctx, id) })
+	done := m.background(id, func(ctx context.Context) error { return m.wake(ctx, id, wakeMode{byForwarder: true}) })
 	select {
 	case err := <-done:
 		if err != nil {
@@ -163,7 +185,7 @@ func (m *Manager) WakeForConnection(ctx context.Context, id string) (netip.Addr,
 }
 
 // wake enters waking (or does nothing for a running pod) and wakes it.
-func (m *Manager) wake(ctx context.Context, id string) error {
+func (m *Manager) wake(ctx context.Context, id string, how wakeMode) error {
 	dec, p, err := m.cfg.Store.ApplyOp(ctx, id, lifecycle.OpWake, "")
 	if err != nil {
 		return err
@@ -174,12 +196,12 @@ func (m *Manager) wake(ctx context.Context, id string) error {
 	case lifecycle.Await:
 		return fmt.Errorf("pod %s is %s: %w", id, p.State, errdefs.ErrConflict)
 	}
-	return m.wakeUp(ctx, p)
+	return m.wakeUp(ctx, p, how)
 }
 
 // wakeUp runs wakeSteps on a waking pod; when the restore cannot be done
 // it says so in an event and starts the pod afresh from its files.
-func (m *Manager) wakeUp(ctx context.Context, p *store.Pod) error {
+func (m *Manager) wakeUp(ctx context.Context, p *store.Pod, how wakeMode) error {
 	id := p.ID
 	spec, err := decodeSpec(p)
 	if err != nil {
@@ -190,6 +212,7 @@ func (m *Manager) wakeUp(ctx context.Context, p *store.Pod) error {
 	if err != nil {
 		return m.fail(ctx, id, err)
 	}
+	u.wake = how
 	t := &timing{}
 	err = wakeSteps().up(ctx, u, t, func(step string, err error) {
 		m.log.Warn("undo "+step, "pod", id, "err", err)
