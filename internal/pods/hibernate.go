@@ -28,6 +28,8 @@ import (
 func hibernateSteps() steps[*unit] {
 	return steps[*unit]{crash: true, verb: "hibernate", list: []step[*unit]{
 		{name: "sessions", do: closeSessions},
+		// gVisor caches file writes; flushed, they survive a failed restore.
+		{name: "sync", do: syncFiles},
 		// The kernel's DNAT rules step aside and open connections close: new
 		// ones reach the listener, which wakes the pod once it sleeps.
 		{name: "ports", do: portsHibernated, undo: portsRunning},
@@ -46,6 +48,24 @@ func closeSessions(ctx context.Context, u *unit) error {
 	defer cancel()
 	if n := u.m.execs.closeAll(ctx, u.id); n > 0 {
 		u.m.event(ctx, u.id, "hibernate", "SessionsClosed", fmt.Sprintf("closed %d exec session(s) before the checkpoint", n))
+	}
+	return nil
+}
+
+// syncTimeout bounds the flush of the sandbox's file writes.
+const syncTimeout = 30 * time.Second
+
+// syncFiles runs `init sync` in the sandbox. A failure is an event: the
+// checkpoint still holds the writes; only a cold start would miss them.
+func syncFiles(ctx context.Context, u *unit) error {
+	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	code, err := u.m.cfg.Runtime.Exec(ctx, u.id, oci.ExecOpts{Args: []string{sandboxBin, "init", "sync"}, User: "0:0"})
+	if err == nil && code != 0 {
+		err = fmt.Errorf("exited %d", code)
+	}
+	if err != nil {
+		u.m.event(ctx, u.id, "warning", "SyncFailed", "flushing file writes before the checkpoint: "+err.Error())
 	}
 	return nil
 }
