@@ -268,8 +268,8 @@ func TestWakeAfterMachineRestart(t *testing.T) {
 	}
 }
 
-// A wake the forwarder asks for leaves the ports to the forwarder, which
-// releases the waiting connections before it puts its rules back.
+// A wake the forwarder asks for has the ports running (rules back) by the
+// time it returns the address, and asks runsc for no state.
 func TestWakeForConnection(t *testing.T) {
 	r := newRig(t)
 	r.mustCreate("web")
@@ -279,7 +279,7 @@ func TestWakeForConnection(t *testing.T) {
 	if err != nil || ip.String() != "10.88.0.2" {
 		t.Fatalf("WakeForConnection = %v, %v", ip, err)
 	}
-	want := []string{"net.restoreaddr", "runtime.restore"}
+	want := []string{"net.restoreaddr", "runtime.restore", "ports.start"}
 	if calls := r.h.log(); !slices.Equal(calls, want) {
 		t.Fatalf("wake for a connection did %v, want %v", calls, want)
 	}

@@ -33,7 +33,11 @@ func wakeSteps() steps[*unit] {
 		{name: "network", do: restoreAddress},
 		{name: "rootfs", do: ensureRootfs},
 		{name: "restore", do: restoreSandbox, undo: removeRestored, partial: true},
-		{name: "forward", do: forwardWoken, undo: portsHibernated},
+		// Before the wake returns to a forwarder waiting on it: the DNAT
+		// rules' Apply cuts flows to the pod, so applying them after the
+		// waiting connections were relayed reset one of them (seen in
+		// TestHibernateWakeOnConnect).
+		{name: "forward", do: startForwarding, undo: portsHibernated},
 		{name: "watch", do: watchSandbox, undo: unwatchSandbox},
 		// The image has served its purpose; a later hibernate writes a new one.
 		{name: "cleanup", do: discardCheckpoint},
@@ -46,10 +50,6 @@ type wakeMode struct {
 	// sandbox may already be restored. (A runsc state costs a runsc
 	// exec, so an ordinary wake does not ask.)
 	resumed bool
-	// byForwarder: the forwarder's waker asked; once the wake returns it
-	// releases the waiting connections and then marks the ports running
-	// (kernel rules back) itself, so the wake leaves that out.
-	byForwarder bool
 }
 
 func restoreAddress(ctx context.Context, u *unit) error {
@@ -138,16 +138,6 @@ func restoreSandbox(ctx context.Context, u *unit) error {
 
 func removeRestored(ctx context.Context, u *unit) error { return u.m.deleteSandbox(ctx, u.id) }
 
-// forwardWoken puts the host ports back to the restored sandbox, unless
-// the forwarder asked for the wake (it does so itself, after releasing
-// the connections that wait).
-func forwardWoken(ctx context.Context, u *unit) error {
-	if u.wake.byForwarder {
-		return nil
-	}
-	return startForwarding(ctx, u)
-}
-
 // Wake implements api.Service.
 func (m *Manager) Wake(ctx context.Context, idOrName string) (*api.Pod, error) {
 	p, err := m.find(ctx, idOrName)
@@ -161,7 +151,7 @@ func (m *Manager) Wake(ctx context.Context, idOrName string) (*api.Pod, error) {
 // WakeForConnection wakes pod id for a connection to one of its host
 // ports (the forwarder's portfwd.WakeFunc) and returns where to send it.
 func (m *Manager) WakeForConnection(ctx context.Context, id string) (netip.Addr, error) {
-	done := m.background(id, func(ctx context.Context) error { return m.wake(ctx, id, wakeMode{byForwarder: true}) })
+	done := m.background(id, func(ctx context.Context) error { return m.wake(ctx, id, wakeMode{}) })
 	select {
 	case err := <-done:
 		if err != nil {
