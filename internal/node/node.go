@@ -124,8 +124,13 @@ func (n *Node) Close() {
 
 // StartWarmPool fills the warm network pool in the background (call it
 // after Pods.Recover, which may tear networks down) and returns a function
-// that drains it and waits for the drain: call that before Close.
+// that drains it and waits for the drain: call that before Close. It
+// first resumes the DNS filters (egress domains) of the pods that Recover
+// adopted: they live in the daemon's process.
 func (n *Node) StartWarmPool(ctx context.Context) (stop func()) {
+	if err := n.Net.ResumeDNSFilters(ctx); err != nil {
+		n.Log.Warn("resume dns filters", "err", err)
+	}
 	warmCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

@@ -253,6 +253,8 @@ func (r *fakeRuntime) Restore(_ context.Context, id, _ string, o oci.RestoreOpts
 }
 func (r *fakeRuntime) Stats(context.Context, string) (oci.Stats, error) { return oci.Stats{}, nil }
 
+func (r *fakeRuntime) KillStale(context.Context, string) error { return nil }
+
 // fakeNet hands out 10.88.0.2; a pod's namespace is a file in dir.
 type fakeNet struct {
 	h   *host
@@ -291,6 +293,7 @@ func (n fakeNet) List(context.Context) ([]*netns.Attachment, error) { return nil
 func (n fakeNet) RemoveNodeRules(context.Context) error             { return nil }
 func (n fakeNet) RunWarmPool(ctx context.Context) error             { <-ctx.Done(); return nil }
 func (n fakeNet) DrainWarmPool(context.Context) error               { return nil }
+func (n fakeNet) ResumeDNSFilters(context.Context) error            { return nil }
 
 // fakePorts allocates host ports from 30000.
 type fakePorts struct{ h *host }
