@@ -44,9 +44,12 @@ func main() {
 	forwardOnly := flag.Bool("forward-only", false, "measure only the forwarder's throughput")
 	createOnly := flag.Bool("create-only", false, "measure only sequential create -> running, with the daemon's step breakdown")
 	lsOnly := flag.Bool("ls-only", false, "measure only `pod ls`, with -ls-pods running pods and then with the same pods stopped")
+	hibernateOnly := flag.Bool("hibernate-only", false, "measure only the hibernate figures (hibernate.go)")
 	flag.Parse()
 	var err error
 	switch {
+	case *hibernateOnly:
+		err = runHibernate(*bin, *n)
 	case *forwardOnly:
 		err = runForward(*bin)
 	case *createOnly:

@@ -37,4 +37,15 @@ type Service interface {
 	// ServiceControl starts, stops or restarts one service (op: start,
 	// stop, restart) or lists them (op: ls), without restarting the sandbox.
 	ServiceControl(ctx context.Context, idOrName, op, service string) (*ServiceStatus, error)
+	// Hibernate checkpoints a running pod's sandbox to disk and frees it
+	// (its memory and CPU go back to the host); the pod keeps its address,
+	// host ports and files, and a connection to a host port wakes it.
+	// Idempotent: a hibernated pod succeeds at once. A failed checkpoint
+	// leaves the pod running and is returned.
+	Hibernate(ctx context.Context, idOrName string) (*Pod, error)
+	// Wake restores a hibernated pod: the same processes and memory, the
+	// same address and ports. When the restore fails the pod starts
+	// afresh from its files and an event says so. Idempotent: a running
+	// pod succeeds at once.
+	Wake(ctx context.Context, idOrName string) (*Pod, error)
 }

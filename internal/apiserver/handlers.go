@@ -42,6 +42,8 @@ func (s *Server) routes() {
 	handle("GET", "/v1/pods/{id}/health", s.withID(s.health))
 	handle("GET", "/v1/pods/{id}/services", s.withID(s.serviceList))
 	handle("POST", "/v1/pods/{id}/services/{name}/{op}", s.withID(s.serviceControl))
+	handle("POST", "/v1/pods/{id}/hibernate", s.withID(s.hibernate))
+	handle("POST", "/v1/pods/{id}/wake", s.withID(s.wake))
 	// The mux's own 404 and 405 pages are text; ours are JSON. A pattern
 	// without a method matches only the methods no other pattern takes.
 	for path, methods := range allowed {
@@ -212,6 +214,16 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, id string) {
 
 func (s *Server) stop(w http.ResponseWriter, r *http.Request, id string) {
 	p, err := s.svc.Stop(r.Context(), id)
+	s.reply(w, r, p, err)
+}
+
+func (s *Server) hibernate(w http.ResponseWriter, r *http.Request, id string) {
+	p, err := s.svc.Hibernate(r.Context(), id)
+	s.reply(w, r, p, err)
+}
+
+func (s *Server) wake(w http.ResponseWriter, r *http.Request, id string) {
+	p, err := s.svc.Wake(r.Context(), id)
 	s.reply(w, r, p, err)
 }
 

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 )
@@ -27,6 +28,10 @@ func TestLoad(t *testing.T) {
 	if c, err := Load(p, true); err != nil || *c.Ports.KernelForward {
 		t.Fatalf("kernelForward: false not honoured: %+v, %v", c, err)
 	}
+	os.WriteFile(p, []byte("idleTimeout: 30m\n"), 0o644)
+	if c, err := Load(p, true); err != nil || c.IdleTimeout.Duration != 30*time.Minute {
+		t.Fatalf("idleTimeout: 30m: %+v, %v", c, err)
+	}
 	for body, want := range map[string]string{
 		"prots: {}\n":                       "prots",
 		"ports: {min: 500, max: 100}\n":     "ports: range",
@@ -34,6 +39,8 @@ func TestLoad(t *testing.T) {
 		"network: {subnetBits: 8}\n":        "network.subnetBits",
 		"platform: kvm2\n":                  "platform",
 		"ports: {listenAddr: everywhere}\n": "ports.listenAddr",
+		"idleTimeout: 10ms\n":               "idleTimeout",
+		"idleTimeout: -1m\n":                "idleTimeout",
 	} {
 		os.WriteFile(p, []byte(body), 0o644)
 		_, err := Load(p, true)
