@@ -17,7 +17,7 @@ import (
 )
 
 // TestChaos SIGKILLs the daemon at random moments while several clients
-// create, start, stop and delete pods, and now and then kills a sandbox
+// create, start, stop, delete, hibernate and wake pods, and now and then kills a sandbox
 // from outside. After every restart the node must settle with every
 // record consistent: each pod in a stable state, running pods adopted and
 // serving through their own host ports, no two pods sharing a port or an
@@ -64,7 +64,8 @@ func (c *chaos) round(t *testing.T, rng *rand.Rand) {
 	var wg sync.WaitGroup
 	for range 3 {
 		name := fmt.Sprintf("chaos-%d", rng.IntN(chaosPods))
-		op := []string{"create", "start", "stop", "delete"}[rng.IntN(4)]
+		ops := []string{"create", "start", "stop", "delete", "hibernate", "wake"}
+		op := ops[rng.IntN(len(ops))]
 		wg.Go(func() { c.do(name, op) })
 	}
 	time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
@@ -157,7 +158,7 @@ func (c *chaos) settle(timeout time.Duration) error {
 			unstable := ""
 			for _, p := range pods {
 				switch p.State {
-				case "running", "stopped", "failed":
+				case "running", "stopped", "failed", "hibernated":
 				default:
 					unstable = p.Name + " is " + p.State
 				}
@@ -260,7 +261,7 @@ func (c *chaos) check(pods []podView) error {
 		state[p.ID] = p.State
 	}
 	for _, id := range strings.Fields(string(out)) {
-		if s := state[id]; s == "" || s == "stopped" {
+		if s := state[id]; s == "" || s == "stopped" || s == "hibernated" {
 			return fmt.Errorf("sandbox %s runs for a pod that is %q", id, s)
 		}
 	}
