@@ -20,7 +20,21 @@ import (
 // gofer processes themselves (runsc-sandbox, runsc-gofer) are left to
 // Delete. It returns once the invocations are gone, or ctx ends.
 func (r *runsc) KillStale(ctx context.Context, id string) error {
-	pids := r.staleInvocations(id)
+	pids := r.staleInvocations(id, false)
+	if err := r.killAndWait(ctx, id, pids); err != nil {
+		return err
+	}
+	if r.known(id) {
+		return nil // runsc knows the sandbox: Delete stops it and its gofer
+	}
+	// A runsc killed before it wrote the container's state leaves its
+	// sandbox and gofer (in a session of their own) that no runsc command
+	// can find again: only their command lines name the pod.
+	return r.killAndWait(ctx, id, r.staleInvocations(id, true))
+}
+
+// killAndWait SIGKILLs pids and waits until they are gone.
+func (r *runsc) killAndWait(ctx context.Context, id string, pids []int) error {
 	for _, pid := range pids {
 		// runsc runs as the leader of its own process group (Setpgid):
 		// the group takes whatever it had started with it.
@@ -42,9 +56,11 @@ func (r *runsc) KillStale(ctx context.Context, id string) error {
 	return nil
 }
 
-// staleInvocations lists the runsc CLI processes (not sandboxes or gofers)
-// for id under this runtime's root that this process did not start.
-func (r *runsc) staleInvocations(id string) []int {
+// staleInvocations lists the runsc CLI processes for id under this
+// runtime's root that this process did not start, or with sandboxes the
+// sandbox and gofer processes that name id (last, or in a path such as
+// the bundle's).
+func (r *runsc) staleInvocations(id string, sandboxes bool) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -61,11 +77,17 @@ func (r *runsc) staleInvocations(id string) []int {
 			continue
 		}
 		argv := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if len(argv) < 2 || strings.HasPrefix(filepath.Base(argv[0]), "runsc-") || argv[len(argv)-1] != id {
+		if len(argv) < 2 || !slices.Contains(argv, "--root="+r.root) {
+			continue
+		}
+		if sandboxes {
+			if strings.HasPrefix(filepath.Base(argv[0]), "runsc-") && namesID(argv, id) {
+				pids = append(pids, pid)
+			}
 			continue
 		}
 		exe, _ := os.Readlink("/proc/" + e.Name() + "/exe")
-		if (argv[0] == r.binary || exe == r.binary) && slices.Contains(argv, "--root="+r.root) {
+		if !strings.HasPrefix(filepath.Base(argv[0]), "runsc-") && argv[len(argv)-1] == id && (argv[0] == r.binary || exe == r.binary) {
 			pids = append(pids, pid)
 		}
 	}
@@ -82,4 +104,18 @@ func alive(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// namesID says whether argv names container id: as its last argument, or
+// as a path component of one (the bundle directory).
+func namesID(argv []string, id string) bool {
+	if argv[len(argv)-1] == id {
+		return true
+	}
+	for _, a := range argv {
+		if strings.Contains(a, "/"+id+"/") || strings.HasSuffix(a, "/"+id) {
+			return true
+		}
+	}
+	return false
 }

@@ -8,8 +8,8 @@ import (
 )
 
 // TestKillStale: a runsc invocation for the pod left by an earlier node
-// process is killed; one for another pod, one under another root, and a
-// sandbox process for the pod are not.
+// process is killed, and so are the pod's sandbox and gofer, which runsc
+// has no state for; another pod's, and those under another root, are not.
 func TestKillStale(t *testing.T) {
 	const bin = "/bin/sh"
 	rt, err := New(WithBinary(bin), WithRoot("/run/pinacle-test-stale"))
@@ -32,15 +32,19 @@ func TestKillStale(t *testing.T) {
 	other := stray(bin, "--root="+r.root, "run", "--detach", "pother")
 	otherRoot := stray(bin, "--root=/run/elsewhere", "run", "pstale1")
 	sandbox := stray("runsc-sandbox", "--root="+r.root, "boot", "pstale1")
+	gofer := stray("runsc-gofer", "--root="+r.root, "gofer", "--bundle", "/data/pods/pstale1/bundle")
+	otherGofer := stray("runsc-gofer", "--root="+r.root, "gofer", "--bundle", "/data/pods/pother/bundle")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := r.KillStale(ctx, "pstale1"); err != nil {
 		t.Fatal(err)
 	}
-	if alive(target.Process.Pid) {
-		t.Error("the stale invocation for the pod still runs")
+	for name, c := range map[string]*exec.Cmd{"the stale invocation": target, "the untracked sandbox": sandbox, "its gofer": gofer} {
+		if alive(c.Process.Pid) {
+			t.Errorf("%s for the pod still runs", name)
+		}
 	}
-	for name, c := range map[string]*exec.Cmd{"another pod's": other, "another root's": otherRoot, "the sandbox": sandbox} {
+	for name, c := range map[string]*exec.Cmd{"another pod's": other, "another root's": otherRoot, "another pod's gofer": otherGofer} {
 		if !alive(c.Process.Pid) {
 			t.Errorf("%s process was killed", name)
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
+	"github.com/pinacle/pinacle-node/oci"
 )
 
 // Stop implements Service.
@@ -86,8 +87,11 @@ func (m *Manager) bringDown(ctx context.Context, id string) error {
 
 // deleteSandbox removes the sandbox; one that is not there is success.
 func (m *Manager) deleteSandbox(ctx context.Context, id string) error {
-	if err := m.cfg.Runtime.Delete(ctx, id, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-		return err
+	err := m.cfg.Runtime.Delete(ctx, id, true)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		// runsc removes the cgroup of a container it knows; one whose
+		// create was cut short before runsc recorded it leaves it here.
+		return oci.RemoveCgroup(cgroupsPath(id))
 	}
-	return nil
+	return err
 }
