@@ -41,7 +41,7 @@ type env struct {
 	down   map[string]bool   // pods that are not running
 }
 
-func newEnv(t *testing.T, opts ...Option) *env {
+func newEnv(t testing.TB, opts ...Option) *env {
 	t.Helper()
 	e := &env{dir: t.TempDir(), clk: &clock{t: time.Now()}, routes: map[string]string{}, down: map[string]bool{}}
 	e.start(t, opts...)
@@ -49,7 +49,7 @@ func newEnv(t *testing.T, opts ...Option) *env {
 }
 
 // start (re)creates the gateway on e.dir and serves it.
-func (e *env) start(t *testing.T, opts ...Option) {
+func (e *env) start(t testing.TB, opts ...Option) {
 	t.Helper()
 	gw, err := New(e.dir, ResolverFunc(e.resolve), append([]Option{withClock(e.clk.now), WithURL("http", 0)}, opts...)...)
 	if err != nil {
@@ -85,7 +85,7 @@ func (e *env) resolve(_ context.Context, pod, port string) (string, error) {
 }
 
 // backend serves h on loopback as port of pod.
-func (e *env) backend(t *testing.T, pod, port string, h http.Handler) *httptest.Server {
+func (e *env) backend(t testing.TB, pod, port string, h http.Handler) *httptest.Server {
 	t.Helper()
 	s := httptest.NewServer(h)
 	t.Cleanup(s.Close)
@@ -108,7 +108,7 @@ func (e *env) client(t *testing.T) *http.Client {
 }
 
 // link signs a link, failing the test on error.
-func (e *env) link(t *testing.T, pod, port string, ttl time.Duration) *Link {
+func (e *env) link(t testing.TB, pod, port string, ttl time.Duration) *Link {
 	t.Helper()
 	l, err := e.gw.Link(pod, port, ttl)
 	if err != nil {
