@@ -28,11 +28,11 @@ test: unit e2e
 
 ## unit: every package's tests with the race detector (root tests run when root)
 unit:
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /e2e)
+	set -o pipefail; CGO_ENABLED=1 $(GO) test -json -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /e2e) | $(GO) run ./hack/testreport
 
 ## e2e: the real binary against real runsc, CNI and a loopback registry, then the leak check
 e2e: build
-	$(GO) test -count=1 -timeout 40m ./e2e/...
+	set -o pipefail; $(GO) test -json -count=1 -timeout 40m ./e2e/... | $(GO) run ./hack/testreport
 
 ## bench: the figures each issue asks for
 bench: build

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pinacle/pinacle-node/internal/testenv"
 )
 
 // TestNodeCreateFromRepository: a pod with githubRepo and no template gets
@@ -16,9 +18,7 @@ import (
 // and the detected nextjs template is a user template that runs offline.
 func TestNodeCreateFromRepository(t *testing.T) {
 	requireNode(t)
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed (make setup installs it)")
-	}
+	testenv.RequireBinary(t, "git") // make setup installs it
 	base := t.TempDir()
 	work := filepath.Join(base, "work")
 	gitRun := func(dir string, args ...string) {

@@ -229,7 +229,7 @@ baseImage: %s
 resources: {tier: dev.small, memoryMb: 256, storageMb: 1024}
 services:
   - name: web
-    command: [httpd, -f, -p, "8080", -h, /srv]
+    command: [sh, -c, "echo serving from $(hostname); exec httpd -f -p 8080 -h /srv"]
     healthCheck: {type: http, port: 8080, path: /index.html, interval: 1s, timeout: 500ms}
     install: [sh, -c, "mkdir -p /srv && hostname > /srv/index.html && head -c 4000000 /dev/urandom > /srv/big"]
     creates: /srv/index.html

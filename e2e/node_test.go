@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/pods"
 	"github.com/pinacle/pinacle-node/podspec"
 )
@@ -48,14 +49,17 @@ func TestNodePodLifecycle(t *testing.T) {
 	if r.code != 5 || strings.TrimSpace(r.stdout) != "life" {
 		t.Fatalf("exec: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
-	if r := d.cli("pod", "logs", "life", "web"); r.code != 0 || !strings.Contains(r.stdout, "httpd") {
+	// The service's own output (expanded by its shell, so not the command
+	// line the supervisor logs) must reach `pod logs`.
+	if r := d.cli("pod", "logs", "life", "web"); r.code != 0 || !strings.Contains(r.stdout, "serving from life") {
 		t.Fatalf("logs: exit %d: %q %s", r.code, r.stdout, r.stderr)
 	}
 	if r := d.cli("pod", "health", "life", "-o", "json"); r.code != 0 || !strings.Contains(r.stdout, `"healthy": true`) {
 		t.Fatalf("health: exit %d: %s %s", r.code, r.stdout, r.stderr)
 	}
-	if r := d.cli("pod", "metrics", "life", "-o", "json"); r.code != 0 || !strings.Contains(r.stdout, "memoryUsage") {
-		t.Fatalf("metrics: exit %d: %s %s", r.code, r.stdout, r.stderr)
+	if m := podMetrics(t, d, "life"); m.Sandbox == nil || !m.Sandbox.CgroupsAvailable || m.Sandbox.MemoryUsage == 0 ||
+		m.Sandbox.MemoryLimit != uint64(lim.MemoryBytes) || m.Sandbox.Pids == 0 || m.Sandbox.CPUUsageNanos == 0 {
+		t.Fatalf("metrics = %+v: want the sandbox's cgroup figures, memory limit %d", m.Sandbox, lim.MemoryBytes)
 	}
 	// Writes in the workspace persist across stop and start.
 	if r := d.cli("pod", "exec", "life", "--", "sh", "-c", "echo kept > /workspace/note"); r.code != 0 {
@@ -386,8 +390,24 @@ func TestNodeBandwidthLimit(t *testing.T) {
 	if got > rate*1.1 {
 		t.Fatalf("measured %.0f bit/s above the %d bit/s limit", got, rate)
 	}
-	var m struct{ Sandbox map[string]any }
-	_ = json.Unmarshal([]byte(d.cli("pod", "metrics", "bw", "-o", "json").stdout), &m)
+	// The 4 MB went out of the sandbox, so its CPU and memory use show.
+	if m := podMetrics(t, d, "bw"); m.Sandbox == nil || m.Sandbox.CPUUsageNanos == 0 || m.Sandbox.MemoryUsage == 0 {
+		t.Fatalf("metrics after the download = %+v", m.Sandbox)
+	}
+}
+
+// podMetrics runs `pod metrics NAME -o json` and decodes it.
+func podMetrics(t *testing.T, d *daemon, name string) api.Metrics {
+	t.Helper()
+	r := d.cli("pod", "metrics", name, "-o", "json")
+	var m api.Metrics
+	if r.code != 0 {
+		t.Fatalf("pod metrics %s: exit %d: %s", name, r.code, r.stderr)
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &m); err != nil {
+		t.Fatalf("pod metrics %s -o json: %v: %s", name, err, r.stdout)
+	}
+	return m
 }
 
 // cgroupCPUQuota reads a cgroup's CFS quota (µs per period), cgroup v1 or

@@ -16,8 +16,9 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 
-# Debian packages.
-pkgs=(iptables iproute2 busybox-static skopeo umoci e2fsprogs util-linux kmod curl git)
+# Debian packages. chromium (headless) and a font run the browser tests
+# (e2e/browser_test.go), which fail under CI=true without it.
+pkgs=(iptables iproute2 busybox-static skopeo umoci e2fsprogs util-linux kmod curl git chromium fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -18,9 +18,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sys/unix"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/fileutil"
 )
 
 // layerMeta is root/layers/<h>/meta.json, written before the layer
@@ -40,7 +40,7 @@ func (s *store) readLayerMeta(diffID v1.Hash) (*layerMeta, error) {
 		return nil, err
 	}
 	var m layerMeta
-	if err := json.Unmarshal(b, &m); err != nil {
+	if err := fileutil.UnmarshalStrict(b, &m); err != nil {
 		return nil, fmt.Errorf("layer %s meta: %w", diffID, err)
 	}
 	return &m, nil
@@ -106,11 +106,11 @@ func (s *store) ensureLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor,
 }
 
 func (s *store) ensureLayerLocked(ctx context.Context, l v1.Layer, desc v1.Descriptor, diffID v1.Hash, p *progress) (cached bool, err error) {
-	lk, err := s.lock(ctx, "layer-"+diffID.Hex+".lock", unix.LOCK_EX)
+	lk, err := s.lock(ctx, "layer-"+diffID.Hex+".lock", false)
 	if err != nil {
 		return false, err
 	}
-	defer lk.unlock()
+	defer lk.Unlock()
 	id := desc.Digest.String()
 	haveLayer, haveBlob := s.hasLayer(diffID), s.hasBlob(desc.Digest)
 	if haveLayer && haveBlob {

@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/fileutil"
 )
 
 func (s *store) Remove(ctx context.Context, ref string) ([]string, error) {
@@ -68,7 +69,7 @@ func (s *store) AddLease(ctx context.Context, holder, image string) (*Lease, err
 	if err != nil {
 		return nil, err
 	}
-	defer lk.unlock()
+	defer lk.Unlock()
 	idx, err := s.readIndex()
 	if err != nil {
 		return nil, err
@@ -85,7 +86,7 @@ func (s *store) AddLease(ctx context.Context, holder, image string) (*Lease, err
 	}
 	l := &Lease{Holder: holder, Image: d.String(), Created: time.Now().UTC()}
 	b, _ := json.Marshal(l)
-	if err := writeFileAtomic(p, b); err != nil {
+	if err := fileutil.WriteAtomic(p, b, 0o644); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -117,7 +118,7 @@ func (s *store) Leases(ctx context.Context) ([]*Lease, error) {
 			return nil, err
 		}
 		var l Lease
-		if err := json.Unmarshal(b, &l); err != nil {
+		if err := fileutil.UnmarshalStrict(b, &l); err != nil {
 			return nil, fmt.Errorf("lease %s: %w", e.Name(), err)
 		}
 		out = append(out, &l)
@@ -132,7 +133,7 @@ func (s *store) GC(ctx context.Context) (*GCResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer lk.unlock()
+	defer lk.Unlock()
 
 	idx, err := s.readIndex()
 	if err != nil {
@@ -142,7 +143,28 @@ func (s *store) GC(ctx context.Context) (*GCResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	blobs, layers := map[string]bool{}, map[string]bool{}
+	blobs, layers, err := s.reachable(idx, leases)
+	if err != nil {
+		return nil, err
+	}
+	res := &GCResult{Blobs: []string{}, Layers: []string{}}
+	if err := s.sweepBlobs(blobs, res); err != nil {
+		return res, err
+	}
+	if err := s.sweepLayers(layers, res); err != nil {
+		return res, err
+	}
+	if err := s.sweepTmp(); err != nil {
+		return res, err
+	}
+	s.opts.log.Info("gc", "blobs", len(res.Blobs), "layers", len(res.Layers), "bytes", res.Bytes)
+	return res, nil
+}
+
+// reachable marks the blobs (by hex digest) and unpacked layers (by diffID
+// hex) that the index's images and the leased images use.
+func (s *store) reachable(idx *v1.IndexManifest, leases []*Lease) (blobs, layers map[string]bool, err error) {
+	blobs, layers = map[string]bool{}, map[string]bool{}
 	roots := []v1.Hash{}
 	for _, d := range idx.Manifests {
 		roots = append(roots, d.Digest)
@@ -160,7 +182,7 @@ func (s *store) GC(ctx context.Context) (*GCResult, error) {
 		}
 		m, err := v1.ParseManifest(bytes.NewReader(raw))
 		if err != nil {
-			return nil, fmt.Errorf("gc: manifest %s: %w", d, err)
+			return nil, nil, fmt.Errorf("gc: manifest %s: %w", d, err)
 		}
 		blobs[m.Config.Digest.Hex] = true
 		for _, l := range m.Layers {
@@ -172,38 +194,46 @@ func (s *store) GC(ctx context.Context) (*GCResult, error) {
 		}
 		cfg, err := v1.ParseConfigFile(bytes.NewReader(rawCfg))
 		if err != nil {
-			return nil, fmt.Errorf("gc: config %s: %w", m.Config.Digest, err)
+			return nil, nil, fmt.Errorf("gc: config %s: %w", m.Config.Digest, err)
 		}
 		for _, id := range cfg.RootFS.DiffIDs {
 			layers[id.Hex] = true
 		}
 	}
+	return blobs, layers, nil
+}
 
-	res := &GCResult{Blobs: []string{}, Layers: []string{}}
+// sweepBlobs removes the blobs not in keep, adding them to res.
+func (s *store) sweepBlobs(keep map[string]bool, res *GCResult) error {
 	ents, err := os.ReadDir(s.blobDir())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, e := range ents {
-		if blobs[e.Name()] {
+		if keep[e.Name()] {
 			continue
 		}
 		if info, err := e.Info(); err == nil {
 			res.Bytes += info.Size()
 		}
 		if err := os.Remove(filepath.Join(s.blobDir(), e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return res, err
+			return err
 		}
 		if !strings.HasPrefix(e.Name(), ".") {
 			res.Blobs = append(res.Blobs, "sha256:"+e.Name())
 		}
 	}
-	ents, err = os.ReadDir(s.layersDir())
+	return nil
+}
+
+// sweepLayers removes the unpacked layers not in keep, adding them to res.
+func (s *store) sweepLayers(keep map[string]bool, res *GCResult) error {
+	ents, err := os.ReadDir(s.layersDir())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, e := range ents {
-		if layers[e.Name()] {
+		if keep[e.Name()] {
 			continue
 		}
 		if h, err := v1.NewHash("sha256:" + e.Name()); err == nil {
@@ -215,28 +245,34 @@ func (s *store) GC(ctx context.Context) (*GCResult, error) {
 		// its real name; tmp/ is swept below and by the next GC.
 		trash, err := s.tempDir("gc")
 		if err != nil {
-			return res, err
+			return err
 		}
 		if err := os.Rename(filepath.Join(s.layersDir(), e.Name()), filepath.Join(trash, "l")); err != nil {
-			return res, err
+			return err
 		}
 		if err := os.RemoveAll(trash); err != nil {
-			return res, err
+			return err
 		}
-		os.Remove(filepath.Join(s.lockDir(), "layer-"+e.Name()+".lock"))
+		// The layer's lock file is only a name to flock; one left behind
+		// is recreated or swept with the next GC of that layer.
+		_ = os.Remove(filepath.Join(s.lockDir(), "layer-"+e.Name()+".lock"))
 		res.Layers = append(res.Layers, "sha256:"+e.Name())
 	}
-	// With the store lock held exclusively no pull or import is running,
-	// so everything in tmp/ is left over from an interrupted one.
-	ents, err = os.ReadDir(s.tmpRoot())
+	return nil
+}
+
+// sweepTmp removes everything under tmp/: with the store lock held
+// exclusively no pull or import is running, so it is all left over from
+// an interrupted one.
+func (s *store) sweepTmp() error {
+	ents, err := os.ReadDir(s.tmpRoot())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, e := range ents {
 		if err := os.RemoveAll(filepath.Join(s.tmpRoot(), e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return res, err
+			return err
 		}
 	}
-	s.opts.log.Info("gc", "blobs", len(res.Blobs), "layers", len(res.Layers), "bytes", res.Bytes)
-	return res, nil
+	return nil
 }

@@ -27,7 +27,7 @@ func (s *store) storeImage(ctx context.Context, img v1.Image, refs []string, p *
 	}
 	m, err := v1.ParseManifest(bytes.NewReader(rawManifest))
 	if err != nil {
-		return nil, fmt.Errorf("manifest: %v: %w", err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("manifest: %w: %w", err, errdefs.ErrInvalidArgument)
 	}
 	rawConfig, err := img.RawConfigFile()
 	if err != nil {
@@ -35,7 +35,7 @@ func (s *store) storeImage(ctx context.Context, img v1.Image, refs []string, p *
 	}
 	cfg, err := v1.ParseConfigFile(bytes.NewReader(rawConfig))
 	if err != nil {
-		return nil, fmt.Errorf("image config: %v: %w", err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("image config: %w: %w", err, errdefs.ErrInvalidArgument)
 	}
 	if h, _, _ := v1.SHA256(bytes.NewReader(rawConfig)); h != m.Config.Digest {
 		return nil, fmt.Errorf("config digest %s, manifest says %s: %w", h, m.Config.Digest, errdefs.ErrInvalidArgument)
@@ -78,28 +78,35 @@ func (s *store) storeImage(ctx context.Context, img v1.Image, refs []string, p *
 	if mt == "" {
 		mt = types.OCIManifestSchema1
 	}
-	platform := &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
-	err = s.updateIndex(ctx, func(idx *v1.IndexManifest) error {
-		if len(refs) == 0 && !slices.ContainsFunc(idx.Manifests, func(d v1.Descriptor) bool { return d.Digest == digest }) {
-			idx.Manifests = append(idx.Manifests, v1.Descriptor{MediaType: mt, Digest: digest, Size: int64(len(rawManifest)), Platform: platform})
-		}
-		for _, ref := range refs {
-			// A tag moves: drop whatever it named before.
-			idx.Manifests = slices.DeleteFunc(idx.Manifests, func(d v1.Descriptor) bool {
-				return d.Annotations[refAnnotation] == ref || (d.Digest == digest && d.Annotations[refAnnotation] == "")
-			})
-			idx.Manifests = append(idx.Manifests, v1.Descriptor{
-				MediaType: mt, Digest: digest, Size: int64(len(rawManifest)), Platform: platform,
-				Annotations: map[string]string{refAnnotation: ref},
-			})
-		}
-		return nil
-	})
-	if err != nil {
+	desc := v1.Descriptor{
+		MediaType: mt, Digest: digest, Size: int64(len(rawManifest)),
+		Platform: &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant},
+	}
+	if err := s.nameImage(ctx, desc, refs); err != nil {
 		return nil, err
 	}
 	p.emit(Event{Phase: PhaseDone})
 	return s.imageByDigest(digest)
+}
+
+// nameImage records the manifest desc in index.json under each of refs (a
+// tag moves: whatever it named before is dropped), or unnamed when refs is
+// empty and the index does not list it yet.
+func (s *store) nameImage(ctx context.Context, desc v1.Descriptor, refs []string) error {
+	return s.updateIndex(ctx, func(idx *v1.IndexManifest) error {
+		if len(refs) == 0 && !slices.ContainsFunc(idx.Manifests, func(d v1.Descriptor) bool { return d.Digest == desc.Digest }) {
+			idx.Manifests = append(idx.Manifests, desc)
+		}
+		for _, ref := range refs {
+			idx.Manifests = slices.DeleteFunc(idx.Manifests, func(d v1.Descriptor) bool {
+				return d.Annotations[refAnnotation] == ref || (d.Digest == desc.Digest && d.Annotations[refAnnotation] == "")
+			})
+			named := desc
+			named.Annotations = map[string]string{refAnnotation: ref}
+			idx.Manifests = append(idx.Manifests, named)
+		}
+		return nil
+	})
 }
 
 // imageByDigest builds the Image for a manifest digest from the layout.

@@ -31,7 +31,7 @@ func (s *store) Import(ctx context.Context, path string, opts ...PullOption) ([]
 	if err != nil {
 		return nil, err
 	}
-	defer lk.unlock()
+	defer lk.Unlock()
 
 	fi, err := os.Stat(path)
 	if err != nil {

@@ -11,7 +11,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"golang.org/x/sys/unix"
+
+	"github.com/pinacle/pinacle-node/internal/fileutil"
 )
 
 // refAnnotation names an index entry, as in image-spec's annotations.md. We
@@ -22,13 +23,13 @@ const refAnnotation = "org.opencontainers.image.ref.name"
 func (s *store) indexPath() string { return filepath.Join(s.imagesDir(), "index.json") }
 
 func (s *store) initLayout(ctx context.Context) error {
-	l, err := s.lock(ctx, "index.lock", unix.LOCK_EX)
+	l, err := s.lock(ctx, "index.lock", false)
 	if err != nil {
 		return err
 	}
-	defer l.unlock()
+	defer l.Unlock()
 	if _, err := os.Stat(filepath.Join(s.imagesDir(), "oci-layout")); errors.Is(err, os.ErrNotExist) {
-		if err := writeFileAtomic(filepath.Join(s.imagesDir(), "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`+"\n")); err != nil {
+		if err := fileutil.WriteAtomic(filepath.Join(s.imagesDir(), "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`+"\n"), 0o644); err != nil {
 			return err
 		}
 	}
@@ -56,16 +57,16 @@ func (s *store) writeIndex(idx *v1.IndexManifest) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.indexPath(), append(b, '\n'))
+	return fileutil.WriteAtomic(s.indexPath(), append(b, '\n'), 0o644)
 }
 
 // updateIndex runs fn on index.json under the index lock and writes the result.
 func (s *store) updateIndex(ctx context.Context, fn func(*v1.IndexManifest) error) error {
-	l, err := s.lock(ctx, "index.lock", unix.LOCK_EX)
+	l, err := s.lock(ctx, "index.lock", false)
 	if err != nil {
 		return err
 	}
-	defer l.unlock()
+	defer l.Unlock()
 	idx, err := s.readIndex()
 	if err != nil {
 		return err
@@ -86,7 +87,7 @@ func (s *store) writeBlob(b []byte) (v1.Hash, error) {
 	if _, err := os.Stat(p); err == nil {
 		return h, nil
 	}
-	return h, writeFileAtomic(p, b)
+	return h, fileutil.WriteAtomic(p, b, 0o644)
 }
 
 func (s *store) readBlob(h v1.Hash) ([]byte, error) {
@@ -99,30 +100,4 @@ func (s *store) readBlob(h v1.Hash) ([]byte, error) {
 func (s *store) hasBlob(h v1.Hash) bool {
 	_, err := os.Stat(s.blobPath(h))
 	return err == nil
-}
-
-// writeFileAtomic writes through a temporary file and renames it into
-// place, so a reader sees the old file or the new one, never a part.
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

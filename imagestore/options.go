@@ -171,7 +171,7 @@ func WithProgress(fn func(Event)) PullOption {
 func WithRef(ref string) PullOption {
 	return func(o *pullOptions) error {
 		if _, err := name.ParseReference(ref); err != nil {
-			return fmt.Errorf("image ref %q: %v: %w", ref, err, errdefs.ErrInvalidArgument)
+			return fmt.Errorf("image ref %q: %w: %w", ref, err, errdefs.ErrInvalidArgument)
 		}
 		o.ref = ref
 		return nil

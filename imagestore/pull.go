@@ -135,7 +135,7 @@ func (s *store) Pull(ctx context.Context, ref string, opts ...PullOption) (*Imag
 	if err != nil {
 		return nil, err
 	}
-	defer lk.unlock()
+	defer lk.Unlock()
 
 	srcs := s.sources(r)
 	var mirrorErrs []string

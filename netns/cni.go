@@ -15,8 +15,9 @@ const cniVersion = "1.0.0"
 // prepareNS directly, saving one plugin exec.
 //
 // The bridge plugin's own masquerade (ipMasq) is off: it runs one iptables
-// exec per rule (about 65 ms of a 145 ms setup here, and as much again on
-// DEL), and its DEL needs the pod's address, which runsc strips. The same
+// exec per rule (most of a setup's time, and as much again on DEL;
+// docs/networking.md), and its DEL needs the pod's address, which runsc
+// strips. The same
 // rules go into the pod's single iptables-restore instead (masqLines).
 func confList(a *Attachment, ipamDir string, bw *Bandwidth) ([]byte, error) {
 	plugins := []map[string]any{{

@@ -1,14 +1,11 @@
 package netns
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -19,7 +16,6 @@ import (
 	"github.com/containernetworking/cni/pkg/invoke"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
-	"github.com/vishvananda/netlink"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/iptables"
@@ -60,8 +56,8 @@ type manager struct {
 	iptMu    sync.Mutex // serialises read-modify-write of our iptables chains
 	podLocks sync.Map   // pod ID -> *sync.Mutex
 	// nodeChains is set once the node chains are known to be installed,
-	// so later Setups skip the iptables-save that checks for them (about
-	// 11 ms). If someone removes them behind our back the restore fails
+	// so later Setups skip the iptables-save that checks for them (an exec
+	// per Setup). If someone removes them behind our back the restore fails
 	// on the missing jump target and we check again. Guarded by iptMu.
 	nodeChains bool
 
@@ -87,11 +83,7 @@ func New(opts ...Option) (Manager, error) {
 		}
 	}
 	if c.store == nil {
-		s, err := NewFileSubnetStore(filepath.Join(c.stateDir, "subnets.json"), c.pool, c.subnetBits)
-		if err != nil {
-			return nil, err
-		}
-		c.store = s
+		c.store = newMemSubnetStore(c.pool, c.subnetBits)
 	}
 	return &manager{
 		config: c,
@@ -149,21 +141,6 @@ func (m *manager) recordPath(podID string) string {
 	return filepath.Join(m.podsDir(), podID+".json")
 }
 
-func (m *manager) load(podID string) (*Attachment, error) {
-	b, err := os.ReadFile(m.recordPath(podID))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("pod %s network: %w", podID, errdefs.ErrNotFound)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var a Attachment
-	if err := json.Unmarshal(b, &a); err != nil {
-		return nil, fmt.Errorf("pod %s network record: %w", podID, err)
-	}
-	return &a, nil
-}
-
 func (m *manager) Get(_ context.Context, podID string) (*Attachment, error) {
 	if err := errdefs.ValidateID("pod", podID); err != nil {
 		return nil, err
@@ -213,41 +190,14 @@ func (m *manager) Setup(ctx context.Context, spec Spec) (_ *Attachment, retErr e
 	log := m.log.With("pod", spec.PodID)
 
 	if mode != ModeNone {
-		a.DNS = spec.DNS
-		if len(a.DNS.Nameservers) == 0 {
-			host, err := m.hostDNS()
-			if err != nil {
-				return nil, fmt.Errorf("pod %s: host resolvers: %w", spec.PodID, err)
-			}
-			a.DNS.Nameservers = host.Nameservers
-			if a.DNS.Search == nil {
-				a.DNS.Search = host.Search
-			}
-			if a.DNS.Options == nil {
-				a.DNS.Options = host.Options
-			}
-		}
-		routes, err := hostRoutes(m.bridgePrefix)
-		if err != nil {
-			return nil, err
-		}
-		sub, err := m.store.Reserve(ctx, spec.PodID, spec.Subnet, routes)
-		if err != nil {
-			return nil, fmt.Errorf("pod %s: %w", spec.PodID, err)
-		}
-		a.Subnet = sub
-		a.Gateway = gatewayOf(sub)
-		a.PrefixLen = sub.Bits()
-		if a.ConfList, err = confList(a, m.ipamDir(), spec.Bandwidth); err != nil {
-			_ = m.store.Release(ctx, spec.PodID)
+		if err := m.plan(ctx, spec, a); err != nil {
 			return nil, err
 		}
 	}
 	// The record goes down before any side effect: from here on a crash
 	// leaves something Teardown can find and undo.
-	if err := writeFileAtomic(m.recordPath(spec.PodID), a); err != nil {
-		_ = m.store.Release(ctx, spec.PodID)
-		return nil, err
+	if err := m.writeRecord(spec.PodID, a); err != nil {
+		return nil, errors.Join(err, m.releaseSubnet(ctx, spec.PodID))
 	}
 	defer func() {
 		if retErr != nil {
@@ -270,26 +220,8 @@ func (m *manager) Setup(ctx context.Context, spec Spec) (_ *Attachment, retErr e
 		return a, nil
 	}
 
-	list, err := libcni.NetworkConfFromBytes(a.ConfList)
-	if err != nil {
-		return nil, err
-	}
-	res, err := m.cni.AddNetworkList(ctx, list, m.runtimeConf(a, a.NetnsPath))
-	if err != nil {
-		return nil, fmt.Errorf("pod %s: cni add: %w", spec.PodID, err)
-	}
-	r, err := current.NewResultFromResult(res)
-	if err != nil {
-		return nil, fmt.Errorf("pod %s: cni result: %w", spec.PodID, err)
-	}
-	if len(r.IPs) == 0 {
-		return nil, fmt.Errorf("pod %s: cni add returned no address", spec.PodID)
-	}
-	p, _ := ipNetToPrefix(&r.IPs[0].Address)
-	a.IP, _ = netip.AddrFromSlice(r.IPs[0].Address.IP.To4())
-	a.PrefixLen = p.Bits()
-	if gw, ok := netip.AddrFromSlice(r.IPs[0].Gateway.To4()); ok {
-		a.Gateway = gw
+	if err := m.cniAdd(ctx, a); err != nil {
+		return nil, fmt.Errorf("pod %s: %w", spec.PodID, err)
 	}
 	if err := disableIPv6(a.Bridge); err != nil {
 		return nil, fmt.Errorf("pod %s: bridge %s: %w", spec.PodID, a.Bridge, err)
@@ -297,11 +229,74 @@ func (m *manager) Setup(ctx context.Context, spec Spec) (_ *Attachment, retErr e
 	if err := m.installChains(ctx, a, spec.Policy); err != nil {
 		return nil, fmt.Errorf("pod %s: %w", spec.PodID, err)
 	}
-	if err := writeFileAtomic(m.recordPath(spec.PodID), a); err != nil {
+	if err := m.writeRecord(spec.PodID, a); err != nil {
 		return nil, err
 	}
 	log.Debug("network ready", "ip", a.IP, "bridge", a.Bridge, "netns", a.NetnsPath)
 	return a, nil
+}
+
+// plan fills in what a network that is not ModeNone needs before any side
+// effect: resolvers (the host's unless the spec names some), a subnet
+// reserved in the store and the CNI conflist. On failure the reservation
+// is released again.
+func (m *manager) plan(ctx context.Context, spec Spec, a *Attachment) error {
+	a.DNS = spec.DNS
+	if len(a.DNS.Nameservers) == 0 {
+		host, err := m.hostDNS()
+		if err != nil {
+			return fmt.Errorf("pod %s: host resolvers: %w", spec.PodID, err)
+		}
+		a.DNS.Nameservers = host.Nameservers
+		if a.DNS.Search == nil {
+			a.DNS.Search = host.Search
+		}
+		if a.DNS.Options == nil {
+			a.DNS.Options = host.Options
+		}
+	}
+	routes, err := hostRoutes(m.bridgePrefix)
+	if err != nil {
+		return err
+	}
+	sub, err := m.store.Reserve(ctx, spec.PodID, spec.Subnet, routes)
+	if err != nil {
+		return fmt.Errorf("pod %s: %w", spec.PodID, err)
+	}
+	a.Subnet = sub
+	a.Gateway = gatewayOf(sub)
+	a.PrefixLen = sub.Bits()
+	if a.ConfList, err = confList(a, m.ipamDir(), spec.Bandwidth); err != nil {
+		return errors.Join(err, m.releaseSubnet(ctx, spec.PodID))
+	}
+	return nil
+}
+
+// cniAdd runs the conflist's ADD in a's namespace and records the address
+// and gateway it gave.
+func (m *manager) cniAdd(ctx context.Context, a *Attachment) error {
+	list, err := libcni.NetworkConfFromBytes(a.ConfList)
+	if err != nil {
+		return err
+	}
+	res, err := m.cni.AddNetworkList(ctx, list, m.runtimeConf(a, a.NetnsPath))
+	if err != nil {
+		return fmt.Errorf("cni add: %w", err)
+	}
+	r, err := current.NewResultFromResult(res)
+	if err != nil {
+		return fmt.Errorf("cni result: %w", err)
+	}
+	if len(r.IPs) == 0 {
+		return fmt.Errorf("cni add returned no address")
+	}
+	p, _ := ipNetToPrefix(&r.IPs[0].Address)
+	a.IP, _ = netip.AddrFromSlice(r.IPs[0].Address.IP.To4())
+	a.PrefixLen = p.Bits()
+	if gw, ok := netip.AddrFromSlice(r.IPs[0].Gateway.To4()); ok {
+		a.Gateway = gw
+	}
+	return nil
 }
 
 func (m *manager) runtimeConf(a *Attachment, nsPath string) *libcni.RuntimeConf {
@@ -356,150 +351,12 @@ func (m *manager) RestoreAddress(_ context.Context, podID string) error {
 	return nil
 }
 
-func (m *manager) Teardown(ctx context.Context, podID string) error {
-	if err := errdefs.ValidateID("pod", podID); err != nil {
-		return err
-	}
-	defer m.lock(podID)()
-	return m.teardown(ctx, podID)
-}
-
-// teardown undoes everything in reverse and keeps going past failures, so
-// one stuck step does not leak the rest; the record is removed only when
-// every step succeeded, so a retry can finish the job.
-func (m *manager) teardown(ctx context.Context, podID string) error {
-	a, err := m.load(podID)
-	if errdefs.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	log := m.log.With("pod", podID)
-	var errs []error
-	alive := nsAlive(a.NetnsPath)
-
-	if a.Mode != ModeNone && len(a.ConfList) > 0 {
-		if alive && a.IP.IsValid() && bytes.Contains(a.ConfList, []byte(`"ipMasq":true`)) {
-			// A record from before the node did its own masquerade: runsc
-			// strips the address, and without it the bridge plugin's DEL
-			// cannot tell which masquerade rules are the pod's.
-			if err := restoreAddr(a.NetnsPath, a.Interface, a.Prefix(), netip.Addr{}); err != nil {
-				log.Debug("re-add address before DEL", "err", err)
-			}
-		}
-		nsPath := ""
-		if alive {
-			nsPath = a.NetnsPath
-		}
-		list, err := libcni.NetworkConfFromBytes(a.ConfList)
-		if err == nil {
-			err = m.cni.DelNetworkList(ctx, list, m.runtimeConf(a, nsPath))
-		}
-		if err != nil {
-			// Not fatal: everything the plugins create is removed by name
-			// below (veth dies with the netns, the lease with the per-pod
-			// IPAM dir), so a broken or missing plugin cannot wedge teardown.
-			log.Warn("cni del failed; cleaning up by name", "err", err)
-		}
-		// What the plugins could not clean up (netns gone, address missing,
-		// DEL failed) we remove ourselves: the names are deterministic.
-		if err := m.removeChainsIn(ctx, map[string][]string{
-			"nat":    {a.MasqChain},
-			"filter": {a.EgressChain, a.HostChain},
-		}); err != nil {
-			errs = append(errs, err)
-		}
-		for _, l := range []string{a.IfbDevice, a.Bridge} {
-			if err := deleteLink(l); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	if err := removeNamedNS(a.NetnsPath); err != nil {
-		errs = append(errs, err)
-	}
-	if a.Network != "" {
-		// host-local keeps a per-network dir with its lock and
-		// last-reserved files even when no lease is left; the network is
-		// ours alone, so the whole dir goes, and any lease with it. The
-		// libcni cache entry goes too in case DEL did not get to it.
-		if err := os.RemoveAll(filepath.Join(m.ipamDir(), a.Network)); err != nil {
-			errs = append(errs, err)
-		}
-		cached := filepath.Join(m.cacheDir(), "results", a.Network+"-"+a.ContainerID+"-"+a.Interface)
-		if err := os.Remove(cached); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("pod %s: teardown: %w", podID, errors.Join(errs...))
-	}
-	if a.Mode != ModeNone {
-		owner := a.SubnetOwner
-		if owner == "" {
-			owner = podID
-		}
-		if err := m.store.Release(ctx, owner); err != nil {
-			return fmt.Errorf("pod %s: release subnet: %w", podID, err)
-		}
-	}
-	if err := os.Remove(m.recordPath(podID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	log.Debug("network removed")
-	return nil
-}
-
-func (m *manager) removeChains(ctx context.Context, table string, chains ...string) error {
-	return m.removeChainsIn(ctx, map[string][]string{table: chains})
-}
-
-// removeChainsIn removes chains and every jump to them, in several tables
-// with one iptables-save and one iptables-restore (each exec costs ms).
-func (m *manager) removeChainsIn(ctx context.Context, byTable map[string][]string) error {
-	m.iptMu.Lock()
-	defer m.iptMu.Unlock()
-	dump, err := iptables.Save(ctx)
-	if err != nil {
-		return err
-	}
-	tables := splitTables(dump)
-	lines := map[string][]string{}
-	for table, chains := range byTable {
-		lines[table] = removeChainsLines(tables[table], chains...)
-	}
-	return iptables.Restore(ctx, lines)
-}
-
-func deleteLink(name string) error {
-	l, err := netlink.LinkByName(name)
-	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return nil
-		}
-		return fmt.Errorf("link %s: %w", name, err)
-	}
-	if err := netlink.LinkDel(l); err != nil {
-		return fmt.Errorf("delete link %s: %w", name, err)
+// releaseSubnet undoes a subnet reservation for a Setup that failed before
+// writing its record (without a record, Teardown would not find it). It
+// runs on a fresh context: the caller's may be what failed.
+func (m *manager) releaseSubnet(ctx context.Context, podID string) error {
+	if err := m.store.Release(context.WithoutCancel(ctx), podID); err != nil {
+		return fmt.Errorf("undo: release subnet: %w", err)
 	}
 	return nil
-}
-
-func (m *manager) RemoveNodeRules(ctx context.Context) error {
-	pods, err := m.List(ctx)
-	if err != nil {
-		return err
-	}
-	if len(pods) > 0 {
-		return fmt.Errorf("node rules: %d pod(s) still have networks: %w", len(pods), errdefs.ErrConflict)
-	}
-	if err := m.DrainWarmPool(ctx); err != nil {
-		return err
-	}
-	m.iptMu.Lock()
-	m.nodeChains = false
-	m.iptMu.Unlock()
-	return m.removeChains(ctx, "filter", m.nodeForward(), m.nodeInput())
 }

@@ -98,8 +98,10 @@ func WithPool(pool netip.Prefix, bits int) Option {
 	}
 }
 
-// WithSubnetStore replaces the default JSON-file subnet store (for example
-// with one backed by the node's bbolt database).
+// WithSubnetStore keeps subnet reservations in s (the node's: state.db
+// through internal/storeadapt). Without it they live in memory, as long as
+// the process: enough for tests and for a Manager that only removes node
+// rules.
 func WithSubnetStore(s SubnetStore) Option {
 	return func(c *config) error {
 		if s == nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -15,10 +16,10 @@ import (
 // The warm pool keeps networks made ahead of time for pods that take the
 // default network: a subnet from the pool, the default egress policy, the
 // host's resolvers, no bandwidth limit. Setup for such a pod re-labels a
-// warm entry (a record rename, about a millisecond) instead of creating
-// the namespace and running CNI ADD and iptables (about 80 ms here, all of
-// it on the pod's start path: the sandbox cannot be created before its
-// namespace is wired).
+// warm entry (a record rename) instead of creating the namespace and
+// running CNI ADD and iptables (the bulk of a network's setup, all of it
+// on the pod's start path: the sandbox cannot be created before its
+// namespace is wired; docs/networking.md has the figures).
 //
 // An entry keeps the host-side names it was made with (netns, bridge,
 // chains): everything that undoes it reads them from the record, never
@@ -70,7 +71,7 @@ func (m *manager) claim(ctx context.Context, spec Spec) *Attachment {
 	}
 	if err != nil {
 		log.Warn("warm network unusable; setting up a new one", "err", err)
-		_ = m.teardown(context.WithoutCancel(ctx), w)
+		m.discardWarm(ctx, log, w)
 		return nil
 	}
 	a.PodID = spec.PodID
@@ -84,9 +85,9 @@ func (m *manager) claim(ctx context.Context, spec Spec) *Attachment {
 	// The pod's record first, then the entry's goes: a crash in between
 	// leaves two records of one network, which dropStale resolves in the
 	// pod's favour.
-	if err := writeFileAtomic(m.recordPath(spec.PodID), a); err != nil {
+	if err := m.writeRecord(spec.PodID, a); err != nil {
 		log.Warn("claiming warm network", "err", err)
-		_ = m.teardown(context.WithoutCancel(ctx), w)
+		m.discardWarm(ctx, log, w)
 		return nil
 	}
 	if err := os.Remove(m.recordPath(w)); err != nil {
@@ -94,6 +95,16 @@ func (m *manager) claim(ctx context.Context, spec Spec) *Attachment {
 	}
 	log.Debug("network from the warm pool", "netns", a.NetnsName, "ip", a.IP)
 	return a
+}
+
+// discardWarm tears down a warm entry a claim could not use. A failure is
+// logged, not returned: the pod goes on to a network of its own, and the
+// entry's record stays, so the next RunWarmPool start (which drains
+// leftovers) or DrainWarmPool tries again.
+func (m *manager) discardWarm(ctx context.Context, log *slog.Logger, w string) {
+	if err := m.teardown(context.WithoutCancel(ctx), w); err != nil {
+		log.Warn("tearing down an unusable warm network; left for the next drain", "err", err)
+	}
 }
 
 // sameDNS reports whether a network made with the host's resolvers host

@@ -108,7 +108,7 @@ func TestWarmPoolLeftovers(t *testing.T) {
 	// the entry's.
 	claimed := *half
 	claimed.PodID, claimed.SubnetOwner = "p", half.PodID
-	if err := writeFileAtomic(e.m.recordPath("p"), &claimed); err != nil {
+	if err := e.m.writeRecord("p", &claimed); err != nil {
 		t.Fatal(err)
 	}
 

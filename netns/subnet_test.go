@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -92,15 +91,12 @@ func TestCheckSubnet(t *testing.T) {
 	}
 }
 
-func TestFileSubnetStoreConcurrent(t *testing.T) {
+// The in-memory store a Manager uses when given none keeps the SubnetStore
+// contract under concurrent use (storeadapt tests the node's own).
+func TestMemSubnetStoreConcurrent(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "subnets.json")
-	// Two stores on one file stand in for two processes: flock serialises them.
-	s1, err := NewFileSubnetStore(path, pfx("10.201.0.0/24"), 28)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s2, _ := NewFileSubnetStore(path, pfx("10.201.0.0/24"), 28)
+	s1 := newMemSubnetStore(pfx("10.201.0.0/24"), 28)
+	s2 := s1
 	var wg sync.WaitGroup
 	got := make([]netip.Prefix, 16)
 	errs := make([]error, 16)

@@ -113,6 +113,8 @@ func RemoveCgroup(cgroupsPath string) error {
 	for _, d := range cgroupDirs(cgroupsPath) {
 		// Collect subdirectories deepest first; cgroupfs only allows rmdir.
 		var sub []string
+		// The walk's error is dropped: an unreadable entry is skipped, and
+		// the rmdirs below report what could not be removed.
 		_ = filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
 			if err == nil && e.IsDir() {
 				sub = append(sub, p)

@@ -15,8 +15,8 @@ const THPPath = "/sys/kernel/mm/transparent_hugepage/enabled"
 // It matters to sandbox start: runsc, its gofer and sentry are Go programs
 // that never madvise their heaps, so under "madvise" every page they touch
 // is a separate fault, and faults are dear on a VM. "always" starts a
-// sandbox about 15% faster here for about 7 MB more host memory per pod
-// (docs/runtime.md, "Host tuning").
+// sandbox faster for a little more host memory per pod (docs/runtime.md,
+// "Host tuning", has the figures and the bench that measures them).
 func HostTHP() (string, error) {
 	b, err := os.ReadFile(THPPath)
 	if err != nil {

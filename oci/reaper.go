@@ -56,6 +56,25 @@ var theReaper = &reaper{tracked: map[int]bool{}, own: map[int]bool{}, exited: ma
 // seen; it never blocks.
 func Reap() { theReaper.reap() }
 
+// reapInterval is how often RunReaper collects exited processes: often
+// enough that zombies do not pile up, rarely enough to cost nothing.
+const reapInterval = time.Second
+
+// RunReaper calls Reap periodically until ctx ends: what a daemon that
+// called BecomeSubreaper runs in a goroutine of its own.
+func RunReaper(ctx context.Context) {
+	t := time.NewTicker(reapInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			Reap()
+		}
+	}
+}
+
 // start starts cmd with its pid marked as os/exec's own, atomically with
 // respect to adopt and reap, so a fast-exiting runsc CLI is never reaped
 // from under cmd.Wait. done must be called after cmd.Wait.

@@ -1,7 +1,10 @@
 package oci
 
+// The spec builder: SpecOptions to a runtime spec. It knows nothing of
+// runsc; bundle.go writes what it builds.
+
 import (
-	"encoding/json"
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -56,8 +59,8 @@ type SpecOptions struct {
 	// of the spec's resources (the period stays, so the cpu controller is
 	// set up) and recorded in AnnotationCPUQuota, which the runtime applies
 	// once the container has started. gVisor's boot is CPU-bound and runs
-	// in the container's cgroup: at a 0.5-CPU quota `runsc run` took
-	// 795 ms here against 298 ms unthrottled.
+	// in the container's cgroup, so a small quota makes the boot several
+	// times slower (docs/runtime.md, Figures).
 	DeferCPUQuota bool
 	// MemoryBytes limits memory; swap is set to the same value (no swap).
 	MemoryBytes int64
@@ -107,38 +110,10 @@ func BuildSpec(bundleDir string, o SpecOptions) (*specs.Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("user: %w", err)
 	}
-	env := mergeEnv(o.Image.Env, o.Env)
-	if !hasEnv(env, "PATH") {
-		env = append([]string{DefaultPath}, env...)
-	}
-	if !hasEnv(env, "HOME") {
-		env = append(env, "HOME="+u.Home)
-	}
-	if o.Terminal && !hasEnv(env, "TERM") {
-		env = append(env, "TERM=xterm")
-	}
-	cwd := o.WorkingDir
-	if cwd == "" {
-		cwd = o.Image.WorkingDir
-	}
-	if cwd == "" {
-		cwd = "/"
-	}
-	caps := DefaultCapabilities
-	if o.Capabilities != nil {
-		caps = make([]string, 0, len(o.Capabilities))
-		for _, c := range o.Capabilities {
-			c = strings.ToUpper(c)
-			if !strings.HasPrefix(c, "CAP_") {
-				c = "CAP_" + c
-			}
-			caps = append(caps, c)
-		}
-	}
-	nofile := o.NoFile
-	if nofile == 0 {
-		nofile = 1 << 20
-	}
+	env := o.env(u.Home)
+	cwd := cmp.Or(o.WorkingDir, o.Image.WorkingDir, "/")
+	caps := o.capabilities()
+	nofile := cmp.Or(o.NoFile, 1<<20)
 	masked, readonly := DefaultMaskedPaths, DefaultReadonlyPaths
 	if o.MaskedPaths != nil {
 		masked = o.MaskedPaths
@@ -177,6 +152,51 @@ func BuildSpec(bundleDir string, o SpecOptions) (*specs.Spec, error) {
 		},
 		Annotations: map[string]string{},
 	}
+	o.addResources(s)
+	o.addMounts(s, bundleDir)
+	for k, v := range o.Annotations {
+		s.Annotations[k] = v
+	}
+	if o.Network != "" {
+		s.Annotations[AnnotationNetwork] = o.Network
+	}
+	return s, nil
+}
+
+// env is the process environment: the image's, overridden by key with
+// o.Env, and PATH, HOME and (with a terminal) TERM where neither set them.
+func (o SpecOptions) env(home string) []string {
+	env := mergeEnv(o.Image.Env, o.Env)
+	if !hasEnv(env, "PATH") {
+		env = append([]string{DefaultPath}, env...)
+	}
+	if !hasEnv(env, "HOME") {
+		env = append(env, "HOME="+home)
+	}
+	if o.Terminal && !hasEnv(env, "TERM") {
+		env = append(env, "TERM=xterm")
+	}
+	return env
+}
+
+// capabilities are o.Capabilities in CAP_ form, or Docker's default set.
+func (o SpecOptions) capabilities() []string {
+	if o.Capabilities == nil {
+		return DefaultCapabilities
+	}
+	caps := make([]string, 0, len(o.Capabilities))
+	for _, c := range o.Capabilities {
+		c = strings.ToUpper(c)
+		if !strings.HasPrefix(c, "CAP_") {
+			c = "CAP_" + c
+		}
+		caps = append(caps, c)
+	}
+	return caps
+}
+
+// addResources sets the cgroup limits (CPU, memory without swap, pids).
+func (o SpecOptions) addResources(s *specs.Spec) {
 	if o.CPUs > 0 {
 		quota, period := int64(o.CPUs*CPUPeriod), uint64(CPUPeriod)
 		if o.DeferCPUQuota {
@@ -193,6 +213,10 @@ func BuildSpec(bundleDir string, o SpecOptions) (*specs.Spec, error) {
 		limit := o.PidsLimit
 		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &limit}
 	}
+}
+
+// addMounts adds o's bind mounts and the /etc files the bundle provides.
+func (o SpecOptions) addMounts(s *specs.Spec, bundleDir string) {
 	for _, m := range o.Mounts {
 		opts := []string{"rbind", "rprivate"}
 		if m.ReadOnly {
@@ -206,102 +230,6 @@ func BuildSpec(bundleDir string, o SpecOptions) (*specs.Spec, error) {
 			Options: []string{"rbind", "rprivate", "ro"},
 		})
 	}
-	for k, v := range o.Annotations {
-		s.Annotations[k] = v
-	}
-	if o.Network != "" {
-		s.Annotations[AnnotationNetwork] = o.Network
-	}
-	return s, nil
-}
-
-type etcFile struct {
-	name, dest string
-	data       []byte
-}
-
-func (o SpecOptions) etcFiles() []etcFile {
-	var fs []etcFile
-	if o.Hostname != "" {
-		fs = append(fs, etcFile{"hostname", "/etc/hostname", []byte(o.Hostname + "\n")})
-	}
-	if o.Hosts != nil {
-		fs = append(fs, etcFile{"hosts", "/etc/hosts", o.Hosts})
-	}
-	if o.ResolvConf != nil {
-		fs = append(fs, etcFile{"resolv.conf", "/etc/resolv.conf", o.ResolvConf})
-	}
-	return fs
-}
-
-// NewBundle builds the spec, writes the /etc files it bind-mounts and then
-// config.json (atomically: a reader never sees half a file) into bundleDir.
-func NewBundle(bundleDir string, o SpecOptions) (*specs.Spec, error) {
-	s, err := BuildSpec(bundleDir, o)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(bundleDir, 0o711); err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", bundleDir, err)
-	}
-	for _, f := range o.etcFiles() {
-		if err := writeFileAtomic(filepath.Join(bundleDir, f.name), f.data, 0o644); err != nil {
-			return nil, err
-		}
-	}
-	if err := WriteSpec(bundleDir, s); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// WriteSpec writes s as bundleDir/config.json atomically.
-func WriteSpec(bundleDir string, s *specs.Spec) error {
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode spec: %w", err)
-	}
-	return writeFileAtomic(filepath.Join(bundleDir, "config.json"), b, 0o600)
-}
-
-// ReadSpec reads bundleDir/config.json.
-func ReadSpec(bundleDir string) (*specs.Spec, error) {
-	b, err := os.ReadFile(filepath.Join(bundleDir, "config.json"))
-	if err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", bundleDir, err)
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("bundle %s: decode config.json: %w", bundleDir, err)
-	}
-	return &s, nil
-}
-
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // buildArgs applies Docker's rules: an explicit entrypoint drops the image's

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -164,11 +163,7 @@ func TestAllocationsStable(t *testing.T) {
 
 func TestPersistence(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "ports.json")
-	store, err := portfwd.NewFileStore(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := newMemStore()
 	ctx := context.Background()
 	f1, err := portfwd.New(ctx, portfwd.WithListenAddr(loopback), portfwd.WithPortRange(26100, 26119), portfwd.WithStore(store))
 	if err != nil {
@@ -187,12 +182,8 @@ func TestPersistence(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A "node restart": a new forwarder on the same file.
-	store2, err := portfwd.NewFileStore(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f2 := newFwd(t, 26100, 26119, portfwd.WithStore(store2))
+	// A "node restart": a new forwarder on the same store.
+	f2 := newFwd(t, 26100, 26119, portfwd.WithStore(store))
 	if got := f2.Allocations(""); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after restart %+v, want %+v", got, want)
 	}
@@ -207,7 +198,7 @@ func TestPersistence(t *testing.T) {
 	if err := f2.Release(ctx, "b"); err != nil {
 		t.Fatalf("second Release: %v", err)
 	}
-	stored, err := store2.Load(ctx)
+	stored, err := store.Load(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,23 +240,13 @@ func TestReleaseFreesPort(t *testing.T) {
 	}
 }
 
-func TestFileStoreRejectsCorruptFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ports.json")
-	os.WriteFile(path, []byte(`{"version":1,"allocations":[],"extra":true}`), 0o600)
-	s, err := portfwd.NewFileStore(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Load(context.Background()); !errdefs.IsInvalidArgument(err) {
-		t.Fatalf("Load = %v, want invalid argument", err)
-	}
-	// Two pods on one host port: New refuses rather than guess.
-	os.WriteFile(path, []byte(`{"version":1,"allocations":[{"podID":"a","podPort":1,"hostPort":26500},{"podID":"b","podPort":1,"hostPort":26500}]}`), 0o600)
+// Two pods on one host port in the store: New refuses rather than guess.
+func TestNewRefusesConflictingStore(t *testing.T) {
+	s := newMemStore(
+		portfwd.Allocation{PodID: "a", PodPort: 1, HostPort: 26500},
+		portfwd.Allocation{PodID: "b", PodPort: 1, HostPort: 26500})
 	if _, err := portfwd.New(context.Background(), portfwd.WithStore(s)); !errdefs.IsConflict(err) {
 		t.Fatalf("New = %v, want conflict", err)
-	}
-	if _, err := portfwd.NewFileStore("relative.json"); !errdefs.IsInvalidArgument(err) {
-		t.Fatalf("relative path: %v", err)
 	}
 }
 

@@ -210,6 +210,35 @@ func (f *forwarder) Allocate(ctx context.Context, podID string, reqs []PortReque
 		}
 	}
 
+	out, err := f.choose(podID, reqs, old)
+	if err != nil {
+		return nil, err
+	}
+
+	// Persist before committing in memory: a failed save leaves the
+	// previous state everywhere.
+	if f.store != nil {
+		if len(out) == 0 {
+			err = f.store.Delete(ctx, podID)
+		} else {
+			err = f.store.Save(ctx, podID, out)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("pod %s: save allocations: %w", podID, err)
+		}
+	}
+	if p == nil {
+		p = f.pod(podID)
+	}
+	f.commit(p, out, old)
+	f.logger.Debug("portfwd: allocated", "pod", podID, "allocations", out)
+	return append([]Allocation(nil), out...), nil
+}
+
+// choose gives each request a host port: the one it asks for, else the
+// one it held before (old, by key) if still bindable, else a free one from
+// the pool. Callers hold f.mu.
+func (f *forwarder) choose(podID string, reqs []PortRequest, old map[string]*portEntry) ([]Allocation, error) {
 	out := make([]Allocation, len(reqs))
 	chosen := map[uint16]bool{}
 	// Explicit ports and kept ports first, so the pool never hands out a
@@ -247,23 +276,12 @@ func (f *forwarder) Allocate(ctx context.Context, podID string, reqs []PortReque
 		out[i] = Allocation{PodID: podID, Name: r.Name, PodPort: r.PodPort, HostPort: port, Public: r.Public}
 		chosen[port] = true
 	}
+	return out, nil
+}
 
-	// Persist before committing in memory: a failed save leaves the
-	// previous state everywhere.
-	if f.store != nil {
-		var err error
-		if len(out) == 0 {
-			err = f.store.Delete(ctx, podID)
-		} else {
-			err = f.store.Save(ctx, podID, out)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("pod %s: save allocations: %w", podID, err)
-		}
-	}
-	if p == nil {
-		p = f.pod(podID)
-	}
+// commit makes out the pod's allocations in memory, keeping the counters
+// of a mapping that did not change. Callers hold f.mu.
+func (f *forwarder) commit(p *podEntry, out []Allocation, old map[string]*portEntry) {
 	for _, pe := range p.ports {
 		delete(f.byPort, pe.alloc.HostPort)
 	}
@@ -275,11 +293,9 @@ func (f *forwarder) Allocate(ctx context.Context, podID string, reqs []PortReque
 		}
 		pe.alloc = a
 		ports[i] = pe
-		f.byPort[a.HostPort] = podID
+		f.byPort[a.HostPort] = a.PodID
 	}
 	p.ports = ports
-	f.logger.Debug("portfwd: allocated", "pod", podID, "allocations", out)
-	return append([]Allocation(nil), out...), nil
 }
 
 func sameAllocations(p *podEntry, reqs []PortRequest) bool {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -154,4 +155,53 @@ func startOne(t testing.TB, f portfwd.Forwarder, pod string, backend netip.AddrP
 		t.Fatalf("Start: %v", err)
 	}
 	return a[0].HostPort
+}
+
+// memStore is an AllocationStore in memory; sharing one between two
+// forwarders stands in for a node restart on the same state.
+type memStore struct {
+	mu     sync.Mutex
+	allocs map[string][]portfwd.Allocation
+	order  []string
+}
+
+var _ portfwd.AllocationStore = (*memStore)(nil)
+
+func newMemStore(allocs ...portfwd.Allocation) *memStore {
+	s := &memStore{allocs: map[string][]portfwd.Allocation{}}
+	for _, a := range allocs {
+		if s.allocs[a.PodID] == nil {
+			s.order = append(s.order, a.PodID)
+		}
+		s.allocs[a.PodID] = append(s.allocs[a.PodID], a)
+	}
+	return s
+}
+
+func (s *memStore) Load(context.Context) ([]portfwd.Allocation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []portfwd.Allocation
+	for _, pod := range s.order {
+		out = append(out, s.allocs[pod]...)
+	}
+	return out, nil
+}
+
+func (s *memStore) Save(_ context.Context, podID string, allocs []portfwd.Allocation) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.allocs[podID]; !ok {
+		s.order = append(s.order, podID)
+	}
+	s.allocs[podID] = append([]portfwd.Allocation(nil), allocs...)
+	return nil
+}
+
+func (s *memStore) Delete(_ context.Context, podID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.allocs, podID)
+	s.order = slices.DeleteFunc(s.order, func(p string) bool { return p == podID })
+	return nil
 }

@@ -107,8 +107,8 @@ func (s State) valid() bool { return s == Running || s == NotRunning || s == Hib
 // connections to the same pod share one call. It must honour ctx.
 type WakeFunc func(ctx context.Context, podID string) (netip.Addr, error)
 
-// AllocationStore persists allocations. The node's bbolt store implements it;
-// FileStore is a standalone one.
+// AllocationStore persists allocations. The node's is internal/storeadapt's,
+// on state.db; without one (WithStore) allocations live in memory.
 type AllocationStore interface {
 	// Load returns every stored allocation.
 	Load(ctx context.Context) ([]Allocation, error)

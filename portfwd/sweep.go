@@ -19,8 +19,8 @@ import (
 // forwarder reads it for every open connection, two getsockopt calls each,
 // every idleTimeout/4 (at most every 5s). A connection is idle when none of
 // its two sockets moved data either way for idleTimeout. The cost is the
-// sweep (about 1 µs per socket), nothing per byte, and the timeout fires
-// up to a quarter late.
+// sweep (two system calls per socket), nothing per byte, and the timeout
+// fires up to a quarter late.
 //
 // Live byte counts credit bytes_acked of the socket each direction writes
 // to; that never exceeds what io.Copy wrote (less the SYN a dialled socket

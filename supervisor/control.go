@@ -115,6 +115,8 @@ func (s *Supervisor) handleControl(c *net.UnixConn) {
 	var req ControlRequest
 	line, err := bufio.NewReader(c).ReadBytes('\n')
 	if err == nil {
+		// Lenient, as on the node's side: the two ends of the control
+		// socket may be different versions (a pod outlives an upgrade).
 		err = json.Unmarshal(line, &req)
 	}
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pinacle/pinacle-node/internal/fileutil"
 )
 
 // InitMemoryLimit is init's soft Go heap limit unless GOMEMLIMIT is set:
@@ -85,9 +87,11 @@ func RunInit(ctx context.Context, configPath string, log *slog.Logger) error {
 // looks for status. Best effort: the directory may not exist.
 func writeConfigError(path string, err error) {
 	st := Status{UpdatedAt: time.Now().UTC(), InitPid: os.Getpid(), Error: err.Error(), Services: []ServiceStatus{}}
-	b, _ := json.MarshalIndent(st, "", "  ")
+	b, _ := json.MarshalIndent(st, "", "  ") // a Status always encodes
 	if os.MkdirAll(filepath.Dir(path), 0o755) == nil {
-		writeFileAtomic(path, append(b, '\n'))
+		// Nowhere better to report a failure to report: the node then
+		// sees no status and the sandbox's exit.
+		_ = fileutil.WriteAtomic(path, append(b, '\n'), 0o644)
 	}
 }
 

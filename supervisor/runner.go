@@ -138,18 +138,9 @@ func (r *runner) loop() {
 	delay := s.cfg.BackoffInitial.Duration
 	for {
 		if !want {
-			c := <-r.cmds
-			switch c.op {
-			case opShutdown:
-				c.done(nil)
+			if r.idle(&want, &delay) {
 				return
-			case opStop:
-				r.setState(StateStopped, "")
-			case opStart, opRestart:
-				want = true
-				delay = s.cfg.BackoffInitial.Duration
 			}
-			c.done(nil)
 			if !want {
 				continue
 			}
@@ -197,37 +188,66 @@ func (r *runner) loop() {
 				continue
 			}
 		}
-		if time.Since(startedAt) >= s.cfg.BackoffReset.Duration {
-			delay = s.cfg.BackoffInitial.Duration
+		if r.exited(st, startedAt, &want, &delay) {
+			return
 		}
-		failed := st.code != 0
-		restart := r.spec.Restart == podspec.RestartAlways || (r.spec.Restart == podspec.RestartOnFailure && failed)
-		if !restart {
-			want = false
-			if failed {
-				r.setState(StateFailed, fmt.Sprintf("%s (restart policy %s)", st.err(), r.spec.Restart))
-			} else {
-				r.setState(StateExited, "")
-			}
-			continue
-		}
-		r.setState(StateBackoff, fmt.Sprintf("%s; restarting in %s", st.err(), delay))
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case c := <-r.cmds:
-			t.Stop()
-			if c.op == opStart || c.op == opRestart {
-				c.done(nil) // start now, skipping the rest of the wait
-			} else if r.idleCommand(c, &want) {
-				return
-			} else {
-				continue
-			}
-		}
-		delay = min(delay*2, s.cfg.BackoffMax.Duration)
-		r.update(func(st *ServiceStatus) { st.Restarts++ })
 	}
+}
+
+// idle waits for a command while the service should not run (want is
+// false) and applies it; it returns true when the runner must exit.
+func (r *runner) idle(want *bool, delay *time.Duration) (exit bool) {
+	c := <-r.cmds
+	switch c.op {
+	case opShutdown:
+		c.done(nil)
+		return true
+	case opStop:
+		r.setState(StateStopped, "")
+	case opStart, opRestart:
+		*want = true
+		*delay = r.sup.cfg.BackoffInitial.Duration
+	}
+	c.done(nil)
+	return false
+}
+
+// exited applies the restart policy to a process that ended on its own:
+// it records the outcome and, when the service is to restart, waits out
+// the backoff delay (a start or restart command cuts it short) and doubles
+// it. It returns true when the runner must exit.
+func (r *runner) exited(st exitStatus, startedAt time.Time, want *bool, delay *time.Duration) (exit bool) {
+	cfg := r.sup.cfg
+	if time.Since(startedAt) >= cfg.BackoffReset.Duration {
+		*delay = cfg.BackoffInitial.Duration
+	}
+	failed := st.code != 0
+	restart := r.spec.Restart == podspec.RestartAlways || (r.spec.Restart == podspec.RestartOnFailure && failed)
+	if !restart {
+		*want = false
+		if failed {
+			r.setState(StateFailed, fmt.Sprintf("%s (restart policy %s)", st.err(), r.spec.Restart))
+		} else {
+			r.setState(StateExited, "")
+		}
+		return false
+	}
+	r.setState(StateBackoff, fmt.Sprintf("%s; restarting in %s", st.err(), *delay))
+	t := time.NewTimer(*delay)
+	select {
+	case <-t.C:
+	case c := <-r.cmds:
+		t.Stop()
+		if c.op != opStart && c.op != opRestart {
+			// Stop or shutdown during the backoff: no restart, and the
+			// delay and restart count stay as they were.
+			return r.idleCommand(c, want)
+		}
+		c.done(nil) // start now, skipping the rest of the wait
+	}
+	*delay = min(*delay*2, cfg.BackoffMax.Duration)
+	r.update(func(st *ServiceStatus) { st.Restarts++ })
+	return false
 }
 
 // idleCommand handles a command that arrived while no process was

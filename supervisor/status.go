@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 )
 
@@ -79,34 +78,10 @@ func ReadStatus(path string) (*Status, error) {
 		return nil, fmt.Errorf("supervisor status: %w", err)
 	}
 	var s Status
+	// Lenient: the writer is the init of a running pod, which may be an
+	// older or newer binary than this node; what both know is enough.
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("supervisor status %s: %w", path, err)
 	}
 	return &s, nil
-}
-
-// writeFileAtomic writes b to a temp file beside path and renames it over
-// path, so the node on the other side of the bind mount sees the old or
-// the new file, never half of one.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, werr := f.Write(b)
-	if err := f.Chmod(0o644); werr == nil {
-		werr = err
-	}
-	if err := f.Close(); werr == nil {
-		werr = err
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-	}
-	return werr
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/fileutil"
 	"github.com/pinacle/pinacle-node/podspec"
 )
 
@@ -300,7 +301,7 @@ func (s *Supervisor) writeStatus() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.cfg.StatusFile, append(b, '\n'))
+	return fileutil.WriteAtomic(s.cfg.StatusFile, append(b, '\n'), 0o644)
 }
 
 // Signal forwards sig to the process group of every running service.

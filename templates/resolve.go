@@ -52,6 +52,72 @@ func (r *Registry) Resolve(p *podspec.Pod) (*podspec.Pod, error) {
 	return out, nil
 }
 
+// Request is a pod as a client asks for it: a (partial) spec, a template
+// that replaces the spec's, and --set expressions applied last.
+type Request struct {
+	Spec     podspec.Pod
+	Template string
+	Sets     []string
+}
+
+// ResolveRequest is the one way a request becomes the spec a node runs,
+// shared by pod create (on the node) and pod validate (without one): the
+// request's template replaces the spec's, the sets apply to the result,
+// an empty ID becomes newID() and an empty name the ID, and Resolve does
+// the rest. req.Spec is not modified.
+func (r *Registry) ResolveRequest(req Request, newID func() string) (*podspec.Pod, error) {
+	spec := req.Spec
+	if req.Template != "" {
+		spec.Template = req.Template
+	}
+	if len(req.Sets) > 0 {
+		b, err := json.Marshal(spec)
+		if err != nil {
+			return nil, err
+		}
+		p, err := podspec.DecodeWithSets(b, req.Sets)
+		if err != nil {
+			return nil, err
+		}
+		spec = *p
+	}
+	if spec.ID == "" {
+		spec.ID = newID()
+	}
+	if err := errdefs.ValidateID("pod", spec.ID); err != nil {
+		return nil, err
+	}
+	if spec.Name == "" {
+		spec.Name = spec.ID
+	}
+	return r.Resolve(&spec)
+}
+
+// placeholderID stands in for the ID a node would give a pod that names
+// none, when a document is resolved without a node.
+const placeholderID = "generated-by-the-node"
+
+// ResolveDocument decodes a spec document (YAML or JSON, strictly) and
+// resolves it exactly as a create of it would (ResolveRequest). The ID a
+// node would generate is left empty, and so is a name that would be it.
+func (r *Registry) ResolveDocument(data []byte, template string, sets []string) (*podspec.Pod, error) {
+	spec, err := podspec.Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	p, err := r.ResolveRequest(Request{Spec: *spec, Template: template, Sets: sets}, func() string { return placeholderID })
+	if err != nil {
+		return nil, err
+	}
+	if spec.ID == "" && p.ID == placeholderID {
+		p.ID = ""
+		if p.Name == placeholderID {
+			p.Name = ""
+		}
+	}
+	return p, nil
+}
+
 // ResolveTemplate returns the named template with what it extends merged
 // in, its services expanded from their definitions and defaults filled:
 // what a pod that only names the template gets (minus the pod's name).

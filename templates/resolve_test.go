@@ -222,3 +222,21 @@ func TestBuiltinServiceDefinitions(t *testing.T) {
 		t.Errorf("web-terminal port = %d, command %v", s.Port, s.Command)
 	}
 }
+
+// TestResolveDocumentLeavesNodeIDEmpty: a document without an ID resolves
+// as a create would, with the ID the node would generate (and the name
+// that defaults to it) left empty.
+func TestResolveDocumentLeavesNodeIDEmpty(t *testing.T) {
+	r := Builtin()
+	p, err := r.ResolveDocument([]byte("template: nodejs\n"), "", []string{"resources.tier=dev.large"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ID != "" || p.Name != "" || p.Template != "nodejs" || p.Resources.Tier != "dev.large" {
+		t.Fatalf("id %q name %q template %q tier %q", p.ID, p.Name, p.Template, p.Resources.Tier)
+	}
+	p, err = r.ResolveDocument([]byte("id: x1\ntemplate: nodejs\n"), "", nil)
+	if err != nil || p.ID != "x1" || p.Name != "x1" {
+		t.Fatalf("%+v %v", p, err)
+	}
+}

@@ -67,7 +67,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "/healthz":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		_, _ = w.Write([]byte("ok\n"))
+		_, _ = w.Write([]byte("ok\n")) // a prober gone mid-reply needs no answer
 	case p == "/ws":
 		if !h.authorized(r) {
 			http.Error(w, "missing or wrong token", http.StatusUnauthorized)
@@ -219,7 +219,7 @@ func (h *Handler) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.hangupGrace+finalWriteTimeout)
 	defer cancel()
-	_ = srv.Shutdown(sctx)
+	_ = srv.Shutdown(sctx) // on timeout its error is sctx's; h.Close below ends what is left
 	if cerr := h.Close(sctx); cerr != nil && err == nil {
 		err = cerr
 	}

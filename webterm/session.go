@@ -43,6 +43,11 @@ type session struct {
 
 // run starts the shell on a new pty and relays until the shell exits or
 // the page goes away (or server ends: the server is shutting down).
+//
+// The errors it drops (`_ =`) are of control frames and closes sent to the
+// page, and of signals and closes aimed at the shell and its pty, on the
+// way out: each fails only when the page or the shell is already gone,
+// which is the state the session is heading for anyway.
 func (s *session) run(server context.Context, cols, rows int) {
 	cmd := s.command()
 	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)})
@@ -82,36 +87,10 @@ func (s *session) run(server context.Context, cols, rows int) {
 	go s.keepalive(ctx, cancel)
 	_ = s.control(ctx, Control{Type: TypeHello, Pid: pid, Shell: s.cfg.shell, Host: s.host})
 
-	// hangup ends the shell the way closing a terminal window does: SIGHUP
-	// to its process group and the terminal hung up (which signals the
-	// foreground job), SIGKILL to the group after the grace period.
-	hangup := func() {
-		_ = unix.Kill(-pid, unix.SIGHUP)
-		_ = ptmx.Close()
-		t := time.NewTimer(s.cfg.hangupGrace)
-		defer t.Stop()
-		select {
-		case <-waitc:
-		case <-t.C:
-			log.Info("webterm: shell ignored SIGHUP, killing its process group")
-			_ = unix.Kill(-pid, unix.SIGKILL)
-			<-waitc
-		}
-	}
+	hangup := func() { s.hangup(log, pid, ptmx, waitc) }
 	select {
 	case st := <-waitc:
-		// Forward what the shell wrote before it went, then say how it ended.
-		_ = ptmx.SetReadDeadline(time.Now().Add(drainTimeout))
-		<-outDone
-		code, sig := exitCode(st)
-		log.Info("webterm: shell exited", "code", code, "signal", sig)
-		wctx, wcancel := context.WithTimeout(ctx, finalWriteTimeout)
-		_ = s.control(wctx, Control{Type: TypeExit, Code: &code, Signal: sig})
-		wcancel()
-		_ = s.c.Close(websocket.StatusNormalClosure, "exit "+strconv.Itoa(code))
-		// Anything of the shell's left on the terminal is hung up with it.
-		_ = ptmx.Close()
-		_ = unix.Kill(-pid, unix.SIGHUP)
+		s.shellExited(ctx, log, st, pid, ptmx, outDone)
 	case <-ctx.Done():
 		// The page went away: its tab closed, the network failed, or it
 		// stopped answering pings.
@@ -128,6 +107,41 @@ func (s *session) run(server context.Context, cols, rows int) {
 	_ = s.c.CloseNow()
 	<-outDone
 	<-inDone
+}
+
+// shellExited forwards what the shell wrote before it went (until its
+// output drains or drainTimeout), tells the page how it ended and closes
+// the socket. Errors are dropped as in run.
+func (s *session) shellExited(ctx context.Context, log *slog.Logger, st *os.ProcessState, pid int, ptmx *os.File, outDone <-chan struct{}) {
+	_ = ptmx.SetReadDeadline(time.Now().Add(drainTimeout))
+	<-outDone
+	code, sig := exitCode(st)
+	log.Info("webterm: shell exited", "code", code, "signal", sig)
+	wctx, wcancel := context.WithTimeout(ctx, finalWriteTimeout)
+	_ = s.control(wctx, Control{Type: TypeExit, Code: &code, Signal: sig})
+	wcancel()
+	_ = s.c.Close(websocket.StatusNormalClosure, "exit "+strconv.Itoa(code))
+	// Anything of the shell's left on the terminal is hung up with it.
+	_ = ptmx.Close()
+	_ = unix.Kill(-pid, unix.SIGHUP)
+}
+
+// hangup ends the shell the way closing a terminal window does: SIGHUP
+// to its process group and the terminal hung up (which signals the
+// foreground job), SIGKILL to the group after the grace period. Errors
+// are dropped as in run.
+func (s *session) hangup(log *slog.Logger, pid int, ptmx *os.File, waitc <-chan *os.ProcessState) {
+	_ = unix.Kill(-pid, unix.SIGHUP)
+	_ = ptmx.Close()
+	t := time.NewTimer(s.cfg.hangupGrace)
+	defer t.Stop()
+	select {
+	case <-waitc:
+	case <-t.C:
+		log.Info("webterm: shell ignored SIGHUP, killing its process group")
+		_ = unix.Kill(-pid, unix.SIGKILL)
+		<-waitc
+	}
 }
 
 // command builds the shell: its own session and process group (pty.Start
@@ -207,7 +221,9 @@ func (s *session) pumpInput(ctx context.Context, cancel context.CancelFunc, ptmx
 				continue
 			}
 			if m.Type == TypeResize && validSize(m.Cols, m.Rows) {
-				_ = pty.Setsize(ptmx, &pty.Winsize{Cols: uint16(m.Cols), Rows: uint16(m.Rows)})
+				if err := pty.Setsize(ptmx, &pty.Winsize{Cols: uint16(m.Cols), Rows: uint16(m.Rows)}); err != nil {
+					s.log.Debug("webterm: resize", "err", err) // the pty is closing; the shell is going
+				}
 			}
 		}
 	}

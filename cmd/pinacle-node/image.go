@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -15,60 +14,31 @@ import (
 
 	"github.com/pinacle/pinacle-node/imagestore"
 	"github.com/pinacle/pinacle-node/internal/cli"
-	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/node"
+	"github.com/pinacle/pinacle-node/internal/nodeconfig"
 	"github.com/pinacle/pinacle-node/internal/render"
-)
-
-// Registry settings may also come from the environment (docs/imagestore.md):
-//
-//	PINACLE_REGISTRY_MIRRORS="docker.io=http://127.0.0.1:5000,ghcr.io=https://m.example"
-//	PINACLE_INSECURE_REGISTRIES="10.0.0.5:5000,registry.lan"
-const (
-	envMirrors  = "PINACLE_REGISTRY_MIRRORS"
-	envInsecure = "PINACLE_INSECURE_REGISTRIES"
 )
 
 func newImageCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Manage images"}
+	cmd.PersistentFlags().String("config", nodeconfig.DefaultPath, "node configuration file (its registry: section applies)")
 	addRegistryFlags(cmd.PersistentFlags())
 	cmd.AddCommand(newImagePullCmd(), newImageImportCmd(), newImageLsCmd(), newImageRmCmd(), newImageGCCmd(), newImageInspectCmd())
 	return cmd
 }
 
-// openImageStore opens <data-root> with the registry settings of flags and env.
+// openImageStore opens the data root's image store with the registry
+// settings of node.yaml, to which the flags and env add (registryflags.go).
 func openImageStore(cmd *cobra.Command) (imagestore.Store, error) {
-	root, _ := cmd.Flags().GetString("data-root")
-	mirrorFlags, _ := cmd.Flags().GetStringArray("mirror")
-	insecure, _ := cmd.Flags().GetStringArray("insecure-registry")
+	cfg, err := loadNodeConfig(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if err := applyRegistryFlags(cmd, cfg); err != nil {
+		return nil, err
+	}
 	jobs, _ := cmd.Flags().GetInt("jobs")
-	if v := os.Getenv(envMirrors); v != "" {
-		mirrorFlags = append(splitList(v), mirrorFlags...)
-	}
-	if v := os.Getenv(envInsecure); v != "" {
-		insecure = append(splitList(v), insecure...)
-	}
-	mirrors := map[string][]string{}
-	for _, m := range mirrorFlags {
-		host, u, ok := strings.Cut(m, "=")
-		if !ok {
-			return nil, fmt.Errorf("--mirror %q: want HOST=URL: %w", m, errdefs.ErrInvalidArgument)
-		}
-		mirrors[host] = append(mirrors[host], u)
-	}
-	opts := []imagestore.Option{
-		imagestore.WithMirrors(mirrors),
-		imagestore.WithInsecureRegistries(insecure...),
-		imagestore.WithJobs(jobs),
-	}
-	return imagestore.New(cmd.Context(), filepath.Clean(root), opts...)
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' }) {
-		out = append(out, f)
-	}
-	return out
+	return node.OpenImages(cmd.Context(), cfg, imagestore.WithJobs(jobs))
 }
 
 // progressReporter draws one bar for the whole pull on a terminal, and

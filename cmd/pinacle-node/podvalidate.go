@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -33,17 +32,12 @@ With -o json or -o yaml, errors are also printed to stdout as {"errors": [{"fiel
 			if err != nil {
 				return err
 			}
-			if template != "" {
-				sets = append(slices.Clone(sets), "template="+template)
-			}
 			r, err := loadTemplates(cmd)
 			if err != nil {
 				return err
 			}
-			p, err := podspec.DecodeWithSets(data, sets)
-			if err == nil {
-				p, err = r.Resolve(p)
-			}
+			// Exactly as pod create resolves it on the node.
+			p, err := r.ResolveDocument(data, template, sets)
 			if err != nil {
 				var ve *podspec.ValidationError
 				if f, _ := cli.OutputFormat(cmd); f != cli.Table && errors.As(err, &ve) {

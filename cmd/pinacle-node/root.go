@@ -30,5 +30,6 @@ func newRootCmd() *cobra.Command {
 		newCleanupCmd(),
 		newWebtermCmd(),
 	)
+	cli.Strict(root)
 	return root
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,9 +19,9 @@ import (
 	"github.com/pinacle/pinacle-node/imagestore"
 	"github.com/pinacle/pinacle-node/internal/cli"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/pods"
 	"github.com/pinacle/pinacle-node/internal/units"
 	"github.com/pinacle/pinacle-node/oci"
-	"github.com/pinacle/pinacle-node/rootfs"
 )
 
 // exitRunFailed is run's exit code when the node itself fails (not the
@@ -116,116 +115,98 @@ func runOnce(cmd *cobra.Command, o runOptions, ref string, args []string) (int, 
 	if err != nil {
 		return 0, err
 	}
-	img, err := store.RootFS(ctx, ref)
-	if errors.Is(err, errdefs.ErrNotFound) && !o.noPull {
-		report, finish := progressReporter(cmd)
-		_, err = store.Pull(ctx, ref, imagestore.WithProgress(report))
-		finish()
-		if err == nil {
-			img, err = store.RootFS(ctx, ref)
-		}
-	}
-	if err != nil {
-		return 0, err
-	}
-
 	dataRoot, _ := cmd.Flags().GetString("data-root")
-	runscRoot, _ := cmd.Flags().GetString("runsc-root")
-	id := "run-" + randHex(6)
-	dir := filepath.Join(dataRoot, "run", id)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return 0, err
-	}
-	// Keep the image's layers from a concurrent gc while we use them.
-	if _, err := store.AddLease(ctx, id, img.Image.Digest); err != nil {
-		return 0, err
-	}
-	cleanupCtx := context.WithoutCancel(ctx)
-	defer func() {
-		if !o.keep {
-			_ = rootfs.Remove(cleanupCtx, dir)
-			_ = os.RemoveAll(dir)
-		} else {
-			_ = rootfs.Unmount(cleanupCtx, dir)
-			fmt.Fprintf(cmd.ErrOrStderr(), "kept writable layer in %s\n", dir)
-		}
-		_ = store.RemoveLease(cleanupCtx, id)
-	}()
-	rfs, err := rootfs.Mount(ctx, img.LayerDirs, dir, rootfs.Options{StorageBytes: storage})
+	rt, err := openRuntime(cmd, oci.WithNetwork(o.network))
 	if err != nil {
 		return 0, err
 	}
-	so := oci.SpecOptions{
-		Image:      img.Config.Config,
-		Args:       args,
-		Env:        o.env,
-		WorkingDir: o.workdir,
-		User:       o.user,
-		Hostname:   o.hostname,
-		RootPath:   rfs.Path,
-		Terminal:   o.tty,
-		// Its own top-level cgroup, gone with the sandbox: a shared
-		// parent would outlive the run, and removing it could race with
-		// the daemon (or another run) creating a child in it.
-		CgroupsPath: "/pinacle-run-" + id,
-		CPUs:        o.cpus,
-		// Boot unthrottled; the quota applies once the process starts.
-		DeferCPUQuota: true,
-		MemoryBytes:   mem,
-		PidsLimit:     o.pids,
-		Network:       o.network,
+	id := "run-" + randHex(6)
+	run := oneOffFor(o, id, filepath.Join(dataRoot, "run", id), ref, args, mem, storage)
+	run.Attach = func() (oci.CreateOpts, func(), error) { return attachRun(rt, id, o) }
+	runner := pods.Runner{
+		Images: store, Runtime: rt, NoPull: o.noPull,
+		Pulling: func(string) (func(imagestore.Event), func()) { return progressReporter(cmd) },
+		Warn:    func(err error) { fmt.Fprintf(cmd.ErrOrStderr(), "pinacle-node: cleanup: %v\n", err) },
+	}
+	ex, err := runner.Run(ctx, run)
+	if err == nil && ex.OOMKilled {
+		fmt.Fprintf(cmd.ErrOrStderr(), "pinacle-node: sandbox killed: out of memory (limit %s)\n", o.memory)
+	}
+	if _, serr := os.Stat(run.Dir); serr == nil && o.keep {
+		fmt.Fprintf(cmd.ErrOrStderr(), "kept writable layer in %s\n", run.Dir)
+	}
+	return ex.Code, err
+}
+
+// oneOffFor is the run the flags ask for.
+func oneOffFor(o runOptions, id, dir, ref string, args []string, mem, storage int64) pods.OneOff {
+	run := pods.OneOff{
+		ID:           id,
+		Dir:          dir,
+		Image:        ref,
+		StorageBytes: storage,
+		Keep:         o.keep,
+		Spec: oci.SpecOptions{
+			Args:       args,
+			Env:        o.env,
+			WorkingDir: o.workdir,
+			User:       o.user,
+			Hostname:   o.hostname,
+			Terminal:   o.tty,
+			// Its own top-level cgroup, gone with the sandbox: a shared
+			// parent would outlive the run, and removing it could race
+			// with the daemon (or another run) creating a child in it.
+			CgroupsPath: "/pinacle-run-" + id,
+			CPUs:        o.cpus,
+			// Boot unthrottled; the quota applies once the process starts.
+			DeferCPUQuota: true,
+			MemoryBytes:   mem,
+			PidsLimit:     o.pids,
+			Network:       o.network,
+		},
 	}
 	if o.entrypoint != "" {
-		so.Entrypoint = []string{o.entrypoint}
+		run.Spec.Entrypoint = []string{o.entrypoint}
 	}
-	if so.Hostname == "" {
-		so.Hostname = id
+	if run.Spec.Hostname == "" {
+		run.Spec.Hostname = id
 	}
-	bundle := filepath.Join(dir, "bundle")
-	if _, err := oci.NewBundle(bundle, so); err != nil {
-		return 0, err
-	}
-	rt, err := oci.New(oci.WithRoot(runscRoot), oci.WithNetwork(o.network))
-	if err != nil {
-		return 0, err
-	}
+	return run
+}
+
+// attachRun gives the sandbox its stdio and passes our signals (and the
+// --timeout kill) on to it until the returned function is called.
+func attachRun(rt oci.Runtime, id string, o runOptions) (oci.CreateOpts, func(), error) {
 	copts, restore, err := runStdio(o)
 	if err != nil {
-		return 0, err
+		return oci.CreateOpts{}, nil, err
 	}
-	defer restore()
-
 	// Signals go to the sandbox; the process decides what they mean.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
+	done := make(chan struct{})
 	go func() {
 		var timeout <-chan time.Time
 		if o.timeout > 0 {
 			timeout = time.After(o.timeout)
 		}
+		// Kill failures: the sandbox is already gone, which is the aim.
 		for {
 			select {
 			case s := <-sigs:
-				_ = rt.Kill(cleanupCtx, id, s.(syscall.Signal), true)
+				_ = rt.Kill(context.Background(), id, s.(syscall.Signal), true)
 			case <-timeout:
-				_ = rt.Kill(cleanupCtx, id, syscall.SIGKILL, true)
-			case <-runCtx.Done():
+				_ = rt.Kill(context.Background(), id, syscall.SIGKILL, true)
+			case <-done:
 				return
 			}
 		}
 	}()
-	defer func() { _ = rt.Delete(cleanupCtx, id, true) }()
-	ex, err := rt.Run(runCtx, id, bundle, copts)
-	if err != nil {
-		return 0, err
-	}
-	if ex.OOMKilled {
-		fmt.Fprintf(cmd.ErrOrStderr(), "pinacle-node: sandbox killed: out of memory (limit %s)\n", o.memory)
-	}
-	return ex.Code, nil
+	return copts, func() {
+		close(done)
+		signal.Stop(sigs)
+		restore()
+	}, nil
 }
 
 // runStdio picks the sandbox's stdio: ours, or a pty we relay for -t.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -486,4 +487,223 @@ ports: {min: 23000, max: 23100, listenAddr: 127.0.0.1}
 		t.Errorf("delete of a deleted pod: want exit 3, got %s", r)
 	}
 	stopDaemon()
+}
+
+// TestUsageErrors: mistyped commands, missing subcommands and arguments,
+// unknown flags, both the host's own (vm) and the node's (forwarded, with
+// the node's usage error shown as the host's): exit 2, a message naming
+// the mistake and what was meant, never help with exit 0.
+func TestUsageErrors(t *testing.T) {
+	e := newEnv(t, true)
+	tmpl, err := filepath.Abs("../../lima.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ok("vm", "up", "--template", tmpl) // forwarded commands need a running (stand-in) VM
+	for _, tc := range []struct {
+		args []string
+		want []string // substrings of stderr
+	}{
+		{[]string{"vmm", "up"}, []string{`Error (usage): unknown command "vmm" for "pinacle"; did you mean "vm"?`, "Run 'pinacle --help' for usage."}},
+		{[]string{"vm", "creat"}, []string{`Error (usage): unknown command "creat" for "vm"; did you mean "create"?`, "Run 'pinacle vm --help' for usage."}},
+		{[]string{"vm"}, []string{"Error (usage): vm: missing command: want one of create, delete, start, status, stop, up"}},
+		{nil, []string{"Error (usage): pinacle: missing command: want one of"}},
+		{[]string{"vm", "status", "extra"}, []string{`Error (usage): vm status takes no arguments, got ["extra"]`, "Run 'pinacle vm status --help' for usage."}},
+		{[]string{"vm", "create", "--cpu", "3"}, []string{`Error (usage): vm create: unknown flag: --cpu; did you mean "--cpus"?`}},
+		{[]string{"pod", "hibernat", "x"}, []string{`Error (usage): unknown command "hibernat" for "pod"; want one of create,`, "Run 'pinacle pod --help' for usage."}},
+		{[]string{"pod", "gett", "web"}, []string{`Error (usage): unknown command "gett" for "pod"; did you mean "get"?`}},
+		{[]string{"pod"}, []string{"Error (usage): pod: missing command: want one of create,", "Run 'pinacle pod --help' for usage."}},
+		{[]string{"pod", "get"}, []string{"Error (usage): pod get: accepts 1 arg(s), received 0"}},
+		{[]string{"image", "lss"}, []string{`Error (usage): unknown command "lss" for "image"; did you mean "ls"?`}},
+		{[]string{"pod", "ls", "--sockt", "x"}, []string{`Error (usage): pod ls: unknown flag: --sockt; did you mean "--socket"?`}},
+	} {
+		r := e.run("", tc.args...)
+		if r.code != 2 {
+			t.Errorf("pinacle %v: want exit 2 (usage), got %s", tc.args, r)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(r.stderr, w) {
+				t.Errorf("pinacle %v: stderr lacks %q: %s", tc.args, w, r)
+			}
+		}
+		if r.stdout != "" {
+			t.Errorf("pinacle %v printed on stdout (help?): %s", tc.args, r)
+		}
+	}
+	// Under -o json the node's usage error passes through as its JSON.
+	r := e.run("", "pod", "gett", "web", "-o", "json")
+	var body struct{ Code, Message string }
+	if err := json.Unmarshal([]byte(r.stderr), &body); r.code != 2 || err != nil || body.Code != "usage" || !strings.Contains(body.Message, `did you mean "get"?`) {
+		t.Errorf("pod gett -o json: want exit 2 and {code: usage}, got %s", r)
+	}
+	// Help is still help.
+	for _, args := range [][]string{{"--help"}, {"vm", "--help"}, {"pod", "--help"}} {
+		if r := e.ok(args...); !strings.Contains(r.stdout, "Usage:") {
+			t.Errorf("pinacle %v: no help: %s", args, r)
+		}
+	}
+}
+
+// start runs the host CLI in the background; lines gets each line of its
+// stderr as it is written, done its result once it exits.
+func (e *env) start(args ...string) (lines <-chan string, done <-chan result) {
+	e.t.Helper()
+	limactl, err := filepath.Abs("testdata/limactl")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	cmd := exec.CommandContext(ctx, filepath.Join(e.bin, "pinacle"), args...)
+	cmd.Env = append(os.Environ(), "LIMACTL="+limactl, "FAKE_LIMA_STATE="+e.limaDir,
+		"PATH="+e.bin+":"+os.Getenv("PATH"), "PINACLE_VM=", "PINACLE_NODE_SOCKET=", "PINACLE_NODE_DATA_ROOT=")
+	cmd.Env = append(cmd.Env, e.extraEnv...)
+	cmd.Dir = e.dir
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	pr, err := cmd.StderrPipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	lc := make(chan string, 100)
+	dc := make(chan result, 1)
+	go func() {
+		defer cancel()
+		var all strings.Builder
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			all.WriteString(sc.Text() + "\n")
+			select {
+			case lc <- sc.Text():
+			default:
+			}
+		}
+		close(lc)
+		err := cmd.Wait()
+		r := result{stdout: stdout.String(), stderr: all.String()}
+		if ee, ok := err.(*exec.ExitError); ok {
+			r.code = ee.ExitCode()
+		} else if err != nil {
+			r.code = -1
+		}
+		dc <- r
+	}()
+	return lc, dc
+}
+
+// TestVMCreateProgressAndRetry: limactl's progress (the image download)
+// shows while create still runs, not when it ends; a create that fails
+// removes the half-made VM, so running it again works.
+func TestVMCreateProgressAndRetry(t *testing.T) {
+	e := newEnv(t, false)
+	tmpl, err := filepath.Abs("../../lima.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := filepath.Join(e.dir, "gate")
+	e.extraEnv = []string{"FAKE_LIMA_CREATE_GATE=" + gate, "FAKE_LIMA_CREATE_FAIL=1"}
+	lines, done := e.start("vm", "up", "--template", tmpl)
+	// The stand-in waits at the gate after printing progress: the line
+	// must reach us while it waits.
+	timeout := time.After(time.Minute)
+	for seen := false; !seen; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("vm up ended without showing limactl's progress while it ran: %s", <-done)
+			}
+			seen = strings.Contains(l, "Downloading the image") || strings.Contains(l, "MiB / 585.56 MiB")
+		case <-timeout:
+			t.Fatal("no progress from limactl create within a minute while it was running (buffered?)")
+		}
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("vm up did not end after the stand-in's create failed")
+	}
+	if r.code != 7 || !strings.Contains(r.stderr, "connection reset by peer") || !strings.Contains(r.stderr, `the half-made VM "pinacle" was removed: run the command again to retry`) {
+		t.Errorf("failed create: want exit 7, limactl's error and the removal, got %s", r)
+	}
+	c := e.calls()
+	if c[len(c)-1] != "delete --force pinacle" {
+		t.Errorf("after the failed create, limactl calls end with %q, want delete --force pinacle", c[len(c)-1])
+	}
+	if r := e.run("", "vm", "status"); r.code != 3 {
+		t.Errorf("vm status after the failed create: want exit 3 (no VM), got %s", r)
+	}
+
+	// The retry simply works.
+	e.extraEnv = nil
+	r = e.ok("vm", "up", "--template", tmpl)
+	if !strings.Contains(r.stderr, "100.00%") || !strings.Contains(r.stderr, "VM pinacle is running") {
+		t.Errorf("retried vm up: %s", r)
+	}
+	// A VM that exists is never deleted by a create.
+	if r := e.run("", "vm", "create", "--template", tmpl); r.code != 4 {
+		t.Errorf("create of an existing VM: want exit 4, got %s", r)
+	}
+	if r := e.ok("vm", "status", "-o", "json"); !strings.Contains(r.stdout, `"status": "Running"`) {
+		t.Errorf("the VM after a refused create: %s", r)
+	}
+
+	// A half-made VM left by a create that could not clean up (the CLI was
+	// killed mid-download): vm up says what to do instead of starting it.
+	broken := filepath.Join(e.limaDir, "vm-killed")
+	if err := os.WriteFile(broken, []byte(`{"name":"killed","status":"Broken","message":"disk missing"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = e.run("", "vm", "up", "--vm", "killed", "--template", tmpl)
+	if r.code != 6 || !strings.Contains(r.stderr, `VM "killed" is broken (disk missing): remove it with pinacle vm delete --force, then run pinacle vm up again`) {
+		t.Errorf("vm up on a broken VM: want exit 6 and the way out, got %s", r)
+	}
+	e.ok("vm", "delete", "--force", "--vm", "killed")
+	e.ok("vm", "up", "--vm", "killed", "--template", tmpl)
+}
+
+// TestVMCreateRepo: --repo is the mounted repository, passed to lima.yaml
+// as a param (data), and the directory whose bin/ is checked for the node
+// binaries; --runsc-release chooses gVisor's release.
+func TestVMCreateRepo(t *testing.T) {
+	e := newEnv(t, false)
+	tmpl, err := filepath.Abs("../../lima.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Join(e.dir, "my repo's $(copy)")
+	if err := os.MkdirAll(filepath.Join(repo, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := e.ok("vm", "create", "--vm", "r1", "--template", tmpl, "--repo", repo)
+	if !strings.Contains(r.stderr, "warning: ["+filepath.Join(repo, "bin", "pinacle-node-linux-arm64")) {
+		t.Errorf("create with a --repo without binaries: want the warning to name %s/bin, got %s", repo, r)
+	}
+	want := fmt.Sprintf("create --name=r1 --tty=false --set .param.PinacleRepo = %q %s", repo, tmpl)
+	if c := e.calls(); c[len(c)-1] != want {
+		t.Errorf("limactl call:\n got %q\nwant %q", c[len(c)-1], want)
+	}
+	if err := os.WriteFile(filepath.Join(repo, "bin", "pinacle-node-linux-amd64"), nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r = e.ok("vm", "create", "--vm", "r2", "--template", tmpl, "--repo", repo, "--runsc-release", "20250715.0")
+	if strings.Contains(r.stderr, "warning:") {
+		t.Errorf("create with the binary in --repo's bin/: unexpected warning: %s", r)
+	}
+	want = fmt.Sprintf("create --name=r2 --tty=false --set .param.PinacleRepo = %q | .param.RunscRelease = \"20250715.0\" %s", repo, tmpl)
+	if c := e.calls(); c[len(c)-1] != want {
+		t.Errorf("limactl call:\n got %q\nwant %q", c[len(c)-1], want)
+	}
+	if r := e.run("", "vm", "create", "--vm", "r3", "--template", tmpl, "--runsc-release", "../../x"); r.code != 5 || !strings.Contains(r.stderr, "--runsc-release") {
+		t.Errorf("create with a bad --runsc-release: want exit 5, got %s", r)
+	}
+	if r := e.run("", "vm", "create", "--vm", "r3", "--template", tmpl, "--repo", filepath.Join(e.dir, "nosuch")); r.code != 3 {
+		t.Errorf("create with a missing --repo: want exit 3, got %s", r)
+	}
 }

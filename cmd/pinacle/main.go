@@ -44,6 +44,9 @@ func handleError(root *cobra.Command, stderr io.Writer, err error) int {
 		fmt.Fprintln(stderr, string(b))
 	} else {
 		fmt.Fprintf(stderr, "Error (%s): %v\n", c.Code, err)
+		if h := cli.UsageHint(err); h != "" {
+			fmt.Fprintln(stderr, h)
+		}
 	}
 	return c.ExitCode
 }

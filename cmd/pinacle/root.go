@@ -50,5 +50,6 @@ http://127.0.0.1:PORT on this machine: Lima forwards the VM's ports
 		newForwardCmd("image", "Manage the node's images (pinacle-node image ...)"),
 		newForwardCmd("template", "Show pod templates (pinacle-node template ...)"),
 	)
+	cli.Strict(root)
 	return root
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -41,9 +42,9 @@ func lookup(cmd *cobra.Command, lima hostcli.Lima) (*hostcli.Instance, error) {
 // newVMCreateCmd is `vm create` or, with up, `vm up` (create if missing, then start).
 func newVMCreateCmd(up bool) *cobra.Command {
 	var (
-		template, repo string
-		cpus           int
-		memory, disk   float64
+		template, repo, runsc string
+		cpus                  int
+		memory, disk          float64
 	)
 	use, short := "create", "Create the VM from lima.yaml (does not start it; see vm up)"
 	if up {
@@ -56,7 +57,9 @@ func newVMCreateCmd(up bool) *cobra.Command {
 
 The VM mounts this repository (the directory of --template, or --repo)
 read-only and installs bin/pinacle-node-linux-<arch> from it at every
-boot: run 'make cross' first (make vm-up does both).`,
+boot: run 'make cross' first (make vm-up does both). limactl's progress
+(the image download) shows as it happens; a create that fails removes
+the half-made VM, so running the command again retries.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			lima, err := hostcli.NewLimactl()
@@ -68,21 +71,24 @@ boot: run 'make cross' first (make vm-up does both).`,
 			inst, err := lookup(cmd, lima)
 			switch {
 			case err == nil && !up:
-				return fmt.Errorf("VM %q (%s): %w", name, inst.Status, errdefs.ErrAlreadyExists)
+				return fmt.Errorf("VM %q (%s): %w (pinacle vm delete removes it)", name, inst.Status, errdefs.ErrAlreadyExists)
+			case err == nil && inst.Status == "Broken":
+				return fmt.Errorf("VM %q is broken (%s): remove it with pinacle vm delete --force, then run pinacle vm up again: %w", name, inst.Message, errdefs.ErrConflict)
 			case err != nil && !errdefs.IsNotFound(err):
 				return err
 			case err != nil:
-				opts, err := createOptions(name, template, repo, cpus, memory, disk)
+				opts, err := createOptions(name, template, repo, runsc, cpus, memory, disk)
 				if err != nil {
 					return err
 				}
-				if missing := missingNodeBinaries(opts); len(missing) > 0 {
+				if missing := missingNodeBinaries(opts.repo); len(missing) > 0 {
 					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v not built; the VM will not start the node until 'make cross' builds it\n", missing)
 				}
-				if err := lima.Create(ctx, opts); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "creating VM %s from %s (mounting %s); the first VM downloads its image\n", name, opts.Template, opts.repo)
+				if err := lima.Create(ctx, opts.CreateOptions); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "created VM %s from %s\n", name, opts.Template)
+				fmt.Fprintf(cmd.ErrOrStderr(), "created VM %s\n", name)
 			}
 			if !up {
 				return nil
@@ -99,46 +105,67 @@ boot: run 'make cross' first (make vm-up does both).`,
 		},
 	}
 	cmd.Flags().StringVar(&template, "template", "lima.yaml", "Lima template (this repository's lima.yaml)")
-	cmd.Flags().StringVar(&repo, "repo", "", "repository to mount in the VM (default: the template's directory)")
+	cmd.Flags().StringVar(&repo, "repo", "", "repository to mount in the VM, with the node binaries in bin/ (default: the template's directory)")
+	cmd.Flags().StringVar(&runsc, "runsc-release", "", "gVisor release for the VM's runsc, YYYYMMDD.N (default: the template's pinned release)")
 	cmd.Flags().IntVar(&cpus, "cpus", 0, "CPUs (default: the template's, 4)")
 	cmd.Flags().Float64Var(&memory, "memory", 0, "memory in GiB (default: the template's, 8)")
 	cmd.Flags().Float64Var(&disk, "disk", 0, "disk in GiB (default: the template's, 100)")
 	return cmd
 }
 
+// runscReleaseRE is a gVisor release as lima.yaml's provisioning accepts it.
+var runscReleaseRE = regexp.MustCompile(`^([0-9]{8}(\.[0-9]+)?|latest)$`)
+
+// vmCreate is what vm create passes to limactl, and the repository it mounts.
+type vmCreate struct {
+	hostcli.CreateOptions
+	repo string
+}
+
 // createOptions resolves the template and repository paths (absolute: the
 // VM mounts the repository by its host path).
-func createOptions(name, template, repo string, cpus int, memory, disk float64) (hostcli.CreateOptions, error) {
+func createOptions(name, template, repo, runsc string, cpus int, memory, disk float64) (vmCreate, error) {
 	tmpl, err := filepath.Abs(template)
 	if err != nil {
-		return hostcli.CreateOptions{}, err
+		return vmCreate{}, err
 	}
 	if _, err := os.Stat(tmpl); err != nil {
-		return hostcli.CreateOptions{}, fmt.Errorf("template %s: %w (run from the repository, or pass --template)", template, errdefs.ErrNotFound)
+		return vmCreate{}, fmt.Errorf("template %s: %w (run from the repository, or pass --template)", template, errdefs.ErrNotFound)
 	}
 	if repo == "" {
 		repo = filepath.Dir(tmpl)
 	}
 	if repo, err = filepath.Abs(repo); err != nil {
-		return hostcli.CreateOptions{}, err
+		return vmCreate{}, err
+	}
+	if st, err := os.Stat(repo); err != nil || !st.IsDir() {
+		return vmCreate{}, fmt.Errorf("--repo %s: not a directory: %w", repo, errdefs.ErrNotFound)
 	}
 	if cpus < 0 || memory < 0 || disk < 0 {
-		return hostcli.CreateOptions{}, fmt.Errorf("--cpus, --memory and --disk must not be negative: %w", errdefs.ErrInvalidArgument)
+		return vmCreate{}, fmt.Errorf("--cpus, --memory and --disk must not be negative: %w", errdefs.ErrInvalidArgument)
 	}
-	return hostcli.CreateOptions{
+	// The values go to lima.yaml's params; its provisioning reads them as
+	// $PARAM_* data.
+	set := []string{".param.PinacleRepo = " + strconv.Quote(repo)}
+	if runsc != "" {
+		if !runscReleaseRE.MatchString(runsc) {
+			return vmCreate{}, fmt.Errorf("--runsc-release %q: want a gVisor release such as 20260817.0: %w", runsc, errdefs.ErrInvalidArgument)
+		}
+		set = append(set, ".param.RunscRelease = "+strconv.Quote(runsc))
+	}
+	return vmCreate{CreateOptions: hostcli.CreateOptions{
 		Name:      name,
 		Template:  tmpl,
-		Set:       []string{".param.PinacleRepo = " + strconv.Quote(repo)},
+		Set:       set,
 		CPUs:      cpus,
 		MemoryGiB: memory,
 		DiskGiB:   disk,
-	}, nil
+	}, repo: repo}, nil
 }
 
 // missingNodeBinaries lists the cross-built node binaries the VM looks for
-// that are not there.
-func missingNodeBinaries(o hostcli.CreateOptions) []string {
-	repo := filepath.Dir(o.Template)
+// in the repository it mounts that are not there.
+func missingNodeBinaries(repo string) []string {
 	var missing []string
 	for _, a := range []string{"arm64", "amd64"} {
 		p := filepath.Join(repo, "bin", "pinacle-node-linux-"+a)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 
@@ -54,10 +55,6 @@ func (c *Client) ExecStream(ctx context.Context, idOrName string, opts ExecOptio
 		sz := opts.Size
 		req.Size = &sz
 	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return -1, err
-	}
 	conn, err := c.dial(ctx, "", "")
 	if err != nil {
 		return -1, err
@@ -69,28 +66,56 @@ func (c *Client) ExecStream(ctx context.Context, idOrName string, opts ExecOptio
 	defer stop()
 	defer closeConn()
 
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, base+podPath(idOrName, "exec"), bytes.NewReader(body))
+	br, err := c.upgradeExec(ctx, conn, idOrName, req)
 	if err != nil {
 		return -1, err
+	}
+	fw := NewFrameWriter(conn)
+	sendInput(ctx, fw, stdin, resize)
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	return readOutput(ctx, br, stdout, stderr)
+}
+
+// upgradeExec sends the exec request on conn and reads the node's answer:
+// on 101 the connection carries frames from then on (read through the
+// returned reader); any other status is the node's error.
+func (c *Client) upgradeExec(ctx context.Context, conn net.Conn, idOrName string, req ExecBody) (*bufio.Reader, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, base+podPath(idOrName, "exec"), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Connection", "Upgrade")
 	hreq.Header.Set("Upgrade", ExecProtocol)
 	if err := hreq.Write(conn); err != nil {
-		return -1, c.streamErr(ctx, err)
+		return nil, c.streamErr(ctx, err)
 	}
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, hreq)
 	if err != nil {
-		return -1, c.streamErr(ctx, err)
+		return nil, c.streamErr(ctx, err)
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		defer resp.Body.Close()
+		// The status alone is the error when the body cannot be read.
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return -1, errorFromBody(resp.StatusCode, raw)
+		return nil, errorFromBody(resp.StatusCode, raw)
 	}
-	fw := NewFrameWriter(conn)
+	return br, nil
+}
 
+// sendInput forwards stdin (until EOF, then says so) and terminal resizes
+// as frames, each from its own goroutine.
+func sendInput(ctx context.Context, fw *FrameWriter, stdin io.Reader, resize <-chan Size) {
 	if stdin != nil {
 		go func() {
 			_, err := io.Copy(fw.Stream(FrameStdin), stdin)
@@ -106,23 +131,18 @@ func (c *Client) ExecStream(ctx context.Context, idOrName string, opts ExecOptio
 				case <-ctx.Done():
 					return
 				case sz, ok := <-resize:
-					if !ok {
-						return
-					}
-					if fw.WriteJSON(FrameResize, sz) != nil {
+					if !ok || fw.WriteJSON(FrameResize, sz) != nil {
 						return
 					}
 				}
 			}
 		}()
 	}
+}
 
-	if stdout == nil {
-		stdout = io.Discard
-	}
-	if stderr == nil {
-		stderr = io.Discard
-	}
+// readOutput copies output frames to stdout and stderr until the exit
+// frame, whose code it returns, or an error frame.
+func readOutput(ctx context.Context, br *bufio.Reader, stdout, stderr io.Writer) (int, error) {
 	var buf []byte
 	for {
 		t, p, err := ReadFrame(br, buf)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -107,11 +108,45 @@ func HandleError(cmd *cobra.Command, err error) int {
 	if cmd != nil {
 		f, _ = OutputFormat(cmd)
 	}
+	var ue *UsageError
+	if errors.As(err, &ue) && f != JSON {
+		// A flag error stops parsing, so -o may not have been read.
+		f = outputFromArgs(os.Args[1:])
+	}
 	if f == JSON {
 		b, _ := json.Marshal(ErrorBody{Code: c.Code, Message: err.Error()})
 		fmt.Fprintln(os.Stderr, string(b))
 	} else {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		if h := UsageHint(err); h != "" {
+			fmt.Fprintln(os.Stderr, h)
+		}
 	}
 	return c.ExitCode
+}
+
+// outputFromArgs finds -o/--output in a command line that did not parse,
+// so that even a usage error prints as JSON when JSON was asked for.
+func outputFromArgs(args []string) Format {
+	f := Table
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		var v string
+		switch {
+		case (a == "-o" || a == "--output") && i+1 < len(args):
+			v = args[i+1]
+		case strings.HasPrefix(a, "--output="):
+			v = strings.TrimPrefix(a, "--output=")
+		case strings.HasPrefix(a, "-o") && !strings.HasPrefix(a, "--"):
+			v = strings.TrimPrefix(a[2:], "=")
+		default:
+			continue
+		}
+		if Format(v) == JSON || Format(v) == YAML {
+			f = Format(v)
+		}
+	}
+	return f
 }

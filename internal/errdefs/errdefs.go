@@ -16,6 +16,9 @@ var (
 	ErrConflict        = errors.New("conflict")
 	ErrUnavailable     = errors.New("unavailable")
 	ErrResourceLimit   = errors.New("resource limit reached")
+	// ErrUsage is a command line that cannot run (unknown command or flag,
+	// missing argument): the CLI's own class, exit code 2.
+	ErrUsage = errors.New("usage")
 )
 
 // Class describes one error class: its stable code, HTTP status and exit code.
@@ -50,6 +53,7 @@ var classes = []struct {
 	{ErrConflict, Class{"conflict", http.StatusConflict, ExitConflict}},
 	{ErrUnavailable, Class{"unavailable", http.StatusServiceUnavailable, ExitUnavailable}},
 	{ErrResourceLimit, Class{"resource_limit", http.StatusInsufficientStorage, ExitResourceLimit}},
+	{ErrUsage, Class{"usage", http.StatusBadRequest, ExitUsage}},
 	{context.Canceled, Class{"canceled", 499, ExitCanceled}},
 	{context.DeadlineExceeded, Class{"timeout", http.StatusGatewayTimeout, ExitTimeout}},
 }

@@ -15,6 +15,7 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("pod x: %w", ErrNotFound), "not_found", ExitNotFound},
 		{fmt.Errorf("a: %w", fmt.Errorf("b: %w", ErrConflict)), "conflict", ExitConflict},
 		{context.DeadlineExceeded, "timeout", ExitTimeout},
+		{fmt.Errorf("unknown command: %w", ErrUsage), "usage", ExitUsage},
 		{fmt.Errorf("boom"), "internal", ExitInternal},
 	} {
 		c := Classify(tc.err)

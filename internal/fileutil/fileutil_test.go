@@ -60,3 +60,29 @@ func TestLockFileExcludesAndHonoursContext(t *testing.T) {
 	s1.Unlock()
 	s2.Unlock()
 }
+
+func TestReadJSONIsStrict(t *testing.T) {
+	dir := t.TempDir()
+	type rec struct {
+		A int `json:"a"`
+	}
+	for body, ok := range map[string]bool{
+		`{"a":1}`:         true,
+		`{"a":1,"b":2}`:   false, // a field this version does not know
+		`{"a":1} {"a":2}`: false, // two records in one file
+		`{"a":`:           false,
+	} {
+		p := filepath.Join(dir, "r.json")
+		if err := WriteAtomic(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var r rec
+		if err := ReadJSON(p, &r); (err == nil) != ok {
+			t.Errorf("%s: err = %v, want ok=%v", body, err, ok)
+		}
+	}
+	var r rec
+	if err := ReadJSON(filepath.Join(dir, "missing"), &r); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v, want not exist", err)
+	}
+}

@@ -177,7 +177,7 @@ func (f *Forwarder) Run(ctx context.Context, inv *Invocation) (int, error) {
 // with stdio attached instead of -o json: exec, logs, followed events,
 // pulls (progress), help.
 func (f *Forwarder) attached(inv *Invocation) bool {
-	if inv.Help || inv.Sub == "" {
+	if inv.Help {
 		return true
 	}
 	switch inv.Group + " " + inv.Sub {
@@ -350,6 +350,9 @@ func (f *Forwarder) showError(inv *Invocation, err error) (int, error) {
 			fmt.Fprintln(f.Stdio.Stderr, string(b))
 		} else {
 			fmt.Fprintf(f.Stdio.Stderr, "Error (%s): %s\n", ne.Code, ne.Message)
+			if errors.Is(ne, errdefs.ErrUsage) {
+				fmt.Fprintf(f.Stdio.Stderr, "Run 'pinacle %s --help' for usage.\n", inv.Group)
+			}
 		}
 		return ne.ExitCode, nil
 	case errors.As(err, &se):

@@ -24,7 +24,12 @@ const EnvLimactl = "LIMACTL"
 type Lima interface {
 	// List returns every instance (`limactl list --json`).
 	List(ctx context.Context) ([]Instance, error)
-	// Create creates an instance from a template file without starting it.
+	// Create creates an instance from a template file without starting it
+	// (limactl downloads the VM image here), showing limactl's progress as
+	// it happens. It fails with ErrAlreadyExists, touching nothing, when
+	// the instance exists. A create that fails leaves no instance behind
+	// (limactl makes the instance before it downloads; the half-made one is
+	// deleted), so it can simply be run again.
 	Create(ctx context.Context, opts CreateOptions) error
 	Start(ctx context.Context, name string) error
 	Stop(ctx context.Context, name string) error
@@ -85,6 +90,19 @@ func WithPath(path string) Option {
 	}
 }
 
+// WithOutput sets where limactl's progress (create, start, stop, delete)
+// goes; default os.Stderr. An *os.File is handed to limactl as is, so it
+// draws its progress bars when that is a terminal.
+func WithOutput(w io.Writer) Option {
+	return func(l *limactl) error {
+		if w == nil {
+			return fmt.Errorf("nil output: %w", errdefs.ErrInvalidArgument)
+		}
+		l.out = w
+		return nil
+	}
+}
+
 // WithLogger logs each limactl call at debug level.
 func WithLogger(log *slog.Logger) Option {
 	return func(l *limactl) error {
@@ -99,6 +117,7 @@ func WithLogger(log *slog.Logger) Option {
 type limactl struct {
 	path string
 	log  *slog.Logger
+	out  io.Writer // progress of attached commands
 }
 
 var _ Lima = (*limactl)(nil)
@@ -106,7 +125,7 @@ var _ Lima = (*limactl)(nil)
 // NewLimactl returns a Lima that runs limactl: by default $LIMACTL, else
 // "limactl" from PATH.
 func NewLimactl(opts ...Option) (Lima, error) {
-	l := &limactl{path: "limactl", log: slog.New(slog.DiscardHandler)}
+	l := &limactl{path: "limactl", log: slog.New(slog.DiscardHandler), out: os.Stderr}
 	if p := os.Getenv(EnvLimactl); p != "" {
 		l.path = p
 	}
@@ -194,8 +213,45 @@ func (l *limactl) Create(ctx context.Context, o CreateOptions) error {
 	if o.DiskGiB > 0 {
 		args = append(args, fmt.Sprintf("--disk=%g", o.DiskGiB))
 	}
-	_, err := l.run(ctx, append(args, o.Template)...)
-	return err
+	if _, err := l.find(ctx, o.Name); err == nil {
+		return fmt.Errorf("VM %q: %w", o.Name, errdefs.ErrAlreadyExists)
+	} else if !errdefs.IsNotFound(err) {
+		return err
+	}
+	err := l.attach(ctx, append(args, o.Template)...)
+	if err == nil {
+		return nil
+	}
+	class := errdefs.ErrUnavailable
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errdefs.ErrUnavailable) {
+		class = nil // err has its class (canceled, or limactl missing)
+	}
+	wrap := func(msg string, args ...any) error {
+		if class != nil {
+			return fmt.Errorf(msg+": %w", append(args, class)...)
+		}
+		return fmt.Errorf(msg, args...)
+	}
+	// Undo: limactl made the instance before it failed (typically in the
+	// image download). Also when ctx was canceled (^C), so not with ctx.
+	undo := context.WithoutCancel(ctx)
+	if _, ferr := l.find(undo, o.Name); ferr != nil {
+		// Nothing was left (or limactl cannot tell): nothing to undo.
+		return wrap("limactl create %s: %w (its output is above)", o.Name, err)
+	}
+	if derr := l.runAttached(undo, "delete", "--force", o.Name); derr != nil {
+		return wrap("limactl create %s: %w (its output is above); removing the half-made VM failed too (%v): remove it with pinacle vm delete --force", o.Name, err, derr)
+	}
+	return wrap("limactl create %s: %w (its output is above); the half-made VM %q was removed: run the command again to retry", o.Name, err, o.Name)
+}
+
+// find returns the named instance, or ErrNotFound.
+func (l *limactl) find(ctx context.Context, name string) (*Instance, error) {
+	insts, err := l.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return Find(insts, name)
 }
 
 // Start, Stop and Delete pass limactl's progress through to stderr: a first
@@ -222,8 +278,19 @@ func (l *limactl) Copy(ctx context.Context, name, src, dst string) error {
 }
 
 func (l *limactl) runAttached(ctx context.Context, args ...string) error {
+	err := l.attach(ctx, args...)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return fmt.Errorf("limactl %s %s: %v (its output is above): %w", args[0], args[len(args)-1], err, errdefs.ErrUnavailable)
+	}
+	return err
+}
+
+// attach runs limactl with its output on l.out. Its error is ctx's, the
+// not-installed error, or exec's (*exec.ExitError) as is.
+func (l *limactl) attach(ctx context.Context, args ...string) error {
 	cmd := exec.CommandContext(ctx, l.path, args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Stdout, cmd.Stderr = l.out, l.out
 	l.log.Debug("limactl", "args", args)
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
@@ -232,7 +299,7 @@ func (l *limactl) runAttached(ctx context.Context, args ...string) error {
 		if notInstalled(err) {
 			return l.notFound()
 		}
-		return fmt.Errorf("limactl %s %s: %v: %w", args[0], args[len(args)-1], err, errdefs.ErrUnavailable)
+		return err
 	}
 	return nil
 }

@@ -82,6 +82,11 @@ func render(t *testing.T, lt *limaTemplate, script string) string {
 		params[k] = v
 	}
 	params["PinacleRepo"] = "/Users/dev/src/pinacle-node"
+	return renderWith(t, script, params)
+}
+
+func renderWith(t *testing.T, script string, params map[string]string) string {
+	t.Helper()
 	tmpl, err := template.New("script").Option("missingkey=error").Parse(script)
 	if err != nil {
 		t.Fatalf("script is not a valid Lima template: %v", err)
@@ -166,8 +171,24 @@ func TestLimaMountsRepoReadOnly(t *testing.T) {
 		t.Fatalf("mounts: %d, want only the repository", len(lt.Mounts))
 	}
 	m := lt.Mounts[0]
-	if m.Location != "{{.Param.PinacleRepo}}" || m.MountPoint != "/opt/pinacle/src" {
-		t.Errorf("mount %+v: want {{.Param.PinacleRepo}} at /opt/pinacle/src", m)
+	if m.MountPoint != "/opt/pinacle/src" {
+		t.Errorf("mount %+v: want the repository at /opt/pinacle/src", m)
+	}
+	// Lima expands the location as a template with the params, then
+	// refuses a location that is not an absolute path and shows it: with
+	// PinacleRepo set it is the repository, without it a sentence that
+	// names the command to use (limactl start ./lima.yaml alone).
+	for _, tc := range []struct {
+		repo string
+		abs  bool
+	}{{"/Users/dev/src/pinacle-node", true}, {"", false}} {
+		loc := renderWith(t, m.Location, map[string]string{"PinacleRepo": tc.repo})
+		if tc.abs && loc != tc.repo {
+			t.Errorf("mount location with PinacleRepo=%q: %q, want the repository", tc.repo, loc)
+		}
+		if !tc.abs && (filepath.IsAbs(loc) || strings.HasPrefix(loc, "~") || !strings.Contains(loc, "pinacle vm up")) {
+			t.Errorf("mount location without PinacleRepo: %q, want a relative \"path\" (Lima rejects it) naming pinacle vm up", loc)
+		}
 	}
 	if m.Writable == nil || *m.Writable {
 		t.Error("the repository mount must be read-only (writable: false)")
@@ -225,10 +246,22 @@ func TestLimaProvisioning(t *testing.T) {
 	if !strings.Contains(s, "repo=/opt/pinacle/src\n") {
 		t.Error("provisioning reads the repository somewhere other than the mount point")
 	}
+	// Params reach the script as data (Lima's PARAM_* environment), never
+	// spliced into its code: a path with a quote or $(...) in it stays a path.
+	for _, p := range lt.Provision {
+		if strings.Contains(p.Script, ".Param.") {
+			t.Errorf("a %s provisioning script splices a param into its code ({{.Param.X}}); read $PARAM_X", p.Mode)
+		}
+	}
+	for _, k := range []string{"PinacleRepo", "RunscRelease", "CniPluginsVersion"} {
+		if !strings.Contains(s, `"${PARAM_`+k+`}"`) {
+			t.Errorf("provisioning does not read param %s from $PARAM_%s", k, k)
+		}
+	}
 	// Every param is used where Lima looks for it (ValidateParamIsUsed:
 	// provision and probe scripts), or limactl refuses the template.
 	for k := range lt.Param {
-		re := regexp.MustCompile(`{{[^}]*\.Param\.` + k + `[^}]*}}`)
+		re := regexp.MustCompile(`{{[^}]*\.Param\.` + k + `[^}]*}}|\bPARAM_` + k + `\b`)
 		used := false
 		for _, p := range lt.Provision {
 			used = used || re.MatchString(p.Script)
@@ -342,5 +375,51 @@ func TestNodeConfigSystrap(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^Type=notify`).Match(unit) {
 		t.Error("the unit is not Type=notify")
+	}
+}
+
+// TestLimaVersionsPinned: runsc, like the CNI plugins, is a fixed release
+// by default, so two VMs made a week apart run the same binaries; and the
+// script refuses a release that is not one (it becomes a URL path).
+func TestLimaVersionsPinned(t *testing.T) {
+	lt, _ := loadLimaTemplate(t)
+	if r := lt.Param["RunscRelease"]; !regexp.MustCompile(`^[0-9]{8}\.[0-9]+$`).MatchString(r) {
+		t.Errorf("param RunscRelease %q: want a pinned gVisor point release (YYYYMMDD.N), not latest", r)
+	}
+	if v := lt.Param["CniPluginsVersion"]; !regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+$`).MatchString(v) {
+		t.Errorf("param CniPluginsVersion %q: want a release tag", v)
+	}
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("bash not found")
+	}
+	// Run the script's own checks of the params (its first lines, up to
+	// the first step that changes the machine) with chosen values.
+	s := systemScript(t, lt)
+	head, _, ok := strings.Cut(s, "\n# uname -m")
+	if !ok {
+		head, _, ok = strings.Cut(s, "# uname -m")
+	}
+	if !ok {
+		t.Fatal("cannot find the end of the param checks (# uname -m ...)")
+	}
+	head = strings.ReplaceAll(head, "mkdir -p \"$state\"", "true")
+	for _, tc := range []struct {
+		runsc, cni string
+		ok         bool
+	}{
+		{lt.Param["RunscRelease"], lt.Param["CniPluginsVersion"], true},
+		{"latest", "v1.10.0", true},
+		{"20250715", "v1.10.0", true},
+		{"../../evil", "v1.10.0", false},
+		{"20250715.0; rm -rf /", "v1.10.0", false},
+		{"20250715.0", "v1.10.0/../x", false},
+	} {
+		cmd := exec.Command(bash, "-c", head)
+		cmd.Env = append(os.Environ(), "PARAM_PinacleRepo=/Users/dev/src", "PARAM_RunscRelease="+tc.runsc, "PARAM_CniPluginsVersion="+tc.cni)
+		out, err := cmd.CombinedOutput()
+		if (err == nil) != tc.ok {
+			t.Errorf("RunscRelease=%q CniPluginsVersion=%q: err %v, want ok=%v\n%s", tc.runsc, tc.cni, err, tc.ok, out)
+		}
 	}
 }

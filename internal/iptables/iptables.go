@@ -29,8 +29,9 @@ var tableOrder = []string{"raw", "mangle", "nat", "filter"}
 // Restore applies lines to their tables in one iptables-restore --noflush
 // call: all of it or none, and nothing else is flushed (declaring a chain,
 // ":NAME - [0:0]", creates it or flushes that chain only). It waits up to
-// 5 s for the xtables lock. One exec costs about 10 ms here, so callers
-// batch a whole change into one call rather than one call per rule.
+// 5 s for the xtables lock. Each exec is a process start and a table
+// dump, so callers batch a whole change into one call rather than one
+// call per rule.
 func Restore(ctx context.Context, tables map[string][]string) error {
 	for t, lines := range tables {
 		if len(lines) > 0 && !slices.Contains(tableOrder, t) {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
-	"github.com/pinacle/pinacle-node/oci"
 	"github.com/pinacle/pinacle-node/podspec"
 )
 
@@ -34,6 +33,7 @@ func (m *Manager) clone(ctx context.Context, id string, spec *podspec.Pod) error
 	if err := os.MkdirAll(filepath.Dir(dir), 0o711); err != nil {
 		return err
 	}
+	// A leftover of an earlier try; one that stays makes git fail below.
 	_ = os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(ctx, cloneTimeout)
 	defer cancel()
@@ -48,7 +48,7 @@ func (m *Manager) clone(ctx context.Context, id string, spec *podspec.Pod) error
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		_ = os.RemoveAll(dir)
+		_ = os.RemoveAll(dir) // a half clone; the next try removes it too
 		msg := gitMessage(stderr.String())
 		if errors.Is(err, exec.ErrNotFound) {
 			return fmt.Errorf("githubRepo: git is not installed on the node: %w", errdefs.ErrUnavailable)
@@ -85,17 +85,10 @@ func (m *Manager) placeClone(ctx context.Context, id, root string, spec *podspec
 	// cp -a keeps modes, links and times; the rootfs upper is on another
 	// filesystem (the pod's storage), so a rename cannot do it.
 	if out, err := exec.CommandContext(ctx, "cp", "-a", "--", src+"/.", dst+"/").CombinedOutput(); err != nil {
-		return fmt.Errorf("workspace: copying the clone: %v: %s", err, out)
+		return fmt.Errorf("workspace: copying the clone: %w: %s", err, out)
 	}
-	if spec.User != "" {
-		if u, err := oci.ResolveUser(root, spec.User); err == nil {
-			_ = filepath.WalkDir(dst, func(p string, _ os.DirEntry, err error) error {
-				if err == nil {
-					_ = os.Lchown(p, int(u.UID), int(u.GID))
-				}
-				return nil
-			})
-		}
+	if err := m.chownToUser(ctx, id, root, spec.User, dst, true); err != nil {
+		return fmt.Errorf("workspace: %w", err)
 	}
 	return os.RemoveAll(src)
 }

@@ -18,9 +18,7 @@ func crashpoint(name string) {
 	}
 }
 
-// CrashPoints are the places crashpoint is called, per operation.
-var CrashPoints = map[string][]string{
-	"create": {"up:recorded", "up:rootfs", "up:network", "up:ports", "up:bundle", "up:started", "up:ready"},
-	"stop":   {"down:ports", "down:sandbox", "down:network", "down:rootfs"},
-	"delete": {"down:sandbox", "del:down", "del:ports", "del:rootfs", "del:lease"},
-}
+// CrashPoints are the places crashpoint is called, per operation: after
+// each of podSteps (up:, down:, del: and the step's name), and up:recorded
+// and del:down between them.
+var CrashPoints = podSteps.crashPoints()

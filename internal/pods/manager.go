@@ -24,7 +24,7 @@ import (
 )
 
 // Config wires the manager to the parts it drives. Every field but Logger,
-// URLHost and the timeouts is required.
+// URLHost, the timeouts, StorageSpares and Rootfs is required.
 type Config struct {
 	DataRoot  string // pods live in DataRoot/pods/<id>
 	Store     *store.Store
@@ -53,6 +53,8 @@ type Config struct {
 	// StorageSpares, when set, supplies pods' capped storage images ready
 	// made (optional).
 	StorageSpares *rootfs.Spares
+	// Rootfs mounts pods' root filesystems (default: rootfs.Host()).
+	Rootfs rootfs.Manager
 }
 
 // Manager implements Service.
@@ -75,8 +77,6 @@ type Manager struct {
 	status *statusCache // what views show of each pod's services
 }
 
-var _ Service = (*Manager)(nil)
-
 type podLock struct {
 	mu   sync.Mutex
 	refs int
@@ -94,6 +94,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Rootfs == nil {
+		cfg.Rootfs = rootfs.Host()
 	}
 	if cfg.GitBaseURL == "" {
 		cfg.GitBaseURL = "https://github.com"
@@ -162,10 +165,31 @@ type podStatus struct {
 	LastExit    *oci.ExitInfo        `json:"lastExit,omitempty"`
 }
 
-func decodeStatus(p *store.Pod) podStatus {
+// readStatus decodes the pod's runtime record.
+func readStatus(p *store.Pod) (podStatus, error) {
 	var st podStatus
 	if len(p.Status) > 0 {
-		_ = json.Unmarshal(p.Status, &st)
+		if err := json.Unmarshal(p.Status, &st); err != nil {
+			return podStatus{}, fmt.Errorf("pod %s: stored status: %w", p.ID, err)
+		}
+	}
+	return st, nil
+}
+
+// decodeStatus is readStatus for views, which show a record they cannot
+// read as empty: the operations (statusOf) report it.
+func decodeStatus(p *store.Pod) podStatus {
+	st, _ := readStatus(p)
+	return st
+}
+
+// statusOf is the pod's runtime record for an operation. An unreadable
+// one is reported as an event and taken as empty, so the operation
+// writes a sound one again instead of leaving the pod stuck.
+func (m *Manager) statusOf(ctx context.Context, p *store.Pod) podStatus {
+	st, err := readStatus(p)
+	if err != nil {
+		m.event(ctx, p.ID, "warning", "StatusUnreadable", err.Error()+"; taken as empty")
 	}
 	return st
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 	"github.com/pinacle/pinacle-node/oci"
 	"github.com/pinacle/pinacle-node/portfwd"
-	"github.com/pinacle/pinacle-node/rootfs"
 )
 
 // Recover brings the node's view back in line with the host after a start
@@ -36,12 +35,12 @@ func (m *Manager) recoverPod(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	st := decodeStatus(p)
 	switch p.State {
 	case lifecycle.Running:
 		s, err := m.cfg.Runtime.State(ctx, id)
 		if err == nil && s.Status == oci.StatusRunning {
 			// Adopt: the sandbox lived through our absence.
+			st := m.statusOf(ctx, p)
 			if ip, err := netip.ParseAddr(st.IP); err == nil {
 				if err := m.cfg.Ports.Start(ctx, id, ip); err != nil {
 					m.event(ctx, id, "port", "AdoptFailed", err.Error())
@@ -85,14 +84,29 @@ func (m *Manager) recoverPod(ctx context.Context, id string) error {
 	case lifecycle.Stopped, lifecycle.Failed, lifecycle.Pending:
 		// Nothing may run for these; make sure nothing does (idempotent:
 		// deleting a sandbox that is not there is fine).
-		m.deleteSandbox(ctx, id)
-		if mounted, _ := rootfs.IsMountPoint(m.podDir(id) + "/rootfs"); mounted {
+		// A failure is the pod's event; recovery goes on with the rest.
+		if err := m.deleteSandbox(ctx, id); err != nil {
+			m.event(ctx, id, "warning", "CleanupFailed", "sandbox: "+err.Error())
+		}
+		mounted, err := m.cfg.Rootfs.Mounted(m.podDir(id))
+		if err != nil {
+			m.event(ctx, id, "warning", "CleanupFailed", "rootfs: "+err.Error())
+		}
+		if mounted {
 			return m.bringDown(ctx, id)
 		}
 		if p.State == lifecycle.Pending {
 			m.background(id, func(ctx context.Context) error { return m.provision(ctx, id) })
 		}
-		_ = m.cfg.Ports.SetState(id, portfwd.NotRunning)
+		m.portsNotRunning(ctx, id)
 	}
 	return nil
+}
+
+// portsNotRunning tells the forwarder the pod cannot take connections; a
+// failure (connections left open to a dead backend) becomes an event.
+func (m *Manager) portsNotRunning(ctx context.Context, id string) {
+	if err := m.cfg.Ports.SetState(id, portfwd.NotRunning); err != nil {
+		m.event(ctx, id, "port", "SetStateFailed", err.Error())
+	}
 }

@@ -4,17 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"syscall"
-	"time"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
-	"github.com/pinacle/pinacle-node/rootfs"
 )
 
 // Stop implements Service.
-func (m *Manager) Stop(ctx context.Context, idOrName string) (*Pod, error) {
+func (m *Manager) Stop(ctx context.Context, idOrName string) (*api.Pod, error) {
 	p, err := m.find(ctx, idOrName)
 	if err != nil {
 		return nil, err
@@ -71,61 +68,25 @@ func (m *Manager) terminate(ctx context.Context, id string) error {
 		return m.fail(ctx, id, err)
 	}
 	crashpoint("del:down")
-	if err := m.cfg.Ports.Release(ctx, id); err != nil {
-		return m.fail(ctx, id, fmt.Errorf("ports: %w", err))
-	}
-	crashpoint("del:ports")
-	if err := rootfs.Remove(ctx, m.podDir(id)); err != nil {
-		return m.fail(ctx, id, fmt.Errorf("rootfs: %w", err))
-	}
-	if err := os.RemoveAll(m.podDir(id)); err != nil {
+	if err := podSteps.release(ctx, m.unitFor(id)); err != nil {
 		return m.fail(ctx, id, err)
 	}
-	m.status.drop(m.statusFile(id))
-	crashpoint("del:rootfs")
-	if err := m.cfg.Images.RemoveLease(ctx, id); err != nil {
-		return m.fail(ctx, id, fmt.Errorf("image lease: %w", err))
-	}
-	crashpoint("del:lease")
 	return m.cfg.Store.DeletePod(ctx, id)
 }
 
-// bringDown undoes bringUp: forwarder, sandbox, network, rootfs mount.
+// bringDown undoes bringUp: forwarder, sandbox, rootfs mount, network.
 // Allocations, the image lease and the pod's files stay (stop keeps them).
 func (m *Manager) bringDown(ctx context.Context, id string) error {
 	m.unwatch(id)
-	stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	_ = m.cfg.Ports.Stop(stopCtx, id)
-	cancel()
-	crashpoint("down:ports")
-	m.stopSandbox(ctx, id)
-	crashpoint("down:sandbox")
-	var errs []error
-	if err := m.cfg.Net.Teardown(ctx, id); err != nil {
-		errs = append(errs, fmt.Errorf("network: %w", err))
-	}
-	crashpoint("down:network")
-	if err := rootfs.Unmount(ctx, m.podDir(id)); err != nil {
-		errs = append(errs, fmt.Errorf("rootfs: %w", err))
-	}
-	crashpoint("down:rootfs")
-	return errors.Join(errs...)
+	u := m.unitFor(id)
+	u.graceful = true
+	return podSteps.down(ctx, u)
 }
 
-// stopSandbox asks init to stop the services (SIGTERM: it stops them in
-// reverse dependency order with their grace periods), then removes the
-// sandbox, by force once StopTimeout has passed.
-func (m *Manager) stopSandbox(ctx context.Context, id string) {
-	if err := m.cfg.Runtime.Kill(ctx, id, syscall.SIGTERM, false); err == nil {
-		wctx, cancel := context.WithTimeout(ctx, m.cfg.StopTimeout)
-		_, _ = m.cfg.Runtime.Wait(wctx, id)
-		cancel()
-	}
-	m.deleteSandbox(ctx, id)
-}
-
-func (m *Manager) deleteSandbox(ctx context.Context, id string) {
+// deleteSandbox removes the sandbox; one that is not there is success.
+func (m *Manager) deleteSandbox(ctx context.Context, id string) error {
 	if err := m.cfg.Runtime.Delete(ctx, id, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-		m.log.Warn("deleting sandbox", "pod", id, "err", err)
+		return err
 	}
+	return nil
 }

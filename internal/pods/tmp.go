@@ -8,6 +8,6 @@ func tempFile() (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	_ = os.Remove(f.Name())
+	_ = os.Remove(f.Name()) // at worst a stray empty file in the temp dir
 	return f, nil
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 	"github.com/pinacle/pinacle-node/internal/store"
 	"github.com/pinacle/pinacle-node/oci"
-	"github.com/pinacle/pinacle-node/portfwd"
 	"github.com/pinacle/pinacle-node/supervisor"
 )
 
@@ -83,11 +82,11 @@ func (m *Manager) sandboxDied(id string, oom bool, reason string) {
 		typ = "oom"
 	}
 	m.event(ctx, id, typ, "SandboxDied", reason)
-	_ = m.cfg.Ports.SetState(id, portfwd.NotRunning)
+	m.portsNotRunning(ctx, id)
 	if err := m.bringDown(ctx, id); err != nil {
 		m.log.Warn("cleaning up dead sandbox", "pod", id, "err", err)
 	}
-	st := decodeStatus(p)
+	st := m.statusOf(ctx, p)
 	if time.Since(p.StateChangedAt) > restartsResetAfter {
 		st.Restarts = 0 // it had been running fine: not "in a row"
 	}

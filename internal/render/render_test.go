@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/pinacle/pinacle-node/internal/api"
-	"github.com/pinacle/pinacle-node/internal/deptest"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 )
 
@@ -150,14 +149,4 @@ func TestBytes(t *testing.T) {
 			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
 		}
 	}
-}
-
-// TestImportRule: the macOS host CLI renders with this package, so it
-// builds for darwin and imports nothing of the node beyond the API.
-func TestImportRule(t *testing.T) {
-	deptest.Check(t, ".", deptest.Rule{
-		GOOS:    "darwin",
-		Allowed: []string{"internal/render", "internal/api", "internal/cli", "internal/errdefs", "internal/lifecycle", "podspec"},
-		Denied:  []string{"go.etcd.io/bbolt", "github.com/vishvananda", "github.com/containernetworking", "golang.org/x/sys/unix"},
-	})
 }

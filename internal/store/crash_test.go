@@ -97,11 +97,16 @@ func crashChild(path string) error {
 				return err
 			}
 		}
-		port := fmt.Sprintf("port%d", n%3)
+		// Port sets write two buckets (sets and the host-port index) in
+		// one transaction: the check below wants them in agreement.
 		if n%2 == 0 {
-			_, err = s.AllocatePort(ctx, id, port, 0, PortRange(30000, 40000))
+			base := 30000 + 10*(n%crashPods)
+			err = s.ReplacePortSet(ctx, id, []PortBinding{
+				{Key: fmt.Sprintf("port%d", n%3), HostPort: base + n%3},
+				{Key: "ssh", HostPort: base + 5},
+			})
 		} else {
-			err = s.ReleasePort(ctx, id, port)
+			err = s.DeletePortSet(ctx, id)
 		}
 		if err != nil {
 			return err
@@ -235,20 +240,27 @@ func TestCrashConsistency(t *testing.T) {
 		}
 	}
 
-	// Port indexes agree both ways.
+	// Port sets and the host-port index agree both ways.
 	if err := s.db.View(func(tx *bolt.Tx) error {
-		fwd, rev := tx.Bucket(bucketPorts), tx.Bucket(bucketPortOwners)
-		nf, nr := 0, 0
-		fwd.ForEach(func(k, v []byte) error {
-			nf++
-			if string(rev.Get(v)) != string(k) {
-				t.Errorf("port %s -> %x has no matching owner entry", k, v)
+		owners := tx.Bucket(bucketPortOwners)
+		nb, no := 0, 0
+		tx.Bucket(bucketPortSets).ForEach(func(k, v []byte) error {
+			set, err := decodePortSet(k, v)
+			if err != nil {
+				t.Error(err)
+				return nil
+			}
+			for _, b := range set {
+				nb++
+				if got := owners.Get(portBytes(b.HostPort)); string(got) != string(ownerValue(string(k), b.Key)) {
+					t.Errorf("pod %s port %s -> %d: owner entry %q", k, b.Key, b.HostPort, got)
+				}
 			}
 			return nil
 		})
-		rev.ForEach(func(k, v []byte) error { nr++; return nil })
-		if nf != nr {
-			t.Errorf("%d port entries, %d owner entries", nf, nr)
+		owners.ForEach(func(k, v []byte) error { no++; return nil })
+		if nb != no {
+			t.Errorf("%d port set bindings, %d owner entries", nb, no)
 		}
 		return nil
 	}); err != nil {

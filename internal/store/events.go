@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/fileutil"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 )
 
@@ -120,7 +121,7 @@ func readEvents(tx *bolt.Tx, since uint64, podID string, limit int) ([]Event, ui
 	c := tx.Bucket(bucketEvents).Cursor()
 	for k, v := c.Seek(u64(since + 1)); k != nil; k, v = c.Next() {
 		var ev Event
-		if err := json.Unmarshal(v, &ev); err != nil {
+		if err := fileutil.UnmarshalStrict(v, &ev); err != nil {
 			return nil, last, fmt.Errorf("event %d: decode: %w", binary.BigEndian.Uint64(k), err)
 		}
 		last = ev.Seq

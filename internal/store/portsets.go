@@ -3,12 +3,14 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/fileutil"
 )
 
 // PortBinding is one entry of a pod's port set: the host port a forwarder
@@ -29,14 +31,21 @@ type PodPortSet struct {
 	Bindings []PortBinding `json:"bindings"`
 }
 
+// '/' cannot occur in a pod ID (errdefs.ValidateID), so it separates the
+// pod from the port key unambiguously.
 func ownerValue(podID, key string) []byte { return []byte(podID + "/" + key) }
+
+func portBytes(p int) []byte {
+	b := make([]byte, 2)
+	binary.BigEndian.PutUint16(b, uint16(p))
+	return b
+}
 
 // ReplacePortSet makes set the pod's whole port set, in one transaction:
 // the previous set's host ports are freed and the new ones taken in the
-// shared host-port index (the one AllocatePort uses), so no two pods can
-// hold one host port whichever API took it. A host port held by another
-// pod, or by this pod outside its set, fails with ErrConflict naming the
-// holder and changes nothing. An empty set deletes the pod's set. The pod
+// host-port index, so no two pods can hold one host port. A host port held
+// by another pod fails with ErrConflict naming the holder and changes
+// nothing. An empty set deletes the pod's set. The pod
 // must exist (ErrNotFound), so no set outlives its pod: DeletePod removes
 // it.
 func (s *Store) ReplacePortSet(ctx context.Context, podID string, set []PortBinding) error {
@@ -147,7 +156,7 @@ func getPortSet(tx *bolt.Tx, podID string) ([]PortBinding, error) {
 
 func decodePortSet(podID, v []byte) ([]PortBinding, error) {
 	var set []PortBinding
-	if err := json.Unmarshal(v, &set); err != nil {
+	if err := fileutil.UnmarshalStrict(v, &set); err != nil {
 		return nil, fmt.Errorf("port set of pod %s: corrupt: %w", podID, err)
 	}
 	return set, nil
@@ -171,12 +180,8 @@ func releasePortSet(tx *bolt.Tx, podID string, old []PortBinding) error {
 	return tx.Bucket(bucketPortSets).Delete([]byte(podID))
 }
 
-// releaseAllPorts frees everything the pod holds: its AllocatePort ports
-// and its port set.
+// releaseAllPorts frees the pod's port set.
 func releaseAllPorts(tx *bolt.Tx, podID string) error {
-	if _, err := releasePorts(tx, podID, ""); err != nil {
-		return err
-	}
 	old, err := getPortSet(tx, podID)
 	if err != nil {
 		return err

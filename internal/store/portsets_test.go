@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"net/netip"
 	"path/filepath"
@@ -55,16 +56,11 @@ func TestPortSets(t *testing.T) {
 	if got := portSetOf(t, s, "p2"); got != nil {
 		t.Fatalf("failed replace left %+v", got)
 	}
-	// Nor a port taken through AllocatePort, and AllocatePort cannot take
-	// a port held by a set: one index for both.
-	if _, err := s.AllocatePort(ctx, "p2", "ssh", 31003, nil); err != nil {
+	if err := s.ReplacePortSet(ctx, "p2", []PortBinding{binding("ssh", 31003)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.ReplacePortSet(ctx, "p1", []PortBinding{binding("web", 31003)}); !errdefs.IsConflict(err) || !strings.Contains(err.Error(), "pod p2 (port ssh)") {
-		t.Fatalf("taking an AllocatePort port = %v", err)
-	}
-	if _, err := s.AllocatePort(ctx, "p2", "web", 31000, nil); !errdefs.IsConflict(err) {
-		t.Fatalf("AllocatePort of a set's port = %v", err)
+		t.Fatalf("taking p2's port = %v", err)
 	}
 	// Replacing the set is atomic: 31001 is freed, web keeps 31000, and
 	// a key may move to another port.
@@ -72,13 +68,12 @@ func TestPortSets(t *testing.T) {
 	if err := s.ReplacePortSet(ctx, "p1", b); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ReplacePortSet(ctx, "p2", []PortBinding{binding("y", 31001)}); err != nil {
+	if err := s.ReplacePortSet(ctx, "p2", []PortBinding{binding("y", 31001), binding("ssh", 31003)}); err != nil {
 		t.Fatalf("freed port not reusable: %v", err)
 	}
-	all, _ := s.ListPortAllocations(ctx, "")
-	want := []PortAllocation{{"p1", "web", 31000}, {"p2", "y", 31001}, {"p2", "ssh", 31003}, {"p1", "ide", 31004}}
-	if !reflect.DeepEqual(all, want) {
-		t.Fatalf("ListPortAllocations = %+v, want %+v", all, want)
+	want := map[int]string{31000: "p1/web", 31001: "p2/y", 31003: "p2/ssh", 31004: "p1/ide"}
+	if got := portOwners(t, s); !reflect.DeepEqual(got, want) {
+		t.Fatalf("host-port index = %v, want %v", got, want)
 	}
 
 	// Invalid sets change nothing.
@@ -121,18 +116,24 @@ func TestPortSets(t *testing.T) {
 	if err := s.DeletePortSet(ctx, "gone"); err != nil {
 		t.Fatal(err)
 	}
-	if all, _ := s.ListPortAllocations(ctx, ""); len(all) != 1 || all[0].Name != "ssh" {
-		t.Fatalf("after deletes: %+v, want only p2's AllocatePort ssh", all)
+	if got := portOwners(t, s); len(got) != 0 || portSetOf(t, s, "p2") != nil {
+		t.Fatalf("after deletes the host-port index holds %v", got)
 	}
-	if err := s.ReplacePortSet(ctx, "p2", []PortBinding{binding("y", 31001)}); err != nil {
+}
+
+// portOwners reads the host-port index: host port -> "pod/key".
+func portOwners(t *testing.T, s *Store) map[int]string {
+	t.Helper()
+	out := map[int]string{}
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPortOwners).ForEach(func(k, v []byte) error {
+			out[int(binary.BigEndian.Uint16(k))] = string(v)
+			return nil
+		})
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ReleasePorts(ctx, "p2"); err != nil {
-		t.Fatal(err)
-	}
-	if all, _ := s.ListPortAllocations(ctx, ""); len(all) != 0 || portSetOf(t, s, "p2") != nil {
-		t.Fatalf("ReleasePorts left %+v", all)
-	}
+	return out
 }
 
 func TestAllocateSubnetWith(t *testing.T) {
@@ -170,7 +171,7 @@ func TestMigrateSchema1(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustCreate(t, s, "p1", "web")
-	if _, err := s.AllocatePort(ctx, "p1", "http", 31500, nil); err != nil {
+	if _, err := s.AllocateSubnetWith(ctx, "p1", pick(t, "10.96.0.0/28")); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -204,7 +205,10 @@ func TestMigrateSchema1(t *testing.T) {
 	if err := s.ReplacePortSet(ctx, "p1", []PortBinding{binding("web", 31501)}); err != nil {
 		t.Fatalf("port sets after migration: %v", err)
 	}
-	if all, _ := s.ListPortAllocations(ctx, "p1"); len(all) != 2 {
-		t.Fatalf("allocations after migration: %+v", all)
+	if got := portOwners(t, s); !reflect.DeepEqual(got, map[int]string{31501: "p1/web"}) {
+		t.Fatalf("host-port index after migration: %v", got)
+	}
+	if list, _ := s.ListSubnets(ctx); len(list) != 1 || list[0].PodID != "p1" {
+		t.Fatalf("subnets after migration: %+v", list)
 	}
 }

@@ -33,11 +33,14 @@ const (
 )
 
 var (
-	bucketMeta       = []byte("meta")
-	bucketPods       = []byte("pods")
-	bucketPodNames   = []byte("pod-names")   // name -> id
-	bucketPorts      = []byte("ports")       // podID/name -> host port
-	bucketPortOwners = []byte("port-owners") // host port -> podID/name
+	bucketMeta     = []byte("meta")
+	bucketPods     = []byte("pods")
+	bucketPodNames = []byte("pod-names") // name -> id
+	// bucketPorts held a per-port allocator's entries, which the node
+	// never used; nothing reads or writes it, and it stays in allBuckets
+	// so the schema need not change.
+	bucketPorts      = []byte("ports")
+	bucketPortOwners = []byte("port-owners") // host port -> podID/key (port sets)
 	bucketSubnets    = []byte("subnets")     // podID -> CIDR
 	bucketSubnetOwn  = []byte("subnet-owners")
 	bucketEvents     = []byte("events")    // seq (8 bytes BE) -> Event JSON

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -180,8 +181,8 @@ func TestNotFound(t *testing.T) {
 	_, checks["UpdatePod"] = s.UpdatePod(ctx, "nope", func(*Pod) error { return nil })
 	_, checks["Transition"] = s.Transition(ctx, "nope", lifecycle.Provisioning, "")
 	_, _, checks["ApplyOp"] = s.ApplyOp(ctx, "nope", lifecycle.OpStop, "")
-	_, checks["AllocatePort"] = s.AllocatePort(ctx, "nope", "http", 30000, nil)
-	_, checks["AllocateSubnet"] = s.AllocateSubnet(ctx, "nope", SubnetPool(mustPrefix(t, "10.99.0.0/16"), 24))
+	checks["ReplacePortSet"] = s.ReplacePortSet(ctx, "nope", []PortBinding{{Key: "http", HostPort: 30000}})
+	_, checks["AllocateSubnetWith"] = s.AllocateSubnetWith(ctx, "nope", pick(t, "10.99.0.0/24"))
 	for name, err := range checks {
 		if !errdefs.IsNotFound(err) {
 			t.Errorf("%s = %v, want not found", name, err)
@@ -367,11 +368,11 @@ func TestReopenPersistsEverything(t *testing.T) {
 	if _, err := s.UpdatePod(ctx, "p1", func(p *Pod) error { p.Status = json.RawMessage(`{"ip":"10.0.0.2"}`); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	port, err := s.AllocatePort(ctx, "p1", "http", 0, PortRange(30000, 40000))
-	if err != nil {
+	ports := []PortBinding{{Key: "http", HostPort: 30123}}
+	if err := s.ReplacePortSet(ctx, "p1", ports); err != nil {
 		t.Fatal(err)
 	}
-	subnet, err := s.AllocateSubnet(ctx, "p1", SubnetPool(mustPrefix(t, "10.99.0.0/16"), 28))
+	subnet, err := s.AllocateSubnetWith(ctx, "p1", pick(t, "10.99.0.0/28"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,10 +396,10 @@ func TestReopenPersistsEverything(t *testing.T) {
 		!after.CreatedAt.Equal(before.CreatedAt) || !after.UpdatedAt.Equal(before.UpdatedAt) {
 		t.Fatalf("after reopen %+v, before %+v", after, before)
 	}
-	if p2, _ := s.AllocatePort(ctx, "p1", "http", 0, PortRange(30000, 40000)); p2 != port {
-		t.Fatalf("port after reopen %d, want %d", p2, port)
+	if got := portSetOf(t, s, "p1"); !reflect.DeepEqual(got, ports) {
+		t.Fatalf("port set after reopen %+v, want %+v", got, ports)
 	}
-	if sn, _ := s.AllocateSubnet(ctx, "p1", SubnetPool(mustPrefix(t, "10.99.0.0/16"), 28)); sn != subnet {
+	if sn, _ := s.AllocateSubnetWith(ctx, "p1", pick(t, "10.99.1.0/28")); sn != subnet {
 		t.Fatalf("subnet after reopen %v, want %v", sn, subnet)
 	}
 	evs, _ := s.Events(ctx, 0, "", 0)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"testing"
 
 	"github.com/pinacle/pinacle-node/netns"
@@ -47,15 +46,6 @@ func BenchmarkPortSaveBolt(b *testing.B) {
 	benchPortSave(b, s)
 }
 
-func BenchmarkPortSaveFile(b *testing.B) {
-	s, err := portfwd.NewFileStore(filepath.Join(b.TempDir(), "ports.json"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	otherPods(b, s)
-	benchPortSave(b, s)
-}
-
 func benchReserveRelease(b *testing.B, s netns.SubnetStore) {
 	ctx := context.Background()
 	for i := 1; i <= 50; i++ {
@@ -78,14 +68,6 @@ func BenchmarkSubnetReserveReleaseBolt(b *testing.B) {
 	st, _ := boltTemp(b)
 	createPods(b, st, podIDs(51)...)
 	s, err := SubnetStore(st, netip.MustParsePrefix("10.214.0.0/16"), 28)
-	if err != nil {
-		b.Fatal(err)
-	}
-	benchReserveRelease(b, s)
-}
-
-func BenchmarkSubnetReserveReleaseFile(b *testing.B) {
-	s, err := netns.NewFileSubnetStore(filepath.Join(b.TempDir(), "subnets.json"), netip.MustParsePrefix("10.214.0.0/16"), 28)
 	if err != nil {
 		b.Fatal(err)
 	}

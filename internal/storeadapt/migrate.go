@@ -11,8 +11,8 @@ import (
 	"path/filepath"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/fileutil"
 	"github.com/pinacle/pinacle-node/internal/store"
-	"github.com/pinacle/pinacle-node/netns"
 	"github.com/pinacle/pinacle-node/portfwd"
 )
 
@@ -43,9 +43,9 @@ func WithLogger(l *slog.Logger) MigrateOption {
 	}
 }
 
-// Migrate imports the allocations that portfwd.FileStore (<dataRoot>/
-// ports.json) and netns.FileSubnetStore (<dataRoot>/netns/subnets.json)
-// kept before the node stored them in st, then renames each file to
+// Migrate imports the allocations that the node kept in JSON files
+// (<dataRoot>/ports.json and <dataRoot>/netns/subnets.json, legacy.go)
+// before it stored them in st, then renames each file to
 // *.migrated so the import happens once. Run it after store.Open and
 // before portfwd.New and the first netns Setup.
 //
@@ -87,11 +87,7 @@ func migratePorts(ctx context.Context, st *store.Store, path string, log *slog.L
 	if ok, err := exists(path); !ok {
 		return err
 	}
-	fstore, err := portfwd.NewFileStore(path)
-	if err != nil {
-		return fmt.Errorf("migrate %s: %w", path, err)
-	}
-	allocs, err := fstore.Load(ctx)
+	allocs, err := readLegacyPorts(ctx, path)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", path, err)
 	}
@@ -134,13 +130,7 @@ func migrateSubnets(ctx context.Context, st *store.Store, path string, log *slog
 	if ok, err := exists(path); !ok {
 		return err
 	}
-	// List reads the file under its flock and ignores the pool; any valid
-	// pool satisfies the constructor.
-	fstore, err := netns.NewFileSubnetStore(path, netip.MustParsePrefix("10.0.0.0/8"), 24)
-	if err != nil {
-		return fmt.Errorf("migrate %s: %w", path, err)
-	}
-	list, err := fstore.List(ctx)
+	list, err := readLegacySubnets(ctx, path)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", path, err)
 	}
@@ -173,13 +163,8 @@ func retire(path string) error {
 	if err := os.Remove(path + lockSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
+	if err := fileutil.SyncDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("migrate: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("migrate: sync %s: %w", d.Name(), err)
 	}
 	return nil
 }

@@ -3,11 +3,14 @@ package storeadapt
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,32 +19,32 @@ import (
 	"github.com/pinacle/pinacle-node/portfwd"
 )
 
-// writeOldFiles writes ports.json and netns/subnets.json under root with
-// the real file stores, as a node before this change did.
+// writeOldFiles writes ports.json and netns/subnets.json under root in
+// the shape the old file stores wrote (legacy.go), sorted by pod as they
+// kept them.
 func writeOldFiles(t *testing.T, root string, ports map[string][]portfwd.Allocation, subnets map[string]netip.Prefix) {
 	t.Helper()
-	ctx := context.Background()
-	if ports != nil {
-		fs, err := portfwd.NewFileStore(filepath.Join(root, PortsFile))
+	write := func(path string, v any) {
+		b, err := json.MarshalIndent(v, "", "  ")
 		if err != nil {
 			t.Fatal(err)
 		}
-		for pod, allocs := range ports {
-			if err := fs.Save(ctx, pod, allocs); err != nil {
-				t.Fatal(err)
-			}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
 		}
 	}
+	if ports != nil {
+		f := legacyPortsFile{Version: legacyPortsVersion, Allocations: []portfwd.Allocation{}}
+		for _, pod := range slices.Sorted(maps.Keys(ports)) {
+			f.Allocations = append(f.Allocations, ports[pod]...)
+		}
+		write(filepath.Join(root, PortsFile), f)
+	}
 	if subnets != nil {
-		ss, err := netns.NewFileSubnetStore(filepath.Join(root, SubnetsFile), pfx("10.214.8.0/24"), 28)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for pod, p := range subnets {
-			if _, err := ss.Reserve(ctx, pod, p, nil); err != nil {
-				t.Fatal(err)
-			}
-		}
+		write(filepath.Join(root, SubnetsFile), legacySubnetsFile{Subnets: subnets})
 	}
 }
 

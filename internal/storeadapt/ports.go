@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/fileutil"
 	"github.com/pinacle/pinacle-node/internal/store"
 	"github.com/pinacle/pinacle-node/portfwd"
 )
@@ -42,7 +43,7 @@ func (s *portStore) Load(ctx context.Context) ([]portfwd.Allocation, error) {
 	for _, ps := range sets {
 		for _, b := range ps.Bindings {
 			var a portfwd.Allocation
-			if err := json.Unmarshal(b.Data, &a); err != nil {
+			if err := fileutil.UnmarshalStrict(b.Data, &a); err != nil {
 				return nil, fmt.Errorf("pod %s port %s: stored allocation: %w: %w", ps.PodID, b.Key, err, errdefs.ErrInvalidArgument)
 			}
 			// The store's pod and host port are the ones its index

@@ -23,7 +23,7 @@ var _ netns.SubnetStore = (*subnetStore)(nil)
 
 // SubnetStore returns a netns.SubnetStore that keeps reservations in st,
 // allocating /bits subnets from pool. Give it the pool and size given to
-// netns.WithPool. Reserve decides exactly as netns.FileSubnetStore does
+// netns.WithPool. Reserve decides as netns's in-memory store does
 // (netns.CheckSubnet for a wanted subnet, netns.AllocateSubnet otherwise),
 // inside one store transaction. The owner is a pod ID whose record must
 // exist (ErrNotFound); DeletePod releases its subnet.
@@ -31,7 +31,7 @@ func SubnetStore(st *store.Store, pool netip.Prefix, bits int) (netns.SubnetStor
 	if st == nil {
 		return nil, fmt.Errorf("subnet store: state store required: %w", errdefs.ErrInvalidArgument)
 	}
-	// The same checks as netns.NewFileSubnetStore.
+	// The pool and size netns.WithPool accepts.
 	if !pool.IsValid() || !pool.Addr().Is4() {
 		return nil, fmt.Errorf("subnet pool %s: must be IPv4: %w", pool, errdefs.ErrInvalidArgument)
 	}

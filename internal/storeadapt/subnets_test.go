@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,14 +26,9 @@ type subnetImpl struct {
 func subnetImpls(t *testing.T, pool netip.Prefix, bits int, pods ...string) []subnetImpl {
 	dir := t.TempDir()
 	var st *store.Store
+	model := &modelSubnets{pool: pool, bits: bits, subnets: map[string]netip.Prefix{}}
 	return []subnetImpl{
-		{"file", func(t *testing.T) netns.SubnetStore {
-			s, err := netns.NewFileSubnetStore(filepath.Join(dir, "subnets.json"), pool, bits)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		}},
+		{"model", func(t *testing.T) netns.SubnetStore { return model }},
 		{"bolt", func(t *testing.T) netns.SubnetStore {
 			path := filepath.Join(dir, store.FileName)
 			if st != nil {
@@ -59,7 +55,7 @@ func podIDs(n int, extra ...string) []string {
 	return append(ids, extra...)
 }
 
-// TestSubnetStoreConcurrent is netns's TestFileSubnetStoreConcurrent, run
+// TestSubnetStoreConcurrent is netns's TestMemSubnetStoreConcurrent, run
 // against both stores: concurrent Reserves never hand one subnet to two
 // owners, a full pool is ErrResourceLimit, Reserve is idempotent, a
 // conflicting ask is refused, release frees, and clashes name the holder.
@@ -128,8 +124,9 @@ func TestSubnetStoreConcurrent(t *testing.T) {
 }
 
 // TestSubnetStoreSameAnswers runs one sequential script (first-fit is
-// deterministic) against both stores and wants identical answers: same
-// subnets, same error classes, same List.
+// deterministic) against the adapter and a model of the SubnetStore
+// contract, and wants identical answers: same subnets, same error
+// classes, same List.
 func TestSubnetStoreSameAnswers(t *testing.T) {
 	ctx := context.Background()
 	pool := pfx("10.214.4.0/22")
@@ -178,8 +175,7 @@ func TestSubnetStoreSameAnswers(t *testing.T) {
 				err = s.Release(ctx, st.owner)
 			}
 			if err != nil {
-				// The file store also returns the prefix it refused;
-				// a value beside an error means nothing.
+				// A value beside an error means nothing.
 				a.Got, a.Code = netip.Prefix{}, errdefs.Classify(err).Code
 			}
 			if a.List, err = s.List(ctx); err != nil {
@@ -188,10 +184,10 @@ func TestSubnetStoreSameAnswers(t *testing.T) {
 			answers[impl.name] = append(answers[impl.name], a)
 		}
 	}
-	f, b := answers["file"], answers["bolt"]
+	f, b := answers["model"], answers["bolt"]
 	for i := range script {
 		if !reflect.DeepEqual(f[i], b[i]) {
-			t.Errorf("step %d %+v: file %+v, bolt %+v", i, script[i], f[i], b[i])
+			t.Errorf("step %d %+v: model %+v, bolt %+v", i, script[i], f[i], b[i])
 		}
 	}
 	// And the script did what it says (so the comparison is not of two
@@ -283,4 +279,57 @@ func TestSubnetStoreWarmOwner(t *testing.T) {
 			}
 		})
 	}
+}
+
+// modelSubnets is the SubnetStore contract in a few lines, in memory: the
+// reference the adapter's answers are compared with. A "restart" keeps it.
+type modelSubnets struct {
+	pool    netip.Prefix
+	bits    int
+	mu      sync.Mutex
+	subnets map[string]netip.Prefix
+}
+
+func (m *modelSubnets) Reserve(_ context.Context, owner string, want netip.Prefix, reserved []netns.Used) (netip.Prefix, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if have, ok := m.subnets[owner]; ok {
+		if want.IsValid() && want != have {
+			return netip.Prefix{}, fmt.Errorf("%s already holds subnet %s, not %s: %w", owner, have, want, errdefs.ErrConflict)
+		}
+		return have, nil
+	}
+	used := slices.Clone(reserved)
+	for o, p := range m.subnets {
+		used = append(used, netns.Used{Prefix: p, Owner: "pod " + o})
+	}
+	got, err := want, error(nil)
+	if want.IsValid() {
+		err = netns.CheckSubnet(want, m.pool, used)
+	} else {
+		got, err = netns.AllocateSubnet(m.pool, m.bits, used)
+	}
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	m.subnets[owner] = got
+	return got, nil
+}
+
+func (m *modelSubnets) Release(_ context.Context, owner string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.subnets, owner)
+	return nil
+}
+
+func (m *modelSubnets) List(context.Context) ([]netns.Used, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []netns.Used
+	for o, p := range m.subnets {
+		out = append(out, netns.Used{Prefix: p, Owner: o})
+	}
+	slices.SortFunc(out, func(a, b netns.Used) int { return strings.Compare(a.Owner, b.Owner) })
+	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/fileutil"
 	"github.com/pinacle/pinacle-node/internal/iptables"
 	"github.com/pinacle/pinacle-node/portfwd"
 )
@@ -107,9 +108,9 @@ func (k *kernel) Apply(ctx context.Context, pod string, target netip.Addr, ports
 
 // lock takes k.mu and the host-wide lock (another daemon on this host may
 // edit the same node chains); the returned func releases both.
-func (k *kernel) lock() (func(), error) {
+func (k *kernel) lock(ctx context.Context) (func(), error) {
 	k.mu.Lock()
-	unlock, err := k.hostLock()
+	unlock, err := k.hostLock(ctx)
 	if err != nil {
 		k.mu.Unlock()
 		return nil, err
@@ -120,7 +121,7 @@ func (k *kernel) lock() (func(), error) {
 // lockSave takes the locks and reads the tables under them; on success
 // the caller must call unlock.
 func (k *kernel) lockSave(ctx context.Context) (map[string]*table, func(), error) {
-	unlock, err := k.lock()
+	unlock, err := k.lock(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -141,7 +142,7 @@ func (k *kernel) removePod(ctx context.Context, pod string, forget bool) error {
 	if err := errdefs.ValidateID("pod", pod); err != nil {
 		return err
 	}
-	unlock, err := k.lock()
+	unlock, err := k.lock(ctx)
 	if err != nil {
 		return err
 	}
@@ -327,20 +328,16 @@ func contains(ss []string, s string) bool {
 // a chain at once would flush each other's jumps (declaring a chain in
 // iptables-restore flushes it). iptables' own lock covers one exec only.
 // Callers hold k.mu; the returned func unlocks.
-func (k *kernel) hostLock() (func(), error) {
+func (k *kernel) hostLock(ctx context.Context) (func(), error) {
 	p := filepath.Join(os.TempDir(), "pinacle-"+strings.ToLower(k.config.prefix)+".lock")
 	if d := "/run"; dirExists(d) {
 		p = filepath.Join(d, "pinacle-"+strings.ToLower(k.config.prefix)+".lock")
 	}
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
+	l, err := fileutil.LockFile(ctx, p, false)
 	if err != nil {
-		return nil, fmt.Errorf("dnat: lock: %w", err)
+		return nil, fmt.Errorf("dnat: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("dnat: lock %s: %w", p, err)
-	}
-	return func() { f.Close() }, nil // closing drops the flock
+	return l.Unlock, nil
 }
 
 func dirExists(p string) bool {

@@ -239,13 +239,7 @@ func TestAdoptAndPrune(t *testing.T) {
 	t.Cleanup(func() { other.Release(ctx, "kept") })
 
 	// A "restarted daemon" of node-a whose store knows only "kept".
-	store, err := portfwd.NewFileStore(filepath.Join(t.TempDir(), "ports.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Save(ctx, "kept", []portfwd.Allocation{allocs["kept"]}); err != nil {
-		t.Fatal(err)
-	}
+	store := &storedAllocs{allocs: []portfwd.Allocation{allocs["kept"]}}
 	k2 := newKernel(t, "node-a")
 	f := newFwd(t, 41940, 41949, k2, portfwd.WithStore(store))
 	for port, want := range map[uint16]bool{41940: true, 41941: false, 41942: true} {

@@ -273,3 +273,13 @@ func sysctl(t testing.TB, dev, key string) string {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// storedAllocs is an AllocationStore holding what a restarted daemon
+// would find in state.db; writes go nowhere.
+type storedAllocs struct{ allocs []portfwd.Allocation }
+
+func (s *storedAllocs) Load(context.Context) ([]portfwd.Allocation, error) { return s.allocs, nil }
+func (s *storedAllocs) Save(context.Context, string, []portfwd.Allocation) error {
+	return nil
+}
+func (s *storedAllocs) Delete(context.Context, string) error { return nil }

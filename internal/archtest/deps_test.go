@@ -1,0 +1,77 @@
+package archtest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// depRule bounds what one package may depend on when built for goos: of
+// this module only the packages in own (nil: any), and from anywhere
+// nothing under deny (import path prefixes).
+type depRule struct {
+	pkg  string
+	goos string
+	own  []string
+	deny []string
+	why  string
+}
+
+// The host side (API, renderer, host CLI) is built for macOS; init and the
+// forwarder stay lean. Packages are module-relative.
+var (
+	linuxOnly = []string{"go.etcd.io/bbolt", "github.com/vishvananda", "github.com/containernetworking", "golang.org/x/sys/unix"}
+	hostOwn   = []string{"internal/api", "internal/cli", "internal/errdefs", "internal/lifecycle", "podspec"}
+)
+
+var depRules = []depRule{
+	{pkg: "internal/api", goos: "darwin", own: hostOwn, deny: linuxOnly,
+		why: "the API's wire types and client build for the macOS host CLI"},
+	{pkg: "internal/render", goos: "darwin", own: append([]string{"internal/render"}, hostOwn...), deny: linuxOnly,
+		why: "both CLIs print through one renderer, and one of them runs on macOS"},
+	{pkg: "internal/hostcli", goos: "darwin", own: append([]string{"internal/hostcli", "internal/render"}, hostOwn...),
+		deny: linuxOnly[:3], why: "the host CLI uses the node's API and renderer, none of its Linux implementation"},
+	{pkg: "cmd/pinacle", goos: "darwin", own: append([]string{"cmd/pinacle", "internal/hostcli", "internal/render"}, hostOwn...),
+		deny: linuxOnly[:3], why: "the host CLI uses the node's API and renderer, none of its Linux implementation"},
+	{pkg: "portfwd", goos: "linux", own: []string{"portfwd", "internal/errdefs", "internal/fileutil"},
+		deny: []string{"github.com/containernetworking/", "github.com/vishvananda/"},
+		why:  "the forwarder is usable without CNI or netlink; its kernel path lives in portfwd/dnat"},
+	{pkg: "supervisor", goos: "linux",
+		deny: []string{"github.com/containernetworking/", "github.com/vishvananda/", "go.etcd.io/bbolt",
+			"github.com/prometheus/", "github.com/spf13/", "os/user"},
+		why: "the in-sandbox init carries none of the daemon's machinery (os/user may pull in cgo)"},
+}
+
+func TestDependencyRules(t *testing.T) {
+	for _, r := range depRules {
+		t.Run(strings.ReplaceAll(r.pkg, "/", "_")+"_"+r.goos, func(t *testing.T) {
+			env := append(os.Environ(), "GOOS="+r.goos, "CGO_ENABLED=0")
+			build := exec.Command("go", "build", "-o", filepath.Join(t.TempDir(), "out"), "./"+r.pkg)
+			build.Dir, build.Env = "../..", env
+			if out, err := build.CombinedOutput(); err != nil {
+				t.Fatalf("GOOS=%s go build ./%s: %v\n%s", r.goos, r.pkg, err, out)
+			}
+			for _, dep := range listDeps(t, r.goos, "./"+r.pkg)[r.pkg] {
+				if rel, ok := strings.CutPrefix(dep, mod); ok && r.own != nil && !contains(r.own, rel) {
+					t.Errorf("%s depends on %s (GOOS=%s): %s", r.pkg, rel, r.goos, r.why)
+				}
+				for _, d := range r.deny {
+					if dep == strings.TrimSuffix(d, "/") || strings.HasPrefix(dep, strings.TrimSuffix(d, "/")+"/") {
+						t.Errorf("%s depends on %s (GOOS=%s): %s", r.pkg, dep, r.goos, r.why)
+					}
+				}
+			}
+		})
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,130 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pinacle/pinacle-node/imagestore"
+	"github.com/pinacle/pinacle-node/internal/nodeconfig"
+	"github.com/pinacle/pinacle-node/internal/pods"
+	"github.com/pinacle/pinacle-node/internal/store"
+	"github.com/pinacle/pinacle-node/netns"
+	"github.com/pinacle/pinacle-node/oci"
+	"github.com/pinacle/pinacle-node/portfwd"
+	"github.com/pinacle/pinacle-node/rootfs"
+)
+
+// forwarderCloseTimeout bounds how long Close waits for the forwarder to
+// stop its listeners and relays.
+const forwarderCloseTimeout = 5 * time.Second
+
+// Node is a daemon's parts, built from one configuration. Pods is what the
+// API serves; the others are exposed for the daemon's own loops (the warm
+// network pool) and for tests.
+type Node struct {
+	Config  *nodeconfig.Config
+	Log     *slog.Logger
+	State   *store.Store
+	Images  imagestore.Store
+	Runtime oci.Runtime
+	Net     netns.Manager
+	Ports   portfwd.Forwarder
+	Spares  *rootfs.Spares
+	Pods    *pods.Manager
+
+	closers []func() // run last to first by Close
+}
+
+// New builds every part of a node from cfg, in dependency order: data
+// directories, the init binary pods bind-mount, the state store (with its
+// one-time import of the old JSON stores), images, runtime, network,
+// port forwarder, templates, storage spares and the pods manager. It
+// touches no pod: call Pods.Recover next. On failure what was built is
+// closed again.
+func New(ctx context.Context, cfg *nodeconfig.Config, log *slog.Logger) (_ *Node, err error) {
+	n := &Node{Config: cfg, Log: log}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	for _, d := range []string{cfg.DataRoot, cfg.RunscRoot} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, err
+		}
+	}
+	initBin, err := InstallInitBinary(cfg.DataRoot)
+	if err != nil {
+		return nil, err
+	}
+	if n.State, err = OpenState(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	n.onClose(func() { n.State.Close() })
+	if n.Images, err = OpenImages(ctx, cfg, imagestore.WithLogger(log)); err != nil {
+		return nil, err
+	}
+	if n.Runtime, err = Runtime(cfg, oci.WithLogger(log)); err != nil {
+		return nil, err
+	}
+	if n.Net, err = Network(cfg, n.State, log); err != nil {
+		return nil, err
+	}
+	if n.Ports, err = Forwarder(ctx, cfg, n.State, log); err != nil {
+		return nil, err
+	}
+	n.onClose(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), forwarderCloseTimeout)
+		defer cancel()
+		if err := n.Ports.Close(cctx); err != nil {
+			log.Warn("port forwarder close", "err", err)
+		}
+	})
+	tmpl, err := Templates(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if n.Spares, err = rootfs.NewSpares(filepath.Join(cfg.DataRoot, "spares")); err != nil {
+		return nil, err
+	}
+	n.onClose(n.Spares.Close)
+	n.Pods, err = pods.New(pods.Config{
+		DataRoot: cfg.DataRoot, Store: n.State, Images: n.Images, Runtime: n.Runtime, Net: n.Net, Ports: n.Ports,
+		Templates: tmpl, InitBinary: initBin, Logger: log, URLHost: cfg.Ports.URLHost, GitBaseURL: cfg.Git.BaseURL,
+		StorageSpares: n.Spares,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.onClose(n.Pods.Close)
+	return n, nil
+}
+
+func (n *Node) onClose(f func()) { n.closers = append(n.closers, f) }
+
+// Close stops the node's parts, last built first. Pods and their sandboxes
+// keep running: the next New adopts them.
+func (n *Node) Close() {
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		n.closers[i]()
+	}
+	n.closers = nil
+}
+
+// StartWarmPool fills the warm network pool in the background (call it
+// after Pods.Recover, which may tear networks down) and returns a function
+// that drains it and waits for the drain: call that before Close.
+func (n *Node) StartWarmPool(ctx context.Context) (stop func()) {
+	warmCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := n.Net.RunWarmPool(warmCtx); err != nil {
+			n.Log.Warn("warm network pool", "err", err)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
