@@ -131,6 +131,10 @@ func (g *Gateway) baseURL(pod, port string) string {
 	return g.o.scheme + "://" + h
 }
 
+// HostURL is the clean URL of port of pod through the gateway (what a
+// link redirects to); it works in a browser that holds the cookie.
+func (g *Gateway) HostURL(pod, port string) string { return g.baseURL(pod, port) + "/" }
+
 // Domain is the domain the gateway serves pods under.
 func (g *Gateway) Domain() string { return g.o.domain }
 

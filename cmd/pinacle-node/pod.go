@@ -35,6 +35,7 @@ func newPodCmd() *cobra.Command {
 		newPodMetricsCmd(),
 		newPodHealthCmd(),
 		newPodServiceCmd(),
+		newPodURLCmd(),
 		newPodValidateCmd(),
 	)
 	return cmd

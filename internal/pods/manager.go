@@ -55,6 +55,9 @@ type Config struct {
 	StorageSpares *rootfs.Spares
 	// Rootfs mounts pods' root filesystems (default: rootfs.Host()).
 	Rootfs rootfs.Manager
+	// Gateway signs and revokes the pods' gateway links (optional: without
+	// it URL is ErrUnavailable and views print no gateway URLs).
+	Gateway Links
 }
 
 // Manager implements Service.

@@ -1,0 +1,107 @@
+package pods
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pinacle/pinacle-node/gateway"
+	"github.com/pinacle/pinacle-node/internal/api"
+	"github.com/pinacle/pinacle-node/internal/errdefs"
+)
+
+// linkWorks opens link on g and says whether it signed in (303) or not.
+func linkWorks(t *testing.T, g *gateway.Gateway, link string) bool {
+	t.Helper()
+	req := httptest.NewRequest("GET", link, nil)
+	rec := httptest.NewRecorder()
+	g.ServeHTTP(rec, req)
+	switch rec.Code {
+	case http.StatusSeeOther:
+		return true
+	case http.StatusUnauthorized:
+		return false
+	}
+	t.Fatalf("link %s: status %d", link, rec.Code)
+	return false
+}
+
+func TestGatewayLinks(t *testing.T) {
+	r := newRig(t)
+	g, err := gateway.New(t.TempDir(), gateway.ResolverFunc(func(ctx context.Context, pod, port string) (string, error) {
+		return r.m.Backend(ctx, pod, port)
+	}), gateway.WithURL("http", 29000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cfg.Gateway = g
+	r.start()
+	ctx := context.Background()
+	p := r.mustCreate("web")
+	if want := "http://app-web.localhost:29000/"; p.Ports[0].Gateway != want {
+		t.Errorf("view gateway URL %q, want %q", p.Ports[0].Gateway, want)
+	}
+	u, err := r.m.URL(ctx, "web", api.URLRequest{TTL: time.Hour})
+	if err != nil || u.Pod != "web" || u.Port != "app" || !strings.HasPrefix(u.URL, "http://app-web.localhost:29000/__pinacle/auth?token=") {
+		t.Fatalf("URL = %+v, %v", u, err)
+	}
+	if d := time.Until(u.Expires); d < 59*time.Minute || d > time.Hour {
+		t.Errorf("expires in %s, want 1h", d)
+	}
+	if !linkWorks(t, g, u.URL) {
+		t.Fatal("a fresh link does not sign in")
+	}
+	if _, err := r.m.URL(ctx, "web", api.URLRequest{Port: "nope"}); !errdefs.IsNotFound(err) {
+		t.Errorf("missing port: %v", err)
+	}
+	if _, err := r.m.URL(ctx, "ghost", api.URLRequest{}); !errdefs.IsNotFound(err) {
+		t.Errorf("missing pod: %v", err)
+	}
+	if addr, err := r.m.Backend(ctx, "web", "app"); err != nil || addr != "10.88.0.2:8080" {
+		t.Errorf("Backend = %q, %v", addr, err)
+	}
+	if _, err := r.m.Backend(ctx, "web", "nope"); !errdefs.IsNotFound(err) {
+		t.Errorf("Backend of a missing port: %v", err)
+	}
+	if err := r.m.RevokeURLs(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if linkWorks(t, g, u.URL) {
+		t.Error("a revoked link still signs in")
+	}
+	if _, err := r.m.Stop(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.m.Backend(ctx, "web", "app"); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Errorf("Backend of a stopped pod: %v, want unavailable", err)
+	}
+	// Deleting the pod revokes its links.
+	u2, err := r.m.URL(ctx, "web", api.URLRequest{})
+	if err != nil || !linkWorks(t, g, u2.URL) {
+		t.Fatalf("link of a stopped pod: %v", err)
+	}
+	if err := r.m.Delete(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if linkWorks(t, g, u2.URL) {
+		t.Error("a deleted pod's link still signs in")
+	}
+}
+
+func TestURLWithoutGateway(t *testing.T) {
+	r := newRig(t)
+	p := r.mustCreate("web")
+	if p.Ports[0].Gateway != "" {
+		t.Errorf("gateway URL %q without a gateway", p.Ports[0].Gateway)
+	}
+	if _, err := r.m.URL(context.Background(), "web", api.URLRequest{}); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Errorf("URL without a gateway: %v, want unavailable", err)
+	}
+	if err := r.m.RevokeURLs(context.Background(), "web"); err != nil {
+		t.Errorf("revoke without a gateway: %v", err)
+	}
+}
