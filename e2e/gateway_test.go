@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -118,7 +119,13 @@ func termEcho(ctx context.Context, t *testing.T, c *websocket.Conn, cmd, want st
 // opens HTTP and the terminal; expired, tampered, revoked and deleted
 // pods' links fail; a Host for another pod or domain fails.
 func TestGatewayAuth(t *testing.T) {
-	d := startDaemon(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := ln.Addr().String()
+	ln.Close()
+	d := startDaemonWith(t, func(cfg string) string { return cfg + fmt.Sprintf("metricsAddr: %q\n", metricsAddr) }, nil)
 	if r := d.cli("pod", "create", "--template", "minimal", "--name", "gw", "-o", "json"); r.code != 0 {
 		t.Fatalf("create: exit %d: %s", r.code, r.stderr)
 	}
@@ -214,5 +221,17 @@ func TestGatewayAuth(t *testing.T) {
 	}
 	if code, _ := newGWClient(t, d.gwPort).get(otherLink.URL); code != 401 {
 		t.Errorf("a deleted pod's link: %d, want 401", code)
+	}
+
+	// The gateway's metrics are on the node's endpoint.
+	body, err := httpGet("http://"+metricsAddr+"/metrics", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, re := range []string{`pinacle_gateway_requests_total\{result="unauthorized"\} [1-9]`, `pinacle_gateway_requests_total\{result="proxied"\} [1-9]`,
+		`pinacle_gateway_upgrades_total [1-9]`, `pinacle_gateway_requests_total\{result="bad_host"\} [1-9]`} {
+		if !regexp.MustCompile(re).MatchString(body) {
+			t.Errorf("metrics lack %s", re)
+		}
 	}
 }
