@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/testenv"
+
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
@@ -39,10 +41,7 @@ func newBrowser(t *testing.T) *browser {
 		}
 	}
 	if path == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("no headless browser: install Debian's chromium (hack/setup.sh does)")
-		}
-		t.Skip("chromium is not installed (hack/setup.sh installs it)")
+		testenv.Missing(t, "chromium is not installed (hack/setup.sh installs it)")
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),

@@ -61,7 +61,8 @@ fi
 
 # Kernel modules the node uses (best effort: some are built in).
 for m in overlay loop br_netfilter veth sch_tbf ifb; do modprobe "$m" 2>/dev/null || true; done
-sysctl -qw net.ipv4.ip_forward=1 || true
+# The node routes pod traffic, and the DNAT tests need it: a failure here is a failure.
+sysctl -qw net.ipv4.ip_forward=1
 # The node's host port pool must not be handed out as ephemeral source ports.
 sysctl -qw net.ipv4.ip_local_reserved_ports=30000-40000 || true
 

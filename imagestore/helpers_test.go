@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pinacle/pinacle-node/internal/testenv"
 )
 
 // requiresRoot skips tests that create overlay whiteouts (char devices),
@@ -15,7 +17,7 @@ import (
 func requiresRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: overlay whiteouts are character devices and opaque dirs need trusted.* xattrs")
+		testenv.Missing(t, "needs root: overlay whiteouts are character devices and opaque dirs need trusted.* xattrs")
 	}
 }
 

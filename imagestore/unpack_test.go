@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pinacle/pinacle-node/internal/testenv"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
@@ -220,9 +222,7 @@ func assertNothingOutside(t *testing.T, base string, before map[string]string) {
 // nothing outside the layer directory appears or changes. Seeds in
 // testdata/fuzz/FuzzUnpack cover the hostile cases (see TestWriteFuzzCorpus).
 func FuzzUnpack(f *testing.F) {
-	if os.Geteuid() != 0 {
-		f.Skip("needs root")
-	}
+	testenv.RequireRoot(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		base := t.TempDir()
 		outside := filepath.Join(base, "outside", "sentinel")

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/testenv"
+
 	"github.com/containernetworking/plugins/pkg/ns"
 )
 
@@ -26,16 +28,16 @@ var testSeq atomic.Int32
 func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, iptables)")
+		testenv.Missing(t, "needs root (network namespaces, iptables)")
 	}
 	for _, p := range []string{"bridge", "host-local", "bandwidth"} {
 		if _, err := os.Stat("/opt/cni/bin/" + p); err != nil {
-			t.Skipf("CNI plugin %s missing in /opt/cni/bin (run hack/setup.sh)", p)
+			testenv.Missing(t, "CNI plugin %s missing in /opt/cni/bin (run hack/setup.sh)", p)
 		}
 	}
 	for _, b := range []string{"iptables-save", "iptables-restore"} {
 		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("%s missing", b)
+			testenv.Missing(t, "%s missing", b)
 		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pinacle/pinacle-node/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -29,13 +31,13 @@ func TestMain(m *testing.M) {
 func requireRunsc(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (runsc, cgroups)")
+		testenv.Missing(t, "needs root (runsc, cgroups)")
 	}
 	if _, err := exec.LookPath("runsc"); err != nil {
-		t.Skip("runsc not installed (hack/setup.sh installs it)")
+		testenv.Missing(t, "runsc not installed (hack/setup.sh installs it)")
 	}
 	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("busybox-static not installed (/bin/busybox)")
+		testenv.Missing(t, "busybox-static not installed (/bin/busybox)")
 	}
 }
 

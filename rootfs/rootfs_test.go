@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/testenv"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
@@ -19,7 +21,7 @@ import (
 func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (mounts, loop devices)")
+		testenv.Missing(t, "needs root (mounts, loop devices)")
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/testenv"
+
 	"github.com/pinacle/pinacle-node/oci"
 	"github.com/pinacle/pinacle-node/rootfs"
 )
@@ -46,13 +48,13 @@ type sandboxEnv struct {
 func newSandboxEnv(t *testing.T) *sandboxEnv {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.Missing(t, "needs root")
 	}
 	if _, err := exec.LookPath("runsc"); err != nil {
-		t.Skip("runsc not installed (hack/setup.sh)")
+		testenv.Missing(t, "runsc not installed (hack/setup.sh)")
 	}
 	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("busybox-static not installed")
+		testenv.Missing(t, "busybox-static not installed")
 	}
 	dir, err := os.MkdirTemp("", "rfs-")
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/testenv"
+
 	"github.com/pinacle/pinacle-node/podspec"
 )
 
@@ -18,7 +20,7 @@ const busybox = "/bin/busybox"
 func requireBusybox(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(busybox); err != nil {
-		t.Skipf("needs %s (Debian busybox-static; hack/setup.sh installs it)", busybox)
+		testenv.Missing(t, "needs %s (Debian busybox-static; hack/setup.sh installs it)", busybox)
 	}
 }
 

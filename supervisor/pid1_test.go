@@ -11,12 +11,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pinacle/pinacle-node/internal/testenv"
 )
 
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (a new PID namespace)")
+		testenv.Missing(t, "needs root (a new PID namespace)")
 	}
 }
 

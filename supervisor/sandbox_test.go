@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/testenv"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
@@ -66,13 +68,13 @@ type sandbox struct {
 func requireRunsc(tb testing.TB) {
 	tb.Helper()
 	if os.Geteuid() != 0 {
-		tb.Skip("needs root to run runsc")
+		testenv.Missing(tb, "needs root to run runsc")
 	}
 	if _, err := os.Stat(runscPath); err != nil {
-		tb.Skipf("needs %s (hack/setup.sh installs it)", runscPath)
+		testenv.Missing(tb, "needs %s (hack/setup.sh installs it)", runscPath)
 	}
 	if _, err := os.Stat(busybox); err != nil {
-		tb.Skipf("needs %s for the rootfs", busybox)
+		testenv.Missing(tb, "needs %s for the rootfs", busybox)
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/testenv"
+
 	"github.com/coder/websocket"
 )
 
@@ -41,7 +43,7 @@ type testServer struct {
 func startServer(t testing.TB, opts ...Option) *testServer {
 	t.Helper()
 	if _, err := os.Stat(testShell); err != nil {
-		t.Skipf("needs %s", testShell)
+		testenv.Missing(t, "needs %s", testShell)
 	}
 	opts = append([]Option{WithShell(testShell), WithDir(t.TempDir()), WithHangupGrace(time.Second)}, opts...)
 	h, err := New(opts...)

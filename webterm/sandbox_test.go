@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/testenv"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/pinacle/pinacle-node/podspec"
@@ -72,11 +74,11 @@ func TestMain(m *testing.M) {
 func requireRunsc(tb testing.TB) {
 	tb.Helper()
 	if os.Geteuid() != 0 {
-		tb.Skip("needs root to run runsc")
+		testenv.Missing(tb, "needs root to run runsc")
 	}
 	for _, p := range []string{runscPath, busybox} {
 		if _, err := os.Stat(p); err != nil {
-			tb.Skipf("needs %s (hack/setup.sh installs it)", p)
+			testenv.Missing(tb, "needs %s (hack/setup.sh installs it)", p)
 		}
 	}
 }

@@ -94,7 +94,7 @@ func progressReporter(cmd *cobra.Command) (func(imagestore.Event), func()) {
 			fmt.Fprintf(errw, "%s: %s\n", e.Ref, e.Phase)
 			return
 		}
-		fmt.Fprintf(errw, "%s: layer %s %s %s\n", e.Ref, layer, e.Phase, humanBytes(e.Total))
+		fmt.Fprintf(errw, "%s: layer %s %s %s\n", e.Ref, layer, e.Phase, render.Bytes(e.Total))
 	}, func() {}
 }
 
@@ -115,7 +115,7 @@ func newImagePullCmd() *cobra.Command {
 				return err
 			}
 			return cli.Print(cmd, img, func(w io.Writer) {
-				fmt.Fprintf(w, "%s\t%s\t%s\n", strings.Join(img.Refs, ","), img.Digest, humanBytes(img.Size))
+				fmt.Fprintf(w, "%s\t%s\t%s\n", strings.Join(img.Refs, ","), img.Digest, render.Bytes(img.Size))
 			})
 		},
 	}
@@ -156,7 +156,7 @@ func imageTable(w io.Writer, imgs []*imagestore.Image) {
 			refs = []string{"<none>"}
 		}
 		for _, r := range refs {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r, img.ShortID(), humanBytes(img.Size), ago(img.Created))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r, img.ShortID(), render.Bytes(img.Size), ago(img.Created))
 		}
 	}
 }
@@ -232,7 +232,7 @@ func newImageGCCmd() *cobra.Command {
 				for _, b := range res.Blobs {
 					fmt.Fprintf(w, "deleted blob %s\n", b)
 				}
-				fmt.Fprintf(w, "freed %s (%d layers, %d blobs)\n", humanBytes(res.Bytes), len(res.Layers), len(res.Blobs))
+				fmt.Fprintf(w, "freed %s (%d layers, %d blobs)\n", render.Bytes(res.Bytes), len(res.Layers), len(res.Blobs))
 			})
 		},
 	}
@@ -259,7 +259,7 @@ func newImageInspectCmd() *cobra.Command {
 				fmt.Fprintf(w, "ID:\t%s\n", img.ID)
 				fmt.Fprintf(w, "Platform:\t%s\n", img.Platform)
 				fmt.Fprintf(w, "Created:\t%s\n", img.Created.Format(time.RFC3339))
-				fmt.Fprintf(w, "Size:\t%s (compressed %s)\n", humanBytes(img.Size), humanBytes(img.CompressedSize))
+				fmt.Fprintf(w, "Size:\t%s (compressed %s)\n", render.Bytes(img.Size), render.Bytes(img.CompressedSize))
 				c := rfs.Config.Config
 				fmt.Fprintf(w, "Entrypoint:\t%q\n", c.Entrypoint)
 				fmt.Fprintf(w, "Cmd:\t%q\n", c.Cmd)
@@ -269,15 +269,12 @@ func newImageInspectCmd() *cobra.Command {
 					fmt.Fprintf(w, "Env:\t%s\n", e)
 				}
 				for i, l := range img.Layers {
-					fmt.Fprintf(w, "Layer %d:\t%s\t%s\t%s\n", i, l.Digest, humanBytes(l.Unpacked), rfs.LayerDirs[i])
+					fmt.Fprintf(w, "Layer %d:\t%s\t%s\t%s\n", i, l.Digest, render.Bytes(l.Unpacked), rfs.LayerDirs[i])
 				}
 			})
 		},
 	}
 }
-
-// humanBytes is render.Bytes: both CLIs print sizes in binary units.
-func humanBytes(n int64) string { return render.Bytes(n) }
 
 func ago(t time.Time) string {
 	if t.IsZero() {

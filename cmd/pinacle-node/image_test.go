@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/testenv"
+
 	"github.com/pinacle/pinacle-node/internal/cli"
 	"github.com/pinacle/pinacle-node/internal/nodeconfig"
 	ti "github.com/pinacle/pinacle-node/internal/testimage"
@@ -35,7 +37,7 @@ func runNodeCLI(t *testing.T, args ...string) (string, int) {
 // --mirror for the same host replaces the file's mirrors.
 func TestImagePullUsesNodeConfigRegistry(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: unpacking layers chowns files to their owners")
+		testenv.Missing(t, "needs root: unpacking layers chowns files to their owners")
 	}
 	t.Setenv(envMirrors, "")
 	t.Setenv(envInsecure, "")

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/testenv"
+
 	"github.com/pinacle/pinacle-node/internal/leakcheck"
 )
 
@@ -219,15 +221,15 @@ func TestVMLifecycle(t *testing.T) {
 func requireNodeHost(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: the node creates sandboxes, mounts and network namespaces")
+		testenv.Missing(t, "needs root: the node creates sandboxes, mounts and network namespaces")
 	}
 	for _, p := range []string{"runsc", "iptables"} {
 		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s is not installed (make setup)", p)
+			testenv.Missing(t, "%s is not installed (make setup)", p)
 		}
 	}
 	if _, err := os.Stat("/opt/cni/bin/bridge"); err != nil {
-		t.Skip("CNI plugins are not installed in /opt/cni/bin (make setup)")
+		testenv.Missing(t, "CNI plugins are not installed in /opt/cni/bin (make setup)")
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"text/template"
 
+	"github.com/pinacle/pinacle-node/internal/testenv"
+
 	"sigs.k8s.io/yaml"
 
 	"github.com/pinacle/pinacle-node/internal/nodeconfig"
@@ -391,7 +393,7 @@ func TestLimaVersionsPinned(t *testing.T) {
 	}
 	bash, err := exec.LookPath("bash")
 	if err != nil {
-		t.Skip("bash not found")
+		testenv.Missing(t, "bash not found")
 	}
 	// Run the script's own checks of the params (its first lines, up to
 	// the first step that changes the machine) with chosen values.

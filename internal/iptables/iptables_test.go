@@ -8,15 +8,17 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/pinacle/pinacle-node/internal/testenv"
 )
 
 // A change goes in whole or not at all, and Save sees it.
 func TestRestoreSave(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root for iptables")
+		testenv.Missing(t, "needs root for iptables")
 	}
 	if _, err := exec.LookPath("iptables-restore"); err != nil {
-		t.Skip("needs iptables (hack/setup.sh installs it)")
+		testenv.Missing(t, "needs iptables (hack/setup.sh installs it)")
 	}
 	ctx := context.Background()
 	b := make([]byte, 3)

@@ -7,12 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/testenv"
+
 	"golang.org/x/sys/unix"
 )
 
 func TestDetectsMountLeak(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount")
+		testenv.Missing(t, "needs root to mount")
 	}
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "leakcheck-mnt")

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/pinacle/pinacle-node/internal/testenv"
+
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 )
 
@@ -77,7 +79,7 @@ func TestCheckStaticRefusesDynamic(t *testing.T) {
 	}
 	dyn, err := exec.LookPath("ls")
 	if err != nil {
-		t.Skip("no ls to stand in for a dynamic binary")
+		testenv.Missing(t, "no ls to stand in for a dynamic binary")
 	}
 	if err := checkStatic(dyn); !errdefs.IsInvalidArgument(err) {
 		t.Fatalf("dynamic %s: err = %v, want invalid argument", dyn, err)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/testenv"
+
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/leakcheck"
 	"github.com/pinacle/pinacle-node/netns"
@@ -19,15 +21,15 @@ import (
 func requireRootCNI(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, iptables)")
+		testenv.Missing(t, "needs root (network namespaces, iptables)")
 	}
 	for _, p := range []string{"bridge", "host-local", "loopback"} {
 		if _, err := os.Stat("/opt/cni/bin/" + p); err != nil {
-			t.Skipf("CNI plugin %s missing in /opt/cni/bin (run hack/setup.sh)", p)
+			testenv.Missing(t, "CNI plugin %s missing in /opt/cni/bin (run hack/setup.sh)", p)
 		}
 	}
 	if _, err := exec.LookPath("iptables-restore"); err != nil {
-		t.Skip("iptables-restore missing")
+		testenv.Missing(t, "iptables-restore missing")
 	}
 }
 

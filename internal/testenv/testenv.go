@@ -12,18 +12,24 @@ import (
 // or a CI box missing runsc would pass.
 func InCI() bool { return os.Getenv("CI") == "true" }
 
-// Require skips t (fails it under CI=true) unless ok, saying what is
-// missing.
-func Require(t testing.TB, ok bool, format string, args ...any) {
+// Missing says that a prerequisite of t is missing: it skips t on a
+// developer's machine and fails it under CI=true. A kernel feature this
+// machine lacks is not a prerequisite: skip for that, and say which.
+func Missing(t testing.TB, format string, args ...any) {
 	t.Helper()
-	if ok {
-		return
-	}
 	msg := fmt.Sprintf(format, args...)
 	if InCI() {
 		t.Fatalf("prerequisite missing under CI=true: %s", msg)
 	}
 	t.Skipf("prerequisite missing: %s", msg)
+}
+
+// Require is Missing unless ok.
+func Require(t testing.TB, ok bool, format string, args ...any) {
+	t.Helper()
+	if !ok {
+		Missing(t, format, args...)
+	}
 }
 
 // RequireRoot requires euid 0.

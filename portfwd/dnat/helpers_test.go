@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/testenv"
+
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/pinacle/pinacle-node/portfwd"
@@ -34,15 +36,15 @@ const (
 func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, iptables)")
+		testenv.Missing(t, "needs root (network namespaces, iptables)")
 	}
 	for _, bin := range []string{"ip", "iptables-save", "iptables-restore"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s not installed", bin)
+			testenv.Missing(t, "%s not installed", bin)
 		}
 	}
 	if b, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(string(b)) != "1" {
-		t.Skip("net.ipv4.ip_forward is off; the kernel path forwards to pods like the node does")
+		testenv.Missing(t, "net.ipv4.ip_forward is off; the kernel path forwards to pods like the node does")
 	}
 }
 
