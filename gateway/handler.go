@@ -34,6 +34,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.login(w, r, pod, port)
 		return
 	}
+	if g.crossPod(r, pod) {
+		g.metrics.request("cross_site")
+		writePage(w, http.StatusForbidden, pageCrossSite, pageData{Pod: pod, Port: port})
+		return
+	}
 	if err := g.authorize(r, pod, port); err != nil {
 		g.metrics.request("unauthorized")
 		g.o.log.Debug("gateway: unauthorized", "pod", pod, "port", port, "err", err)

@@ -13,13 +13,13 @@ type metrics struct {
 
 // results are the values of the requests counter's "result" label,
 // created up front so every series exists from the start.
-var results = []string{"proxied", "login", "unauthorized", "bad_host", "not_found", "unavailable", "over_cap", "backend_error"}
+var results = []string{"proxied", "login", "unauthorized", "bad_host", "cross_site", "not_found", "unavailable", "over_cap", "backend_error"}
 
 func newMetrics() *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pinacle_gateway_requests_total",
-			Help: "Requests to the gateway by outcome (proxied, login, unauthorized, bad_host, not_found, unavailable, over_cap, backend_error).",
+			Help: "Requests to the gateway by outcome (proxied, login, unauthorized, bad_host, cross_site, not_found, unavailable, over_cap, backend_error).",
 		}, []string{"result"}),
 		upgrades:      prometheus.NewCounter(prometheus.CounterOpts{Name: "pinacle_gateway_upgrades_total", Help: "Authenticated upgrade (WebSocket) requests passed to pods."}),
 		connsTotal:    prometheus.NewCounter(prometheus.CounterOpts{Name: "pinacle_gateway_connections_total", Help: "Client connections accepted by the gateway."}),

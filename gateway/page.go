@@ -29,6 +29,8 @@ code{background:#f3f3f3;padding:.1em .3em;border-radius:3px}</style></head><body
 <p>Pod <code>{{.D.Pod}}</code> has no port <code>{{.D.Port}}</code>, or the pod does not exist.</p></body></html>{{end}}
 {{define "unavailable"}}{{template "head" .}}<h1 id="title">Not answering</h1>
 <p>Port <code>{{.D.Port}}</code> of pod <code>{{.D.Pod}}</code> is not answering: the pod may be stopped or the service still starting.</p></body></html>{{end}}
+{{define "crosssite"}}{{template "head" .}}<h1 id="title">Cross-site request refused</h1>
+<p>A page of another origin asked for port <code>{{.D.Port}}</code> of pod <code>{{.D.Pod}}</code>; the gateway lets only the pod's own pages, and links you follow, through.</p></body></html>{{end}}
 {{define "busy"}}{{template "head" .}}<h1 id="title">Too many connections</h1>
 <p>Pod <code>{{.D.Pod}}</code> has too many open requests through the gateway; try again shortly.</p></body></html>{{end}}
 `))
@@ -41,6 +43,7 @@ var (
 	pageNotFound     = page{"notfound", "No such port"}
 	pageUnavailable  = page{"unavailable", "Not answering"}
 	pageBusy         = page{"busy", "Too many connections"}
+	pageCrossSite    = page{"crosssite", "Cross-site request refused"}
 )
 
 // writePage answers with one of the gateway's own pages, never cached.
