@@ -153,6 +153,16 @@ func TestGatewayAuth(t *testing.T) {
 		t.Fatalf("WebSocket without a cookie: %v %v, want refused with 401", resp, err)
 	}
 
+	// The terminal's raw host port (loopback) wants the pod's token, which
+	// only the gateway adds: without it, 401.
+	for _, port := range p.Ports {
+		if port.Name == "terminal" {
+			if _, err := httpGet(port.URL+"/", 5*time.Second); err == nil || !strings.Contains(err.Error(), "401") {
+				t.Errorf("raw terminal port without the token: %v, want 401", err)
+			}
+		}
+	}
+
 	// A link: the terminal page, then a shell over the WebSocket.
 	link := d.podURL("gw", "terminal", "--ttl", "1h")
 	if code, body := c.get(link.URL); code != 200 || !strings.Contains(body, "xterm") {

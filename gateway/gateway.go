@@ -20,18 +20,27 @@ import (
 // Resolver finds where a pod's port is served. The gateway asks it only
 // for requests that carry a valid token for that pod and port.
 type Resolver interface {
-	// Resolve returns the backend address (pod IP:internal port, "host:port")
-	// of port name port of pod pod. A pod or port that does not exist is
-	// errdefs.ErrNotFound; a pod that is not running is
-	// errdefs.ErrUnavailable.
-	Resolve(ctx context.Context, pod, port string) (string, error)
+	// Resolve returns the backend of port name port of pod pod. A pod or
+	// port that does not exist is errdefs.ErrNotFound; a pod that is not
+	// running is errdefs.ErrUnavailable.
+	Resolve(ctx context.Context, pod, port string) (Backend, error)
+}
+
+// Backend is where the gateway sends a request.
+type Backend struct {
+	Addr string // pod IP:internal port, "host:port"
+	// Header is set on every request to the backend, replacing what the
+	// client sent: the node's credential for a service that checks one
+	// (the web terminal's bearer token), so that service answers only
+	// through the gateway.
+	Header http.Header
 }
 
 // ResolverFunc is a Resolver made of a function.
-type ResolverFunc func(ctx context.Context, pod, port string) (string, error)
+type ResolverFunc func(ctx context.Context, pod, port string) (Backend, error)
 
 // Resolve implements Resolver.
-func (f ResolverFunc) Resolve(ctx context.Context, pod, port string) (string, error) {
+func (f ResolverFunc) Resolve(ctx context.Context, pod, port string) (Backend, error) {
 	return f(ctx, pod, port)
 }
 

@@ -247,3 +247,21 @@ func mustURL(s string) *url.URL {
 	}
 	return u
 }
+
+// The resolver's headers replace the client's: the node's credential
+// for a backend reaches it only through the gateway.
+func TestBackendHeader(t *testing.T) {
+	e := newEnv(t)
+	e.backend(t, testPod, "term", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Header.Get("Authorization"))
+	}))
+	e.mu.Lock()
+	e.headers[testPod+"/term"] = http.Header{"Authorization": {"Bearer node-secret"}}
+	e.mu.Unlock()
+	l := e.link(t, testPod, "term", time.Hour)
+	c := e.client(t)
+	get(t, c, l.URL)
+	if resp, body := get(t, c, l.Host, "Authorization", "Bearer client-guess"); resp.StatusCode != 200 || body != "Bearer node-secret" {
+		t.Errorf("backend saw Authorization %q (%d), want the resolver's", body, resp.StatusCode)
+	}
+}

@@ -51,7 +51,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer g.release(pod)
-	addr, err := g.res.Resolve(r.Context(), pod, port)
+	be, err := g.res.Resolve(r.Context(), pod, port)
 	switch {
 	case errors.Is(err, errdefs.ErrNotFound):
 		g.metrics.request("not_found")
@@ -66,7 +66,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.metrics.upgrades.Inc()
 	}
 	g.metrics.request("proxied")
-	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, addr)))
+	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, be)))
 }
 
 // login sets the cookie from a link's token and redirects to the clean URL.

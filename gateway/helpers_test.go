@@ -32,18 +32,19 @@ func (c *clock) add(d time.Duration) {
 // client that sends every host name to it (as *.localhost resolves to
 // loopback in a browser).
 type env struct {
-	gw     *Gateway
-	addr   string // the gateway's listener
-	dir    string
-	clk    *clock
-	mu     sync.Mutex
-	routes map[string]string // "pod/port" -> backend
-	down   map[string]bool   // pods that are not running
+	gw      *Gateway
+	addr    string // the gateway's listener
+	dir     string
+	clk     *clock
+	mu      sync.Mutex
+	routes  map[string]string      // "pod/port" -> backend
+	down    map[string]bool        // pods that are not running
+	headers map[string]http.Header // "pod/port" -> Backend.Header
 }
 
 func newEnv(t testing.TB, opts ...Option) *env {
 	t.Helper()
-	e := &env{dir: t.TempDir(), clk: &clock{t: time.Now()}, routes: map[string]string{}, down: map[string]bool{}}
+	e := &env{dir: t.TempDir(), clk: &clock{t: time.Now()}, routes: map[string]string{}, down: map[string]bool{}, headers: map[string]http.Header{}}
 	e.start(t, opts...)
 	return e
 }
@@ -71,17 +72,17 @@ func (e *env) start(t testing.TB, opts ...Option) {
 	e.gw, e.addr = gw, ln.Addr().String()
 }
 
-func (e *env) resolve(_ context.Context, pod, port string) (string, error) {
+func (e *env) resolve(_ context.Context, pod, port string) (Backend, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.down[pod] {
-		return "", errdefs.ErrUnavailable
+		return Backend{}, errdefs.ErrUnavailable
 	}
 	a, ok := e.routes[pod+"/"+port]
 	if !ok {
-		return "", errdefs.ErrNotFound
+		return Backend{}, errdefs.ErrNotFound
 	}
-	return a, nil
+	return Backend{Addr: a, Header: e.headers[pod+"/"+port]}, nil
 }
 
 // backend serves h on loopback as port of pod.

@@ -27,12 +27,15 @@ func newProxy(g *Gateway) *httputil.ReverseProxy {
 	}
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			addr, _ := pr.In.Context().Value(ctxKey{}).(string)
+			be, _ := pr.In.Context().Value(ctxKey{}).(Backend)
 			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = addr
+			pr.Out.URL.Host = be.Addr
 			pr.Out.Host = pr.In.Host // dev servers and same-origin checks see the name the browser used
 			pr.SetXForwarded()       // X-Forwarded-For/-Host/-Proto, client-sent ones dropped
 			stripCookie(pr.Out.Header, CookieName)
+			for k, v := range be.Header {
+				pr.Out.Header[k] = v
+			}
 		},
 		Transport:  tr,
 		BufferPool: bufferPool{},

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -50,6 +52,15 @@ func runGateway(bin string) error {
 			}
 			tok, _ := url.Parse(u.URL)
 			direct[port.Name] = newTarget(fmt.Sprintf("http://127.0.0.1:%d/", port.External), "", fmt.Sprintf("127.0.0.1:%d", port.External))
+			if port.Name == "term" { // the raw port wants the pod's web terminal token
+				b, err := os.ReadFile(filepath.Join(nd.dir, "data", "pods", p.ID, "config", "webterm.token"))
+				if err != nil {
+					return err
+				}
+				t := direct["term"]
+				t.bearer = strings.TrimSpace(string(b))
+				direct["term"] = t
+			}
 			gw[port.Name] = newTarget(u.Host, "pinacle_gw="+tok.Query().Get("token"), fmt.Sprintf("127.0.0.1:%d", gatewayPort))
 		}
 		return gatewayFigures(ctx, direct, gw)
@@ -107,6 +118,7 @@ func gatewayFigures(ctx context.Context, direct, gw map[string]target) error {
 // the address every connection goes to (the gateway's for *.localhost).
 type target struct {
 	base, cookie, addr string
+	bearer             string // Authorization: Bearer, for the raw web terminal port
 }
 
 func newTarget(base, cookie, addr string) target {
@@ -124,6 +136,9 @@ func (t target) get(c *http.Client, path string) (int64, error) {
 	req, _ := http.NewRequest("GET", t.base+path, nil)
 	if t.cookie != "" {
 		req.Header.Set("Cookie", t.cookie)
+	}
+	if t.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+t.bearer)
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -167,6 +182,9 @@ func (t target) echo(ctx context.Context, n int) ([]time.Duration, error) {
 	hdr := http.Header{}
 	if t.cookie != "" {
 		hdr.Set("Cookie", t.cookie)
+	}
+	if t.bearer != "" {
+		hdr.Set("Authorization", "Bearer "+t.bearer)
 	}
 	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(t.base, "http")+"ws?cols=80&rows=24",
 		&websocket.DialOptions{HTTPClient: t.client(true), HTTPHeader: hdr})

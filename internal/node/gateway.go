@@ -54,9 +54,9 @@ func (n *Node) ListenGateway() (net.Listener, error) {
 // podBackends resolves the gateway's requests through the pods manager,
 // once New has made it.
 func (n *Node) podBackends() gateway.Resolver {
-	return gateway.ResolverFunc(func(ctx context.Context, pod, port string) (string, error) {
+	return gateway.ResolverFunc(func(ctx context.Context, pod, port string) (gateway.Backend, error) {
 		if n.Pods == nil {
-			return "", fmt.Errorf("pods: not ready: %w", errdefs.ErrUnavailable)
+			return gateway.Backend{}, fmt.Errorf("pods: not ready: %w", errdefs.ErrUnavailable)
 		}
 		return n.Pods.Backend(ctx, pod, port)
 	})

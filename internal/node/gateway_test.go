@@ -15,7 +15,7 @@ import (
 func TestGatewayFromConfig(t *testing.T) {
 	cfg := &nodeconfig.Config{DataRoot: t.TempDir()}
 	cfg.Default()
-	res := gateway.ResolverFunc(func(context.Context, string, string) (string, error) { return "", nil })
+	res := gateway.ResolverFunc(func(context.Context, string, string) (gateway.Backend, error) { return gateway.Backend{}, nil })
 	g, err := Gateway(cfg, res, slog.New(slog.DiscardHandler))
 	if err != nil || g == nil {
 		t.Fatalf("Gateway: %v, %v", g, err)

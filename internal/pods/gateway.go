@@ -2,14 +2,21 @@ package pods
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pinacle/pinacle-node/gateway"
 	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/fileutil"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 	"github.com/pinacle/pinacle-node/podspec"
 )
@@ -80,17 +87,18 @@ func (m *Manager) revokeLinks(id string) error {
 }
 
 // Backend is where the gateway sends a request for port of pod id: the
-// pod's IP and the port's internal port. A pod that is not running is
+// pod's IP and the port's internal port, and for the web terminal's port
+// its token as a bearer token. A pod that is not running is
 // ErrUnavailable; a missing pod or port ErrNotFound. It reads the pod's
-// record only (no status file, no runsc), as it runs on every request.
-func (m *Manager) Backend(ctx context.Context, id, port string) (string, error) {
+// record (no status file, no runsc), as it runs on every request.
+func (m *Manager) Backend(ctx context.Context, id, port string) (gateway.Backend, error) {
 	p, err := m.cfg.Store.GetPod(ctx, id)
 	if err != nil {
-		return "", err
+		return gateway.Backend{}, err
 	}
 	spec, err := decodeSpec(p)
 	if err != nil {
-		return "", err
+		return gateway.Backend{}, err
 	}
 	for _, sp := range spec.Network.Ports {
 		if sp.Name != port || (sp.Protocol != "" && sp.Protocol != podspec.ProtocolTCP) {
@@ -98,9 +106,49 @@ func (m *Manager) Backend(ctx context.Context, id, port string) (string, error) 
 		}
 		st := decodeStatus(p)
 		if p.State != lifecycle.Running || st.IP == "" {
-			return "", fmt.Errorf("pod %s is %s: %w", id, p.State, errdefs.ErrUnavailable)
+			return gateway.Backend{}, fmt.Errorf("pod %s is %s: %w", id, p.State, errdefs.ErrUnavailable)
 		}
-		return net.JoinHostPort(st.IP, strconv.Itoa(sp.Internal)), nil
+		be := gateway.Backend{Addr: net.JoinHostPort(st.IP, strconv.Itoa(sp.Internal))}
+		if servesWebterm(spec, sp.Internal) {
+			tok, err := os.ReadFile(filepath.Join(m.configDir(id), webtermTokenFile))
+			if err != nil {
+				return gateway.Backend{}, fmt.Errorf("pod %s: web terminal token: %w", id, err)
+			}
+			be.Header = http.Header{"Authorization": {"Bearer " + strings.TrimSpace(string(tok))}}
+		}
+		return be, nil
 	}
-	return "", fmt.Errorf("pod %s: no tcp port %q: %w", id, port, errdefs.ErrNotFound)
+	return gateway.Backend{}, fmt.Errorf("pod %s: no tcp port %q: %w", id, port, errdefs.ErrNotFound)
+}
+
+// webtermTokenFile is the web terminal's token in the pod's config
+// directory (bind-mounted read-only at /.pinacle/config). The web-terminal
+// service definition requires it (--token-file), so its port answers only
+// to the gateway, which adds the token, and to whoever reads the file.
+const webtermTokenFile = "webterm.token"
+
+// ensureWebtermToken makes the pod's web terminal token once (32 random
+// bytes, hex); it then lives as long as the pod.
+func (m *Manager) ensureWebtermToken(id string) error {
+	path := filepath.Join(m.configDir(id), webtermTokenFile)
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return err
+	}
+	// 0644: the service runs as the pod's user, who must read it.
+	return fileutil.WriteAtomic(path, []byte(hex.EncodeToString(b[:])+"\n"), 0o644)
+}
+
+// servesWebterm says whether one of spec's services is the node's web
+// terminal on port.
+func servesWebterm(spec *podspec.Pod, port int) bool {
+	for _, s := range spec.Services {
+		if s.Port == port && len(s.Command) >= 2 && filepath.Base(s.Command[0]) == "pinacle-node" && s.Command[1] == "webterm" {
+			return true
+		}
+	}
+	return false
 }

@@ -2,9 +2,12 @@ package pods
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +15,8 @@ import (
 	"github.com/pinacle/pinacle-node/gateway"
 	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/podspec"
+	"github.com/pinacle/pinacle-node/supervisor"
 )
 
 // linkWorks opens link on g and says whether it signed in (303) or not.
@@ -32,7 +37,7 @@ func linkWorks(t *testing.T, g *gateway.Gateway, link string) bool {
 
 func TestGatewayLinks(t *testing.T) {
 	r := newRig(t)
-	g, err := gateway.New(t.TempDir(), gateway.ResolverFunc(func(ctx context.Context, pod, port string) (string, error) {
+	g, err := gateway.New(t.TempDir(), gateway.ResolverFunc(func(ctx context.Context, pod, port string) (gateway.Backend, error) {
 		return r.m.Backend(ctx, pod, port)
 	}), gateway.WithURL("http", 29000))
 	if err != nil {
@@ -61,8 +66,8 @@ func TestGatewayLinks(t *testing.T) {
 	if _, err := r.m.URL(ctx, "ghost", api.URLRequest{}); !errdefs.IsNotFound(err) {
 		t.Errorf("missing pod: %v", err)
 	}
-	if addr, err := r.m.Backend(ctx, "web", "app"); err != nil || addr != "10.88.0.2:8080" {
-		t.Errorf("Backend = %q, %v", addr, err)
+	if be, err := r.m.Backend(ctx, "web", "app"); err != nil || be.Addr != "10.88.0.2:8080" || be.Header != nil {
+		t.Errorf("Backend = %+v, %v", be, err)
 	}
 	if _, err := r.m.Backend(ctx, "web", "nope"); !errdefs.IsNotFound(err) {
 		t.Errorf("Backend of a missing port: %v", err)
@@ -103,5 +108,46 @@ func TestURLWithoutGateway(t *testing.T) {
 	}
 	if err := r.m.RevokeURLs(context.Background(), "web"); err != nil {
 		t.Errorf("revoke without a gateway: %v", err)
+	}
+}
+
+// The web terminal's port gets the pod's token from the gateway; other
+// ports get nothing added.
+func TestBackendWebtermToken(t *testing.T) {
+	r := newRig(t)
+	spec := podSpec("term")
+	spec.Network.Ports = append(spec.Network.Ports, podspec.Port{Name: "terminal", Internal: 3003})
+	spec.Services = []podspec.Service{{Name: "web-terminal", Port: 3003,
+		Command: []string{"/.pinacle/bin/pinacle-node", "webterm", "--port", "3003", "--token-file", "/.pinacle/config/webterm.token"}}}
+	r.h.onCreate = func(bundle string) { // init says ready
+		b, _ := json.Marshal(supervisor.Status{Ready: true, StartedAt: time.Now(), UpdatedAt: time.Now()})
+		_ = os.WriteFile(filepath.Join(filepath.Dir(bundle), "run", "status.json"), b, 0o644)
+	}
+	if _, err := r.m.Create(context.Background(), api.CreateRequest{Spec: spec, Wait: true}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := os.ReadFile(filepath.Join(r.m.configDir("term"), webtermTokenFile))
+	if err != nil || len(strings.TrimSpace(string(tok))) != 64 {
+		t.Fatalf("token file: %q %v", tok, err)
+	}
+	if fi, _ := os.Stat(filepath.Join(r.m.configDir("term"), webtermTokenFile)); fi.Mode().Perm() != 0o644 {
+		t.Errorf("token mode %v", fi.Mode())
+	}
+	be, err := r.m.Backend(context.Background(), "term", "terminal")
+	if err != nil || be.Header.Get("Authorization") != "Bearer "+strings.TrimSpace(string(tok)) {
+		t.Errorf("terminal backend %+v, %v; want the token as a bearer", be, err)
+	}
+	if be, err := r.m.Backend(context.Background(), "term", "app"); err != nil || be.Header != nil {
+		t.Errorf("app backend %+v, %v; want no header", be, err)
+	}
+	// A restart of the pod keeps the token.
+	if _, err := r.m.Stop(context.Background(), "term"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.m.Start(context.Background(), "term"); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(filepath.Join(r.m.configDir("term"), webtermTokenFile)); string(again) != string(tok) {
+		t.Error("the token changed across stop and start")
 	}
 }
