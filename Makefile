@@ -7,7 +7,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.Version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: all build cross setup test unit e2e bench fuzz lint leakcheck clean
+.PHONY: all build cross setup test unit e2e bench fuzz chaos lint leakcheck clean
 
 all: build
 
@@ -33,6 +33,11 @@ unit:
 ## e2e: the real binary against real runsc, CNI and a loopback registry, then the leak check
 e2e: build
 	set -o pipefail; $(GO) test -json -count=1 -timeout 40m ./e2e/... | $(GO) run ./hack/testreport
+
+## chaos: SIGKILL the daemon (and sandboxes) at random under concurrent clients, 200 rounds (CHAOS_ROUNDS); CI runs a short version in e2e
+CHAOS_ROUNDS ?= 200
+chaos: build
+	PINACLE_CHAOS_ROUNDS=$(CHAOS_ROUNDS) $(GO) test -count=1 -timeout 180m -run '^TestChaos$$' -v ./e2e/
 
 ## bench: the figures each issue asks for
 bench: build

@@ -78,6 +78,7 @@ func startDaemonWith(t *testing.T, editCfg func(string) string, prepare func(dir
 		t.Fatalf("import: %s", r.stderr)
 	}
 	d.logPath = filepath.Join(dir, "serve.log")
+	guardLeaks(t, dir) // its check runs after shutdown (cleanups run last-in first-out)
 	t.Cleanup(d.shutdown)
 	d.start(env...)
 	return d

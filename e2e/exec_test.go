@@ -80,7 +80,12 @@ func TestNodeExecTTY(t *testing.T) {
 		return strings.Contains(screen.String(), "40 120")
 	})
 	send("sleep 1000; echo slept-$((2+3))-through\n")
-	time.Sleep(500 * time.Millisecond)
+	// ^C only once the sleep runs: sent earlier, it would reach the shell
+	// instead and the sleep would never be interrupted.
+	poll(t, 20*time.Second, "the sleep running in the pod", func() bool {
+		r := d.cli("pod", "exec", "tty", "--", "ps", "-o", "args")
+		return r.code == 0 && strings.Contains(r.stdout, "sleep 1000")
+	})
 	send("\x03")
 	send("echo after-$((1+1))-int\n")
 	expect("after-2-int")

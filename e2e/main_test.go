@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pinacle/pinacle-node/internal/leakcheck"
 	"github.com/pinacle/pinacle-node/internal/testenv"
 )
 
@@ -53,13 +52,16 @@ func run(m *testing.M) int {
 		return 1
 	}
 	ctx := context.Background()
-	// What the node and the tests name: pinacle dirs and cgroups, PINACLE
-	// iptables chains, pn* bridges and veths, pnt-* test namespaces.
-	leakFilter := []string{"pinacle", "PINACLE", "pn", workRoot}
-	before := leakcheck.Take(ctx, leakFilter...)
+	probe := suiteProbe()
+	before := probe.Take(ctx)
+	if err := before.Err(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: leak check cannot run:", err)
+		return 1
+	}
 	code := m.Run()
-	// The leak check: whatever the tests created under our names must be gone.
-	if err := leakcheck.Check(ctx, before, 10*time.Second, leakFilter...); err != nil {
+	// The leak check: whatever the tests created under our names must be
+	// gone (each test that starts a daemon is also checked on its own).
+	if err := probe.Check(ctx, before, 10*time.Second); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: leak check failed:", err)
 		if code == 0 {
 			code = 1

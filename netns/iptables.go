@@ -145,10 +145,16 @@ var metadataAddr = netip.MustParsePrefix("169.254.169.254/32")
 func podChainLines(a *Attachment, p Policy, nodeFwd, nodeIn string, alsoDeny []netip.Prefix) []string {
 	e, h, src := a.EgressChain, a.HostChain, a.IP.String()+"/32"
 	lines := []string{":" + e + " - [0:0]", ":" + h + " - [0:0]"}
+	if a.DomainChain != "" {
+		lines = append(lines, ":"+a.DomainChain+" - [0:0]")
+	}
 	add := func(chain, rule string) { lines = append(lines, "-A "+chain+" "+rule) }
 	for _, c := range []string{e, h} {
 		add(c, "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
 		add(c, "! -s "+src+" -j DROP") // anti-spoofing: only the pod's own address
+		if p.mode() == ModeNoEgress {
+			continue // nothing new leaves the pod: not even DNS
+		}
 		for _, r := range p.Deny {
 			for _, m := range ruleMatches(r) {
 				add(c, m+" -j REJECT")
@@ -173,6 +179,9 @@ func podChainLines(a *Attachment, p Policy, nodeFwd, nodeIn string, alsoDeny []n
 		}
 		add(e, "-j ACCEPT")
 	} else {
+		if a.DomainChain != "" {
+			add(e, "-j "+a.DomainChain) // addresses of allowed names, as the pod resolved them
+		}
 		add(e, "-j REJECT")
 	}
 	add(h, "-j REJECT")

@@ -1,7 +1,9 @@
 package netns
 
 import (
+	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -39,5 +41,38 @@ COMMIT
 	}
 	if got := removeChainsLines(tables["filter"], "nothing"); len(got) != 0 {
 		t.Errorf("absent chain: %q", got)
+	}
+}
+
+// Mode noegress lets nothing new out, DNS included; a domain chain is
+// jumped to after the Allow rules, just before the final REJECT.
+func TestPodChainLinesModes(t *testing.T) {
+	a := &Attachment{
+		IP: netip.MustParseAddr("10.201.0.2"), Bridge: "q1", EgressChain: "P-1-E", HostChain: "P-1-H",
+		DNS: DNS{Nameservers: []netip.Addr{netip.MustParseAddr("10.201.0.1")}},
+	}
+	none := podChainLines(a, Policy{Mode: ModeNoEgress}, "P-FORWARD", "P-INPUT", nil)
+	want := []string{
+		":P-1-E - [0:0]", ":P-1-H - [0:0]",
+		"-A P-1-E -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", "-A P-1-E ! -s 10.201.0.2/32 -j DROP",
+		"-A P-1-H -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", "-A P-1-H ! -s 10.201.0.2/32 -j DROP",
+		"-A P-1-E -j REJECT", "-A P-1-H -j REJECT",
+		"-A P-FORWARD -i q1 -j P-1-E", "-A P-INPUT -i q1 -j P-1-H",
+	}
+	if !reflect.DeepEqual(none, want) {
+		t.Errorf("noegress:\n%q\nwant\n%q", none, want)
+	}
+	a.DomainChain = "P-1-D"
+	allow := strings.Join(podChainLines(a, Policy{Mode: ModeAllowlist, Domains: []string{"x.com"},
+		Allow: []Rule{{CIDR: netip.MustParsePrefix("198.51.100.0/24")}}}, "P-FORWARD", "P-INPUT", nil), "\n")
+	for _, seq := range []string{
+		":P-1-D - [0:0]",
+		"-A P-1-E -d 198.51.100.0/24 -j ACCEPT\n",
+		"-A P-1-E -j P-1-D\n-A P-1-E -j REJECT",
+		"-A P-1-H -d 10.201.0.1/32 -p udp --dport 53 -j ACCEPT",
+	} {
+		if !strings.Contains(allow, seq) {
+			t.Errorf("allowlist with domains lacks %q:\n%s", seq, allow)
+		}
 	}
 }

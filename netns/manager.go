@@ -9,7 +9,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/containernetworking/cni/libcni"
@@ -48,6 +50,11 @@ type Manager interface {
 	// DrainWarmPool tears down every unclaimed warm entry, including any
 	// an earlier process left behind.
 	DrainWarmPool(ctx context.Context) error
+	// ResumeDNSFilters starts the DNS filter (Policy.Domains) of every
+	// pod network that has one and whose filter is not running in this
+	// process: call it once after a daemon restart. Setup starts the
+	// filters of new networks itself; Teardown stops them.
+	ResumeDNSFilters(ctx context.Context) error
 }
 
 type manager struct {
@@ -60,6 +67,9 @@ type manager struct {
 	// per Setup). If someone removes them behind our back the restore fails
 	// on the missing jump target and we check again. Guarded by iptMu.
 	nodeChains bool
+
+	filtMu  sync.Mutex
+	filters map[string]*dnsFilter // pod ID -> its running DNS filter
 
 	warmMu    sync.Mutex
 	warmReady []string      // warm entry IDs ready to claim, oldest first
@@ -94,6 +104,7 @@ func New(opts ...Option) (Manager, error) {
 			PluginDecoder: version.PluginDecoder{},
 		}),
 		warmKick: make(chan struct{}, 1),
+		filters:  map[string]*dnsFilter{},
 	}, nil
 }
 
@@ -229,6 +240,11 @@ func (m *manager) Setup(ctx context.Context, spec Spec) (_ *Attachment, retErr e
 	if err := m.installChains(ctx, a, spec.Policy); err != nil {
 		return nil, fmt.Errorf("pod %s: %w", spec.PodID, err)
 	}
+	if a.DomainChain != "" {
+		if err := m.startDNSFilter(a, nil); err != nil {
+			return nil, fmt.Errorf("pod %s: %w", spec.PodID, err)
+		}
+	}
 	if err := m.writeRecord(spec.PodID, a); err != nil {
 		return nil, err
 	}
@@ -242,7 +258,9 @@ func (m *manager) Setup(ctx context.Context, spec Spec) (_ *Attachment, retErr e
 // is released again.
 func (m *manager) plan(ctx context.Context, spec Spec, a *Attachment) error {
 	a.DNS = spec.DNS
-	if len(a.DNS.Nameservers) == 0 {
+	if spec.Policy.mode() == ModeNoEgress {
+		a.DNS.Nameservers = nil // the pod may send no DNS: no resolver to time out on
+	} else if len(a.DNS.Nameservers) == 0 {
 		host, err := m.hostDNS()
 		if err != nil {
 			return fmt.Errorf("pod %s: host resolvers: %w", spec.PodID, err)
@@ -266,6 +284,13 @@ func (m *manager) plan(ctx context.Context, spec Spec, a *Attachment) error {
 	a.Subnet = sub
 	a.Gateway = gatewayOf(sub)
 	a.PrefixLen = sub.Bits()
+	if len(spec.Policy.Domains) > 0 {
+		// The pod's one resolver is the node's filter on its gateway.
+		a.Domains = slices.Clone(spec.Policy.Domains)
+		a.Upstreams = a.DNS.Nameservers
+		a.DNS.Nameservers = []netip.Addr{a.Gateway}
+		a.DomainChain = strings.TrimSuffix(a.EgressChain, "-E") + "-D"
+	}
 	if a.ConfList, err = confList(a, m.ipamDir(), spec.Bandwidth); err != nil {
 		return errors.Join(err, m.releaseSubnet(ctx, spec.PodID))
 	}

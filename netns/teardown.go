@@ -57,9 +57,13 @@ func (m *manager) teardownNetwork(ctx context.Context, log *slog.Logger, a *Atta
 	// What the plugins could not clean up (netns gone, address missing,
 	// DEL failed) we remove ourselves: the names are deterministic.
 	var errs []error
+	filter := []string{a.EgressChain, a.HostChain}
+	if a.DomainChain != "" {
+		filter = append(filter, a.DomainChain) // after E, which jumps to it
+	}
 	if err := m.removeChainsIn(ctx, map[string][]string{
 		"nat":    {a.MasqChain},
-		"filter": {a.EgressChain, a.HostChain},
+		"filter": filter,
 	}); err != nil {
 		errs = append(errs, err)
 	}
@@ -85,6 +89,7 @@ func (m *manager) teardown(ctx context.Context, podID string) error {
 	log := m.log.With("pod", podID)
 	var errs []error
 	alive := nsAlive(a.NetnsPath)
+	m.stopDNSFilter(podID) // before its chain goes
 
 	if a.Mode != ModeNone && len(a.ConfList) > 0 {
 		errs = append(errs, m.teardownNetwork(ctx, log, a, alive)...)

@@ -17,8 +17,13 @@ const (
 	// ModeDefault allows the internet and denies private, shared and
 	// link-local ranges (and every pod subnet) unless an Allow rule opens them.
 	ModeDefault Mode = "default"
-	// ModeAllowlist denies everything except DNS and the Allow rules.
+	// ModeAllowlist denies everything except DNS, the Allow rules and the
+	// addresses that Domains resolve to (see Policy.Domains).
 	ModeAllowlist Mode = "allowlist"
+	// ModeNoEgress gives the pod a network that the host reaches (its
+	// ports are forwarded) but from which the pod sends nothing new: no
+	// DNS, no rules. Its resolv.conf names no nameserver.
+	ModeNoEgress Mode = "noegress"
 	// ModeNone gives the pod a namespace with only loopback: no CNI at all.
 	ModeNone Mode = "none"
 )
@@ -39,6 +44,12 @@ type Policy struct {
 	Mode  Mode   `json:"mode,omitempty"`
 	Allow []Rule `json:"allow,omitempty"`
 	Deny  []Rule `json:"deny,omitempty"`
+	// Domains (ModeAllowlist only) are names, exact or "*.suffix", whose
+	// addresses the pod may reach once it has resolved them: the pod's
+	// resolver is a filter on its gateway that answers only these names
+	// and opens each answered A record for its TTL (at least
+	// DomainTTLFloor) before the pod sees the answer. Deny rules still win.
+	Domains []string `json:"domains,omitempty"`
 }
 
 // Bandwidth limits in bits per second (rates) and bits (bursts), applied by
@@ -86,6 +97,11 @@ type Attachment struct {
 	PrefixLen int          `json:"prefixLen,omitempty"`
 	DNS       DNS          `json:"dns"`
 	Hostname  string       `json:"hostname,omitempty"`
+	// Domains and Upstreams are set when the pod's policy has domains:
+	// DNS.Nameservers is then the gateway, where the node's filter
+	// answers, and Upstreams are the resolvers it forwards to.
+	Domains   []string     `json:"domains,omitempty"`
+	Upstreams []netip.Addr `json:"upstreams,omitempty"`
 
 	// Host-side resources, named deterministically at the start of Setup so
 	// that Teardown can find them even if Setup died half way.
@@ -94,6 +110,7 @@ type Attachment struct {
 	ContainerID string `json:"containerID,omitempty"` // CNI container ID
 	EgressChain string `json:"egressChain,omitempty"` // filter chain jumped to from FORWARD
 	HostChain   string `json:"hostChain,omitempty"`   // filter chain jumped to from INPUT
+	DomainChain string `json:"domainChain,omitempty"` // filter chain of resolved domain addresses, jumped to from EgressChain
 	MasqChain   string `json:"masqChain,omitempty"`   // nat chain for the pod's outbound masquerade
 	// SubnetOwner is who holds the subnet reservation when it is not the
 	// pod itself: the warm pool entry the network was made as.
@@ -139,12 +156,20 @@ func (r Rule) Validate(field string) error {
 func (p Policy) Validate() error {
 	switch p.Mode {
 	case "", ModeDefault, ModeAllowlist:
-	case ModeNone:
-		if len(p.Allow)+len(p.Deny) > 0 {
-			return fmt.Errorf("policy: mode none takes no rules: %w", errdefs.ErrInvalidArgument)
+	case ModeNone, ModeNoEgress:
+		if len(p.Allow)+len(p.Deny)+len(p.Domains) > 0 {
+			return fmt.Errorf("policy: mode %s takes no rules and no domains: %w", p.Mode, errdefs.ErrInvalidArgument)
 		}
 	default:
-		return fmt.Errorf("policy.mode %q: must be default, allowlist or none: %w", p.Mode, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("policy.mode %q: must be default, allowlist, noegress or none: %w", p.Mode, errdefs.ErrInvalidArgument)
+	}
+	if len(p.Domains) > 0 && p.Mode != ModeAllowlist {
+		return fmt.Errorf("policy.domains: only with mode allowlist: %w", errdefs.ErrInvalidArgument)
+	}
+	for i, d := range p.Domains {
+		if _, err := parseDomainPattern(d); err != nil {
+			return fmt.Errorf("policy.domains[%d] %q: %v: %w", i, d, err, errdefs.ErrInvalidArgument)
+		}
 	}
 	for i, r := range p.Allow {
 		if err := r.Validate(fmt.Sprintf("policy.allow[%d]", i)); err != nil {

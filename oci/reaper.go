@@ -93,6 +93,13 @@ func (r *reaper) start(cmd interface{ Start() error }, pid func() int) (done fun
 	}, nil
 }
 
+// owns says whether pid is a process this one started (and has not reaped).
+func (r *reaper) owns(pid int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.own[pid]
+}
+
 // adopt tracks our children that runsc left behind: sandboxes and gofers
 // (argv[0] runsc-sandbox, runsc-gofer) and the helpers of a detached exec
 // (the runsc binary itself), and returns the newly tracked pids. It is

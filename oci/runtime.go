@@ -34,6 +34,10 @@ type Runtime interface {
 	// Restore creates the container from bundle and a checkpoint image.
 	Restore(ctx context.Context, id, bundle string, opts RestoreOpts) error
 	Stats(ctx context.Context, id string) (Stats, error)
+	// KillStale kills the runsc invocations for id that an earlier process
+	// of this node left running when it died (a create or restore cut
+	// short), so that recovery does not race them.
+	KillStale(ctx context.Context, id string) error
 }
 
 // Network modes (runsc --network).

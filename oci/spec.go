@@ -62,6 +62,10 @@ type SpecOptions struct {
 	// in the container's cgroup, so a small quota makes the boot several
 	// times slower (docs/runtime.md, Figures).
 	DeferCPUQuota bool
+	// CPUShares is the cgroup's relative CPU weight under contention
+	// (cgroup v1 cpu.shares; 1024 is one CPU's worth). Zero leaves the
+	// kernel default.
+	CPUShares uint64
 	// MemoryBytes limits memory; swap is set to the same value (no swap).
 	MemoryBytes int64
 	PidsLimit   int64
@@ -195,7 +199,8 @@ func (o SpecOptions) capabilities() []string {
 	return caps
 }
 
-// addResources sets the cgroup limits (CPU, memory without swap, pids).
+// addResources sets the cgroup limits (CPU quota and shares, memory
+// without swap, pids).
 func (o SpecOptions) addResources(s *specs.Spec) {
 	if o.CPUs > 0 {
 		quota, period := int64(o.CPUs*CPUPeriod), uint64(CPUPeriod)
@@ -204,6 +209,13 @@ func (o SpecOptions) addResources(s *specs.Spec) {
 			quota = -1 // unlimited until started
 		}
 		s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
+	}
+	if o.CPUShares > 0 {
+		if s.Linux.Resources.CPU == nil {
+			s.Linux.Resources.CPU = &specs.LinuxCPU{}
+		}
+		shares := o.CPUShares
+		s.Linux.Resources.CPU.Shares = &shares
 	}
 	if o.MemoryBytes > 0 {
 		limit, swap := o.MemoryBytes, o.MemoryBytes

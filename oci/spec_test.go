@@ -113,7 +113,7 @@ func TestBuildSpec(t *testing.T) {
 		Hostname:    "pod1",
 		Mounts:      []Mount{{Source: vol, Destination: "/data", ReadOnly: true}},
 		CgroupsPath: "/pinacle/pod1",
-		CPUs:        1.5, MemoryBytes: 256 << 20, PidsLimit: 512, NoFile: 4096,
+		CPUs:        1.5, CPUShares: 1024, MemoryBytes: 256 << 20, PidsLimit: 512, NoFile: 4096,
 		NetNSPath:   "/run/netns/p1",
 		Network:     NetworkSandbox,
 		ResolvConf:  []byte("nameserver 10.0.0.1\n"),
@@ -136,7 +136,7 @@ func TestBuildSpec(t *testing.T) {
 		t.Errorf("process %+v", p)
 	}
 	r := s.Linux.Resources
-	if *r.CPU.Quota != 150000 || *r.CPU.Period != 100000 || *r.Memory.Limit != 256<<20 || *r.Memory.Swap != 256<<20 || *r.Pids.Limit != 512 {
+	if *r.CPU.Quota != 150000 || *r.CPU.Period != 100000 || r.CPU.Shares == nil || *r.CPU.Shares != 1024 || *r.Memory.Limit != 256<<20 || *r.Memory.Swap != 256<<20 || *r.Pids.Limit != 512 {
 		t.Errorf("resources %+v", r)
 	}
 	var netns string

@@ -69,9 +69,11 @@ const (
 	// EgressDefault allows the internet and denies private, link-local
 	// (cloud metadata), CGNAT and loopback ranges of the host side.
 	EgressDefault EgressMode = "default"
-	// EgressNone denies all egress except what Allow lists.
+	// EgressNone denies all egress, DNS included; it takes no rules. The
+	// pod keeps its address, so its ports are still served.
 	EgressNone EgressMode = "none"
-	// EgressAllowlist denies all egress except Allow rules and Domains.
+	// EgressAllowlist denies all egress except DNS, Allow rules and the
+	// addresses that Domains resolve to in the pod's own DNS answers.
 	EgressAllowlist EgressMode = "allowlist"
 )
 
@@ -81,7 +83,7 @@ type Egress struct {
 	Mode    EgressMode   `json:"mode,omitempty"` // default "default"
 	Allow   []EgressRule `json:"allow,omitempty"`
 	Deny    []EgressRule `json:"deny,omitempty"`
-	Domains []string     `json:"domains,omitempty"` // allowlist mode: names resolved by the node when it provisions
+	Domains []string     `json:"domains,omitempty"` // allowlist mode: names (exact or "*.suffix") whose answered addresses the pod may reach
 }
 
 // EgressRule matches destinations by CIDR, and optionally ports and protocol.

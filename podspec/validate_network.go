@@ -19,6 +19,9 @@ func (n *Network) validate(e *errList) {
 	}
 	if n.DNS != nil {
 		n.DNS.validate(e)
+		if n.Egress != nil && n.Egress.Mode == EgressNone && len(n.DNS.Nameservers) > 0 {
+			e.add("network.dns.nameservers", "not used with egress mode none: the pod sends no DNS")
+		}
 	}
 }
 
@@ -93,6 +96,15 @@ func (g *Egress) validate(e *errList) {
 	}
 	validateRules("network.egress.allow", g.Allow, e)
 	validateRules("network.egress.deny", g.Deny, e)
+	if g.Mode == EgressNone {
+		// none means no egress at all: a rule would only mislead.
+		if len(g.Allow) > 0 {
+			e.add("network.egress.allow", "not used with mode none (no egress at all); use mode allowlist")
+		}
+		if len(g.Deny) > 0 {
+			e.add("network.egress.deny", "not used with mode none (everything is denied already)")
+		}
+	}
 	if len(g.Domains) > 0 && (g.Mode == "" || g.Mode == EgressDefault || g.Mode == EgressNone) {
 		e.add("network.egress.domains", "only used with mode allowlist")
 	}

@@ -123,6 +123,22 @@ func TestValidationMessages(t *testing.T) {
 		{"egress protocol", func(p *Pod) { p.Network.Egress.Allow[0].Protocol = "icmp" }, "network.egress.allow[0].protocol", `"icmp": want tcp, udp or any`},
 		{"egress port", func(p *Pod) { p.Network.Egress.Allow[0].Ports = []int{5432, 0} }, "network.egress.allow[0].ports[1]", "0 is not a port"},
 		{"domains mode", func(p *Pod) { p.Network.Egress.Mode = EgressDefault }, "network.egress.domains", "only used with mode allowlist"},
+		{"none allow", func(p *Pod) {
+			p.Network.DNS = nil
+			p.Network.Egress = &Egress{Mode: EgressNone, Allow: p.Network.Egress.Allow}
+		},
+			"network.egress.allow", "not used with mode none (no egress at all); use mode allowlist"},
+		{"none deny", func(p *Pod) {
+			p.Network.DNS = nil
+			p.Network.Egress = &Egress{Mode: EgressNone, Deny: p.Network.Egress.Deny}
+		},
+			"network.egress.deny", "not used with mode none"},
+		{"none domains", func(p *Pod) {
+			p.Network.DNS = nil
+			p.Network.Egress = &Egress{Mode: EgressNone, Domains: p.Network.Egress.Domains}
+		},
+			"network.egress.domains", "only used with mode allowlist"},
+		{"none nameservers", func(p *Pod) { p.Network.Egress = &Egress{Mode: EgressNone} }, "network.dns.nameservers", "not used with egress mode none"},
 		{"domain bad", func(p *Pod) { p.Network.Egress.Domains[1] = "exa mple.com" }, "network.egress.domains[1]", `"exa mple.com" is not a domain name`},
 		{"ingress burst", func(p *Pod) { p.Network.Bandwidth.IngressBurst = 0 }, "network.bandwidth.ingressBurst", "required when ingressRate is set"},
 		{"egress rate", func(p *Pod) { p.Network.Bandwidth.EgressRate = 0 }, "network.bandwidth.egressRate", "required when egressBurst is set"},

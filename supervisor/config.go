@@ -59,6 +59,13 @@ type Config struct {
 	BackoffInitial podspec.Duration `json:"backoffInitial,omitempty"`
 	BackoffMax     podspec.Duration `json:"backoffMax,omitempty"`
 	BackoffReset   podspec.Duration `json:"backoffReset,omitempty"`
+
+	// Checks are the pod-level readiness checks (the spec's healthChecks):
+	// Status.Ready holds only while every one passes. Exec checks run as
+	// User in WorkingDir (the pod's), with Env.
+	Checks     []podspec.NamedHealthCheck `json:"checks,omitempty"`
+	User       string                     `json:"user,omitempty"`
+	WorkingDir string                     `json:"workingDir,omitempty"`
 }
 
 // LoadConfig reads a config file strictly (unknown fields are errors),
@@ -123,6 +130,7 @@ func (c *Config) applyDefaults() {
 	for i := range c.Services {
 		c.Services[i].Default()
 	}
+	c.defaultChecks()
 }
 
 func invalid(format string, args ...any) error {
@@ -165,7 +173,7 @@ func (c *Config) Validate() error {
 		if s.Creates != "" && len(s.Install) == 0 {
 			return invalid("service %s: creates is set but install is empty", s.Name)
 		}
-		if err := validateHealth(s.Name, s.HealthCheck); err != nil {
+		if err := validateHealth("service "+s.Name, s.HealthCheck); err != nil {
 			return err
 		}
 	}
@@ -182,38 +190,38 @@ func (c *Config) Validate() error {
 	if cyc := findCycle(c.Services); cyc != nil {
 		return invalid("dependency cycle: %s", strings.Join(cyc, " -> "))
 	}
-	return nil
+	return c.validateChecks()
 }
 
-func validateHealth(name string, h *podspec.HealthCheck) error {
+func validateHealth(who string, h *podspec.HealthCheck) error {
 	if h == nil {
 		return nil
 	}
 	switch h.Type {
 	case podspec.HealthHTTP, podspec.HealthTCP:
 		if h.Port <= 0 || h.Port > 65535 {
-			return invalid("service %s: healthCheck.port %d: want 1-65535 (or set the service port)", name, h.Port)
+			return invalid("%s: healthCheck.port %d: want 1-65535 (or set the service port)", who, h.Port)
 		}
 		if h.Type == podspec.HealthHTTP {
 			if !strings.HasPrefix(h.Path, "/") {
-				return invalid("service %s: healthCheck.path %q: must start with /", name, h.Path)
+				return invalid("%s: healthCheck.path %q: must start with /", who, h.Path)
 			}
 			if h.StatusMin < 100 || h.StatusMax > 599 || h.StatusMin > h.StatusMax {
-				return invalid("service %s: healthCheck status range %d-%d: want 100 <= min <= max <= 599", name, h.StatusMin, h.StatusMax)
+				return invalid("%s: healthCheck status range %d-%d: want 100 <= min <= max <= 599", who, h.StatusMin, h.StatusMax)
 			}
 		}
 	case podspec.HealthExec:
 		if len(h.Command) == 0 || h.Command[0] == "" {
-			return invalid("service %s: healthCheck.command is empty", name)
+			return invalid("%s: healthCheck.command is empty", who)
 		}
 	default:
-		return invalid("service %s: healthCheck.type %q: want http, tcp or exec", name, h.Type)
+		return invalid("%s: healthCheck.type %q: want http, tcp or exec", who, h.Type)
 	}
 	if h.Interval.Duration <= 0 || h.Timeout.Duration <= 0 || h.StartPeriod.Duration < 0 {
-		return invalid("service %s: healthCheck interval and timeout must be positive", name)
+		return invalid("%s: healthCheck interval and timeout must be positive", who)
 	}
 	if h.Retries < 1 {
-		return invalid("service %s: healthCheck.retries %d: must be at least 1", name, h.Retries)
+		return invalid("%s: healthCheck.retries %d: must be at least 1", who, h.Retries)
 	}
 	return nil
 }

@@ -131,13 +131,30 @@ func readFull(f *os.File, b []byte) (int, error) {
 	return n, nil
 }
 
-// healthLoop probes until ctx is done and reports each verdict change.
+// healthLoop probes r's service until ctx is done and reports each
+// verdict change on its status.
+func (s *Supervisor) healthLoop(ctx context.Context, r *runner, gen int) {
+	probeLoop(ctx, r.spec.HealthCheck, s.newProbe(r), verdicts{
+		healthy:   func() { s.setHealth(r, gen, HealthHealthy, "") },
+		failing:   func(err error) { s.noteHealthError(r, gen, err) },
+		unhealthy: func(reason string) { s.setHealth(r, gen, HealthUnhealthy, reason) },
+	})
+}
+
+// verdicts is what a probe loop reports: a pass, a failure that does not
+// count yet (start period, or fewer than retries in a row), and the
+// unhealthy verdict with its reason.
+type verdicts struct {
+	healthy   func()
+	failing   func(err error)
+	unhealthy func(reason string)
+}
+
+// probeLoop runs check on h's schedule until ctx is done.
 // Until the first success (within the start period) it probes on a fast
 // schedule so a service that comes up quickly is seen healthy within
 // milliseconds, not a full interval later.
-func (s *Supervisor) healthLoop(ctx context.Context, r *runner, gen int) {
-	h := r.spec.HealthCheck
-	check := s.newProbe(r)
+func probeLoop(ctx context.Context, h *podspec.HealthCheck, check probe, v verdicts) {
 	started := time.Now()
 	inStart := true
 	fails := 0
@@ -165,9 +182,9 @@ func (s *Supervisor) healthLoop(ctx context.Context, r *runner, gen int) {
 		next := h.Interval.Duration
 		if err == nil {
 			inStart, fails = false, 0
-			s.setHealth(r, gen, HealthHealthy, "")
+			v.healthy()
 		} else if inStart && time.Since(started) < h.StartPeriod.Duration {
-			s.noteHealthError(r, gen, err)
+			v.failing(err)
 		} else {
 			fails++
 			if fails >= h.Retries {
@@ -175,9 +192,9 @@ func (s *Supervisor) healthLoop(ctx context.Context, r *runner, gen int) {
 				if inStart {
 					reason = fmt.Sprintf("never became healthy (start period %s, %d failures after it): %v", h.StartPeriod, fails, err)
 				}
-				s.setHealth(r, gen, HealthUnhealthy, reason)
+				v.unhealthy(reason)
 			} else {
-				s.noteHealthError(r, gen, err)
+				v.failing(err)
 			}
 		}
 		if inStart && time.Since(started) < h.StartPeriod.Duration {

@@ -190,3 +190,33 @@ func waitLog(t *testing.T, cfg *Config, name string, want ...string) string {
 	})
 	return log
 }
+
+// waitOutput is waitLog over the service's own output only: the
+// supervisor's lines ("[pinacle TIME] started sh -c ... echo traps set")
+// quote the command, so a marker the command echoes is found there before
+// the command has run a single line.
+func waitOutput(t *testing.T, cfg *Config, name string, want ...string) string {
+	t.Helper()
+	var out string
+	poll(t, 10*time.Second, func() (bool, string) {
+		out = ownOutput(readLog(t, cfg, name))
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				return false, fmt.Sprintf("output of %s to contain %q:\n%s", name, w, out)
+			}
+		}
+		return true, ""
+	})
+	return out
+}
+
+// ownOutput drops the supervisor's own lines from a service's log.
+func ownOutput(log string) string {
+	var own []string
+	for _, l := range strings.Split(log, "\n") {
+		if !strings.HasPrefix(l, "[pinacle ") {
+			own = append(own, l)
+		}
+	}
+	return strings.Join(own, "\n")
+}

@@ -164,11 +164,11 @@ func TestInitForwardsSignals(t *testing.T) {
 	cfg := testConfig(t, hup)
 	cmd, _ := startInit(t, cfg)
 	readyStatus(t, cfg, 20*time.Second)
-	waitLog(t, cfg, "hup", "traps set") // signals before the traps would kill the shell
+	waitOutput(t, cfg, "hup", "traps set") // signals before the traps would kill the shell
 	cmd.Process.Signal(syscall.SIGHUP)
 	cmd.Process.Signal(syscall.SIGUSR1)
 	poll(t, 10*time.Second, func() (bool, string) {
-		l := readLog(t, cfg, "hup")
+		l := ownOutput(readLog(t, cfg, "hup")) // not the "started" line quoting the traps
 		return strings.Contains(l, "got HUP") && strings.Contains(l, "got USR1"), "log:\n" + l
 	})
 	if st, _ := ReadStatus(cfg.StatusFile); st.Service("hup").Restarts != 0 {

@@ -37,7 +37,8 @@ const (
 // entry per service, in config order.
 type Status struct {
 	// Ready is true when every service is healthy, running without a
-	// health check, or has exited 0 under a policy that does not restart it.
+	// health check, or has exited 0 under a policy that does not restart
+	// it, and every pod-level check passes.
 	Ready     bool            `json:"ready"`
 	UpdatedAt time.Time       `json:"updatedAt"`
 	InitPid   int             `json:"initPid"`
@@ -45,6 +46,7 @@ type Status struct {
 	Stopping  bool            `json:"stopping,omitempty"`
 	Error     string          `json:"error,omitempty"` // why init could not run the services (bad config)
 	Services  []ServiceStatus `json:"services"`
+	Checks    []CheckStatus   `json:"checks,omitempty"` // pod-level readiness checks, in config order
 }
 
 // ServiceStatus is one service's entry in the status file.

@@ -30,6 +30,7 @@ type Supervisor struct {
 
 	runners []*runner
 	byName  map[string]*runner
+	checks  []*podCheck
 
 	mu        sync.Mutex
 	changed   chan struct{} // closed and replaced on every status change
@@ -80,6 +81,7 @@ func WithUserDB(passwd, group string) Option {
 func New(cfg *Config, opts ...Option) (*Supervisor, error) {
 	c := *cfg
 	c.Services = slices.Clone(cfg.Services)
+	c.Checks = slices.Clone(cfg.Checks)
 	for i := range c.Services {
 		if h := c.Services[i].HealthCheck; h != nil {
 			hc := *h
@@ -112,6 +114,7 @@ func New(cfg *Config, opts ...Option) (*Supervisor, error) {
 		s.runners = append(s.runners, r)
 		s.byName[r.spec.Name] = r
 	}
+	s.newPodChecks(now)
 	return s, nil
 }
 
@@ -166,11 +169,13 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		}
 	}
 
-	s.log.Info("starting services", "count", len(s.runners))
+	s.log.Info("starting services", "count", len(s.runners), "checks", len(s.checks))
 	for _, r := range s.runners {
 		go r.loop()
 	}
+	stopChecks := s.startChecks(ctx)
 	<-ctx.Done()
+	stopChecks()
 	s.shutdown()
 	if ctl != nil {
 		ctl.close()
@@ -257,6 +262,9 @@ func (s *Supervisor) snapshotLocked() *Status {
 			st.Ready = false
 		}
 	}
+	var checksOK bool
+	st.Checks, checksOK = s.checkStatusesLocked()
+	st.Ready = st.Ready && checksOK
 	return st
 }
 

@@ -1,5 +1,11 @@
 package webterm
 
+import (
+	"encoding/json"
+
+	"github.com/creack/pty"
+)
+
 // The wire protocol on /ws:
 //
 //   - binary messages carry terminal bytes: keyboard input from the page,
@@ -43,4 +49,18 @@ const maxDim = 1000
 
 func validSize(cols, rows int) bool {
 	return cols > 0 && rows > 0 && cols <= maxDim && rows <= maxDim
+}
+
+// resizeFrom reads a control frame from the page: the terminal size it
+// asks for, or nil for a frame that asks for nothing the server does (an
+// unknown type, a size out of range). Only malformed JSON is an error.
+func resizeFrom(data []byte) (*pty.Winsize, error) {
+	var m Control
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, err
+	}
+	if m.Type != TypeResize || !validSize(m.Cols, m.Rows) {
+		return nil, nil
+	}
+	return &pty.Winsize{Cols: uint16(m.Cols), Rows: uint16(m.Rows)}, nil
 }

@@ -215,13 +215,13 @@ func (s *session) pumpInput(ctx context.Context, cancel context.CancelFunc, ptmx
 				return
 			}
 		case websocket.MessageText:
-			var m Control
-			if err := json.Unmarshal(data, &m); err != nil {
+			ws, err := resizeFrom(data)
+			if err != nil {
 				s.log.Debug("webterm: bad control frame", "err", err)
 				continue
 			}
-			if m.Type == TypeResize && validSize(m.Cols, m.Rows) {
-				if err := pty.Setsize(ptmx, &pty.Winsize{Cols: uint16(m.Cols), Rows: uint16(m.Rows)}); err != nil {
+			if ws != nil {
+				if err := pty.Setsize(ptmx, ws); err != nil {
 					s.log.Debug("webterm: resize", "err", err) // the pty is closing; the shell is going
 				}
 			}

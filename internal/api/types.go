@@ -115,7 +115,8 @@ type ServiceInfo struct {
 // returns.
 type ServiceStatus struct {
 	// Ready is true when every service is healthy, running without a
-	// health check, or has exited 0 under a policy that does not restart it.
+	// health check, or has exited 0 under a policy that does not restart
+	// it, and every pod-level check passes.
 	Ready     bool          `json:"ready"`
 	UpdatedAt time.Time     `json:"updatedAt"`
 	InitPid   int           `json:"initPid"`
@@ -123,6 +124,7 @@ type ServiceStatus struct {
 	Stopping  bool          `json:"stopping,omitempty"`
 	Error     string        `json:"error,omitempty"` // why init could not run the services (bad config)
 	Services  []ServiceInfo `json:"services"`
+	Checks    []CheckInfo   `json:"checks,omitempty"` // pod-level readiness checks
 }
 
 // ExecRequest describes a process to run in a pod. Stdio are files (runsc
@@ -181,6 +183,17 @@ type Health struct {
 	Sandbox  string          `json:"sandbox"` // runsc status
 	Reason   string          `json:"reason,omitempty"`
 	Services []ServiceInfo   `json:"services,omitempty"`
+	// Checks are the pod-level readiness checks (the spec's healthChecks).
+	Checks []CheckInfo `json:"checks,omitempty"`
+}
+
+// CheckInfo is one pod-level readiness check: health is starting,
+// healthy or unhealthy; lastError is its latest failure.
+type CheckInfo struct {
+	Name      string    `json:"name"`
+	Health    string    `json:"health"`
+	LastError string    `json:"lastError,omitempty"`
+	Since     time.Time `json:"since"` // when it entered Health
 }
 
 // Event is one entry of the node's event log. Seq starts at 1, grows by

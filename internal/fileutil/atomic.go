@@ -1,9 +1,12 @@
 package fileutil
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // WriteAtomic replaces path with data so that a reader, or the file after a
@@ -50,4 +53,42 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// RemoveStaleTemps removes from dir the temporary files WriteAtomic leaves
+// when the process dies between creating one and renaming it (".NAME.tmpN").
+// Call it only while nothing writes to dir (at startup, before the owner of
+// dir runs). A dir that does not exist holds none.
+func RemoveStaleTemps(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !isAtomicTemp(e.Name()) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// isAtomicTemp says whether name is a WriteAtomic temporary file:
+// "." + base + ".tmp" + the digits os.CreateTemp puts for its "*".
+func isAtomicTemp(name string) bool {
+	i := strings.LastIndex(name, ".tmp")
+	if !strings.HasPrefix(name, ".") || i <= 0 || i+4 == len(name) {
+		return false
+	}
+	for _, c := range name[i+4:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

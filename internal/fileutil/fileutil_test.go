@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -84,5 +85,37 @@ func TestReadJSONIsStrict(t *testing.T) {
 	var r rec
 	if err := ReadJSON(filepath.Join(dir, "missing"), &r); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v, want not exist", err)
+	}
+}
+
+// A crash between WriteAtomic's create and rename leaves ".NAME.tmpN";
+// RemoveStaleTemps removes those and nothing else.
+func TestRemoveStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	keep := []string{"warm-1.json", ".hidden", "x.tmp1", ".x.tmp", ".x.tmpabc"}
+	stale := []string{".warm-1.json.tmp3418781478", ".p1.json.tmp1"}
+	for _, n := range append(append([]string{}, keep...), stale...) {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := RemoveStaleTemps(dir); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	slices.Sort(left)
+	slices.Sort(keep)
+	if !slices.Equal(left, keep) {
+		t.Fatalf("left %v, want %v", left, keep)
+	}
+	if err := RemoveStaleTemps(filepath.Join(dir, "missing")); err != nil {
+		t.Fatalf("a missing dir: %v", err)
 	}
 }

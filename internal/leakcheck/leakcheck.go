@@ -1,95 +1,124 @@
 // Package leakcheck snapshots the host resources the node creates (mounts,
-// links, netns, iptables chains, cgroups, loop devices, runsc containers)
-// so tests can prove that everything they made was cleaned up.
+// links, addresses, routes, netns, iptables rules, tc qdiscs, cgroups at
+// any depth, loop devices, processes, files under data roots) so tests can
+// prove that everything they made was cleaned up.
 package leakcheck
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 )
 
-// Snapshot is a set of resource descriptions, grouped by kind.
+// Snapshot is a set of resource descriptions, grouped by kind. The kind
+// "error" is reserved: it holds the sources that could not be read, so a
+// broken `iptables-save` never passes as "no rules leaked".
 type Snapshot map[string][]string
 
-// Take records the current resources. Filter keeps only entries that
-// contain one of the given substrings (empty: keep all), so concurrent
-// unrelated activity on a shared machine does not show up.
-func Take(ctx context.Context, filter ...string) Snapshot {
-	s := Snapshot{}
-	keep := func(line string) bool {
-		if len(filter) == 0 {
-			return true
-		}
-		for _, f := range filter {
-			if strings.Contains(line, f) {
-				return true
-			}
-		}
-		return false
+const errKind = "error"
+
+// Err reports the sources that could not be read when s was taken.
+func (s Snapshot) Err() error {
+	if len(s[errKind]) == 0 {
+		return nil
 	}
+	return fmt.Errorf("leakcheck: cannot read:\n  %s", strings.Join(s[errKind], "\n  "))
+}
+
+// Probe says what to record.
+type Probe struct {
+	// Filter keeps only resources whose description contains one of these
+	// substrings (empty: keep all), so unrelated activity on a shared
+	// machine does not show up.
+	Filter []string
+	// Procs lists substrings of process command lines to record (runsc
+	// sandboxes and gofers, forwarders, daemons); empty records none.
+	// Separate from Filter because a command line names more than a
+	// resource does.
+	Procs []string
+	// Roots are directories whose files (and directories) are recorded,
+	// by path, at any depth. A root that does not exist is empty.
+	Roots []string
+}
+
+// Take records the current resources. Sources that fail are recorded
+// under the "error" kind (see Snapshot.Err).
+func (p Probe) Take(ctx context.Context) Snapshot {
+	s := Snapshot{}
 	add := func(kind, line string) {
-		if line = strings.TrimSpace(line); line != "" && keep(line) {
+		if line = strings.TrimSpace(line); line != "" && p.keep(line) {
 			s[kind] = append(s[kind], line)
 		}
 	}
-	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			f := strings.Fields(l)
-			if len(f) > 4 {
-				add("mount", f[4])
-			}
+	for _, src := range sources {
+		if err := src.read(ctx, add); err != nil {
+			s[errKind] = append(s[errKind], src.name+": "+err.Error())
 		}
 	}
-	for _, l := range lines(ctx, "ip", "-o", "link", "show") {
-		// "3: name@if2: <...>" -> name
-		if f := strings.SplitN(l, ":", 3); len(f) == 3 {
-			add("link", strings.SplitN(strings.TrimSpace(f[1]), "@", 2)[0])
+	if len(p.Procs) > 0 {
+		if err := readProcs(p.Procs, func(l string) { s["process"] = append(s["process"], l) }); err != nil {
+			s[errKind] = append(s[errKind], "processes: "+err.Error())
 		}
 	}
-	for _, l := range lines(ctx, "ip", "-o", "addr", "show") {
-		if f := strings.Fields(l); len(f) > 3 {
-			add("addr", f[1]+" "+f[3])
-		}
-	}
-	for _, l := range lines(ctx, "ip", "route", "show", "table", "all") {
-		add("route", l)
-	}
-	if ents, err := os.ReadDir("/run/netns"); err == nil {
-		for _, e := range ents {
-			add("netns", e.Name())
-		}
-	}
-	for _, table := range []string{"filter", "nat", "mangle"} {
-		for _, l := range lines(ctx, "iptables-save", "-t", table) {
-			if strings.HasPrefix(l, ":") || strings.HasPrefix(l, "-A") {
-				add("iptables", table+" "+strings.Fields(l)[0]+" "+firstN(l, 200))
-			}
-		}
-	}
-	cg, _ := filepath.Glob("/sys/fs/cgroup/*/*")
-	for _, p := range cg {
-		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-			add("cgroup", p)
-		}
-	}
-	loops, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
-	for _, p := range loops {
-		if b, err := os.ReadFile(p); err == nil {
-			add("loop", filepath.Base(filepath.Dir(filepath.Dir(p)))+" "+strings.TrimSpace(string(b)))
+	for _, root := range p.Roots {
+		if err := readFiles(root, func(l string) { s["file"] = append(s["file"], l) }); err != nil {
+			s[errKind] = append(s[errKind], "files under "+root+": "+err.Error())
 		}
 	}
 	for k := range s {
 		sort.Strings(s[k])
 	}
 	return s
+}
+
+func (p Probe) keep(line string) bool {
+	if len(p.Filter) == 0 {
+		return true
+	}
+	for _, f := range p.Filter {
+		if strings.Contains(line, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// Check polls until nothing new remains compared to before, or the
+// timeout passes, and then returns the leftovers as an error. A source
+// that cannot be read, before or now, is an error at once: a check that
+// cannot look must not pass.
+func (p Probe) Check(ctx context.Context, before Snapshot, timeout time.Duration) error {
+	if err := before.Err(); err != nil {
+		return fmt.Errorf("the snapshot before: %w", err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		now := p.Take(ctx)
+		if err := now.Err(); err != nil {
+			return err
+		}
+		d := Diff(before, now)
+		if len(d) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("leaked resources:\n  %s", strings.Join(d, "\n  "))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Take records the current resources that contain one of filter (see
+// Probe.Filter); no processes, no files.
+func Take(ctx context.Context, filter ...string) Snapshot {
+	return Probe{Filter: filter}.Take(ctx)
+}
+
+// Check is Probe{Filter: filter}.Check.
+func Check(ctx context.Context, before Snapshot, timeout time.Duration, filter ...string) error {
+	return Probe{Filter: filter}.Check(ctx, before, timeout)
 }
 
 // Diff returns what is in after but not in before, one line per resource.
@@ -110,43 +139,4 @@ func Diff(before, after Snapshot) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// Check polls until nothing new remains compared to before, or the
-// timeout passes, and then returns the leftovers as an error.
-func Check(ctx context.Context, before Snapshot, timeout time.Duration, filter ...string) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		d := Diff(before, Take(ctx, filter...))
-		if len(d) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("leaked resources:\n  %s", strings.Join(d, "\n  "))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func lines(ctx context.Context, name string, args ...string) []string {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).Output()
-	if err != nil {
-		return nil
-	}
-	var ls []string
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		ls = append(ls, sc.Text())
-	}
-	return ls
-}
-
-func firstN(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

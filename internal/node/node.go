@@ -9,6 +9,7 @@ import (
 
 	"github.com/pinacle/pinacle-node/gateway"
 	"github.com/pinacle/pinacle-node/imagestore"
+	"github.com/pinacle/pinacle-node/internal/fileutil"
 	"github.com/pinacle/pinacle-node/internal/nodeconfig"
 	"github.com/pinacle/pinacle-node/internal/pods"
 	"github.com/pinacle/pinacle-node/internal/store"
@@ -74,6 +75,12 @@ func New(ctx context.Context, cfg *nodeconfig.Config, log *slog.Logger) (_ *Node
 	if n.Runtime, err = Runtime(cfg, oci.WithLogger(log)); err != nil {
 		return nil, err
 	}
+	// A SIGKILL in the middle of writing a network record (the warm pool
+	// refills in the background) leaves its temporary file; nothing else
+	// would ever remove it.
+	if err := fileutil.RemoveStaleTemps(filepath.Join(netnsDir(cfg), "pods")); err != nil {
+		return nil, err
+	}
 	if n.Net, err = Network(cfg, n.State, log); err != nil {
 		return nil, err
 	}
@@ -126,8 +133,13 @@ func (n *Node) Close() {
 
 // StartWarmPool fills the warm network pool in the background (call it
 // after Pods.Recover, which may tear networks down) and returns a function
-// that drains it and waits for the drain: call that before Close.
+// that drains it and waits for the drain: call that before Close. It
+// first resumes the DNS filters (egress domains) of the pods that Recover
+// adopted: they live in the daemon's process.
 func (n *Node) StartWarmPool(ctx context.Context) (stop func()) {
+	if err := n.Net.ResumeDNSFilters(ctx); err != nil {
+		n.Log.Warn("resume dns filters", "err", err)
+	}
 	warmCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

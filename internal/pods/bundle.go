@@ -92,6 +92,10 @@ func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.Root
 		Env:        spec.Environment,
 		LogDir:     supervisor.DefaultLogDir,
 		StatusFile: supervisor.DefaultStatusFile,
+		// The pod-level readiness checks run in init beside the services'.
+		Checks:     spec.HealthChecks,
+		User:       spec.User,
+		WorkingDir: spec.WorkingDir,
 	}
 	for _, s := range spec.Services {
 		if s.User == "" {
@@ -134,6 +138,7 @@ func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.Root
 		// The boot runs unthrottled (at 0.5 CPU it takes 2.7x as long);
 		// the runtime applies the quota once the sandbox has started.
 		DeferCPUQuota: true,
+		CPUShares:     limits.CPUShares,
 		MemoryBytes:   limits.MemoryBytes,
 		PidsLimit:     limits.PidsLimit,
 		NetNSPath:     att.NetnsPath,

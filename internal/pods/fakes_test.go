@@ -216,6 +216,8 @@ func (r *fakeRuntime) Restore(context.Context, string, string, oci.RestoreOpts) 
 }
 func (r *fakeRuntime) Stats(context.Context, string) (oci.Stats, error) { return oci.Stats{}, nil }
 
+func (r *fakeRuntime) KillStale(context.Context, string) error { return nil }
+
 // fakeNet hands out 10.88.0.2.
 type fakeNet struct{ h *host }
 
@@ -239,6 +241,7 @@ func (n fakeNet) List(context.Context) ([]*netns.Attachment, error) { return nil
 func (n fakeNet) RemoveNodeRules(context.Context) error             { return nil }
 func (n fakeNet) RunWarmPool(ctx context.Context) error             { <-ctx.Done(); return nil }
 func (n fakeNet) DrainWarmPool(context.Context) error               { return nil }
+func (n fakeNet) ResumeDNSFilters(context.Context) error            { return nil }
 
 // fakePorts allocates host ports from 30000.
 type fakePorts struct{ h *host }

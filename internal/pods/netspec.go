@@ -25,10 +25,13 @@ func netSpec(id string, s *podspec.Pod) (netns.Spec, error) {
 		switch e.Mode {
 		case podspec.EgressDefault, "":
 			ns.Policy.Mode = netns.ModeDefault
-		case podspec.EgressNone, podspec.EgressAllowlist:
-			// The pod keeps a network (the node reaches its ports) but may
-			// send only what Allow lists.
+		case podspec.EgressNone:
+			// The pod keeps a network (the node reaches its ports) but
+			// sends nothing; validation keeps rules away from it.
+			ns.Policy.Mode = netns.ModeNoEgress
+		case podspec.EgressAllowlist:
 			ns.Policy.Mode = netns.ModeAllowlist
+			ns.Policy.Domains = e.Domains
 		}
 		var err error
 		if ns.Policy.Allow, err = rules("network.egress.allow", e.Allow); err != nil {

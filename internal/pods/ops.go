@@ -204,6 +204,12 @@ func (m *Manager) Health(ctx context.Context, idOrName string) (*api.Health, err
 				why = append(why, fmt.Sprintf("service %s is %s", s.Name, s.State))
 			}
 		}
+		h.Checks = checkInfos(st.Checks)
+		for _, c := range st.Checks {
+			if c.Health != supervisor.HealthHealthy {
+				why = append(why, fmt.Sprintf("check %s is %s", c.Name, c.Health))
+			}
+		}
 	} else if p.State == lifecycle.Running {
 		why = append(why, "no service status")
 	}
@@ -218,7 +224,7 @@ func (m *Manager) Health(ctx context.Context, idOrName string) (*api.Health, err
 func (m *Manager) serviceStatus(p *store.Pod) (*supervisor.Status, error) {
 	st, err := supervisor.ReadStatus(m.statusFile(p.ID))
 	if errors.Is(err, fs.ErrNotExist) {
-		if spec, derr := decodeSpec(p); derr == nil && len(spec.Services) == 0 {
+		if spec, derr := decodeSpec(p); derr == nil && len(spec.Services) == 0 && len(spec.HealthChecks) == 0 {
 			return &supervisor.Status{Services: []supervisor.ServiceStatus{}}, nil
 		}
 	}

@@ -191,7 +191,7 @@ func stopForwarding(ctx context.Context, u *unit) error {
 // start-up in gVisor and gate nothing. If init fails later, the sandbox
 // exits with it and the watcher fails the pod.
 func waitReady(ctx context.Context, u *unit) error {
-	if len(u.spec.Services) == 0 {
+	if len(u.spec.Services) == 0 && len(u.spec.HealthChecks) == 0 {
 		return nil
 	}
 	return u.m.waitReady(ctx, u.id, u.spec)

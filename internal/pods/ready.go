@@ -1,6 +1,7 @@
 package pods
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,8 +15,9 @@ import (
 	"github.com/pinacle/pinacle-node/supervisor"
 )
 
-// waitReady polls init's status file until every service is ready, init
-// reports an error, the sandbox dies, or a service overruns its own start
+// waitReady polls init's status file until every service is ready and
+// every pod-level check passes, init reports an error, the sandbox dies,
+// init gives up on a pod-level check, or a service overruns its own start
 // period (start period plus retries of its health check, counted from when
 // its process started, so a long install step does not count against it).
 // ReadyTimeout caps the whole wait.
@@ -42,6 +44,9 @@ func (m *Manager) waitReady(ctx context.Context, id string, spec *podspec.Pod) e
 			if failed := failedService(st); failed != nil {
 				return m.serviceFailure(id, failed, "failed")
 			}
+			if c := failedCheck(st); c != nil {
+				return fmt.Errorf("health check %s failed: %s", c.Name, c.LastError)
+			}
 			for i := range st.Services {
 				s := &st.Services[i]
 				hc := checks[s.Name]
@@ -63,14 +68,7 @@ func (m *Manager) waitReady(ctx context.Context, id string, spec *podspec.Pod) e
 			lastAlive = time.Now()
 		}
 		if time.Now().After(deadline) {
-			if last != nil {
-				for i := range last.Services {
-					if s := &last.Services[i]; !serviceReady(s) {
-						return m.serviceFailure(id, s, fmt.Sprintf("not ready after %s", m.cfg.ReadyTimeout))
-					}
-				}
-			}
-			return fmt.Errorf("services not ready after %s: %w", m.cfg.ReadyTimeout, context.DeadlineExceeded)
+			return m.notReady(id, last)
 		}
 		select {
 		case <-ctx.Done():
@@ -84,6 +82,34 @@ func (m *Manager) waitReady(ctx context.Context, id string, spec *podspec.Pod) e
 			interval += 5 * time.Millisecond
 		}
 	}
+}
+
+// notReady names what held the pod back when ReadyTimeout ran out: the
+// first service not ready, else the first pod-level check not passing.
+func (m *Manager) notReady(id string, last *supervisor.Status) error {
+	if last != nil {
+		for i := range last.Services {
+			if s := &last.Services[i]; !serviceReady(s) {
+				return m.serviceFailure(id, s, fmt.Sprintf("not ready after %s", m.cfg.ReadyTimeout))
+			}
+		}
+		for _, c := range last.Checks {
+			if c.Health != supervisor.HealthHealthy {
+				return fmt.Errorf("health check %s not passing after %s (%s): %w", c.Name, m.cfg.ReadyTimeout, cmp.Or(c.LastError, string(c.Health)), context.DeadlineExceeded)
+			}
+		}
+	}
+	return fmt.Errorf("services not ready after %s: %w", m.cfg.ReadyTimeout, context.DeadlineExceeded)
+}
+
+// failedCheck is the first pod-level check init gave up on.
+func failedCheck(st *supervisor.Status) *supervisor.CheckStatus {
+	for i := range st.Checks {
+		if st.Checks[i].Health == supervisor.HealthUnhealthy {
+			return &st.Checks[i]
+		}
+	}
+	return nil
 }
 
 func serviceReady(s *supervisor.ServiceStatus) bool {

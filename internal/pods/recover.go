@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"syscall"
 
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
+	"github.com/pinacle/pinacle-node/internal/store"
 	"github.com/pinacle/pinacle-node/oci"
 	"github.com/pinacle/pinacle-node/portfwd"
 )
@@ -35,28 +37,17 @@ func (m *Manager) recoverPod(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	if p.State != lifecycle.Running {
+		// A runsc that the dead node had started for this pod may still be
+		// going: finishing after the undo below, it would boot a sandbox
+		// (and an init writing a status file) that nobody tracks.
+		if err := m.cfg.Runtime.KillStale(ctx, id); err != nil {
+			return err
+		}
+	}
 	switch p.State {
 	case lifecycle.Running:
-		s, err := m.cfg.Runtime.State(ctx, id)
-		if err == nil && s.Status == oci.StatusRunning {
-			// Adopt: the sandbox lived through our absence.
-			st := m.statusOf(ctx, p)
-			if ip, err := netip.ParseAddr(st.IP); err == nil {
-				if err := m.cfg.Ports.Start(ctx, id, ip); err != nil {
-					m.event(ctx, id, "port", "AdoptFailed", err.Error())
-				}
-			}
-			m.watch(id)
-			m.event(ctx, id, "adopted", "NodeRestart", "sandbox running; adopted after node restart")
-			return nil
-		}
-		// It died while we were away: treat it as any death.
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			m.sandboxDied(id, false, "sandbox gone after node restart")
-		}()
-		return nil
+		return m.recoverRunning(ctx, p)
 	case lifecycle.Provisioning, lifecycle.Starting:
 		// Undo the half-done start, then do it again from the beginning.
 		if err := m.bringDown(ctx, id); err != nil {
@@ -109,4 +100,33 @@ func (m *Manager) portsNotRunning(ctx context.Context, id string) {
 	if err := m.cfg.Ports.SetState(id, portfwd.NotRunning); err != nil {
 		m.event(ctx, id, "port", "SetStateFailed", err.Error())
 	}
+}
+
+// recoverRunning adopts a pod recorded running whose sandbox lived through
+// the node's absence (forwarder and watchers back), or treats it as a
+// death when the sandbox is gone.
+func (m *Manager) recoverRunning(ctx context.Context, p *store.Pod) error {
+	id := p.ID
+	s, err := m.cfg.Runtime.State(ctx, id)
+	// runsc's state file can still say running for a sandbox killed
+	// while the node was away: the process itself must be there.
+	if err == nil && s.Status == oci.StatusRunning && (s.Pid <= 0 || syscall.Kill(s.Pid, 0) != syscall.ESRCH) {
+		// Adopt: the sandbox lived through our absence.
+		st := m.statusOf(ctx, p)
+		if ip, err := netip.ParseAddr(st.IP); err == nil {
+			if err := m.cfg.Ports.Start(ctx, id, ip); err != nil {
+				m.event(ctx, id, "port", "AdoptFailed", err.Error())
+			}
+		}
+		m.watch(id)
+		m.event(ctx, id, "adopted", "NodeRestart", "sandbox running; adopted after node restart")
+		return nil
+	}
+	// It died while we were away: treat it as any death.
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.sandboxDied(id, false, "sandbox gone after node restart")
+	}()
+	return nil
 }

@@ -115,7 +115,20 @@ func serviceStatusView(st *supervisor.Status) *api.ServiceStatus {
 	return &api.ServiceStatus{
 		Ready: st.Ready, UpdatedAt: st.UpdatedAt, InitPid: st.InitPid, StartedAt: st.StartedAt,
 		Stopping: st.Stopping, Error: st.Error, Services: serviceInfos(st.Services),
+		Checks: checkInfos(st.Checks),
 	}
+}
+
+// checkInfos converts init's pod-level check entries.
+func checkInfos(cs []supervisor.CheckStatus) []api.CheckInfo {
+	if cs == nil {
+		return nil
+	}
+	out := make([]api.CheckInfo, len(cs))
+	for i, c := range cs {
+		out[i] = api.CheckInfo{Name: c.Name, Health: string(c.Health), LastError: c.LastError, Since: c.Since}
+	}
+	return out
 }
 
 // eventView converts a stored event.

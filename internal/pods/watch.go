@@ -83,20 +83,26 @@ func (m *Manager) sandboxDied(id string, oom bool, reason string) {
 	}
 	m.event(ctx, id, typ, "SandboxDied", reason)
 	m.portsNotRunning(ctx, id)
-	if err := m.bringDown(ctx, id); err != nil {
-		m.log.Warn("cleaning up dead sandbox", "pod", id, "err", err)
-	}
 	st := m.statusOf(ctx, p)
 	if time.Since(p.StateChangedAt) > restartsResetAfter {
 		st.Restarts = 0 // it had been running fine: not "in a row"
 	}
-	p, err = m.cfg.Store.TransitionWith(ctx, id, lifecycle.Failed, reason, func(p *store.Pod) error {
+	// The death is recorded before the teardown (which takes a while), so
+	// no client sees a dead pod as running; a crash in between leaves a
+	// failed pod with its rootfs mounted, which Recover brings down.
+	_, terr := m.cfg.Store.TransitionWith(ctx, id, lifecycle.Failed, reason, func(p *store.Pod) error {
 		st.Restarts++
 		b, err := json.Marshal(st)
 		p.Status = b
 		return err
 	})
-	if err != nil || st.Restarts > maxRestarts {
+	if terr != nil {
+		m.log.Warn("recording a dead sandbox", "pod", id, "err", terr)
+	}
+	if err := m.bringDown(ctx, id); err != nil {
+		m.log.Warn("cleaning up dead sandbox", "pod", id, "err", err)
+	}
+	if terr != nil || st.Restarts > maxRestarts {
 		return
 	}
 	select {

@@ -80,4 +80,11 @@ func Health(w io.Writer, h *api.Health) {
 	for _, s := range h.Services {
 		fmt.Fprintf(w, "Service %s:\t%s\n", s.Name, ServiceState(s))
 	}
+	for _, c := range h.Checks {
+		if c.LastError != "" {
+			fmt.Fprintf(w, "Check %s:\t%s (%s)\n", c.Name, c.Health, c.LastError)
+		} else {
+			fmt.Fprintf(w, "Check %s:\t%s\n", c.Name, c.Health)
+		}
+	}
 }
