@@ -234,11 +234,14 @@ func procsWithArgs(args ...string) []string {
 }
 
 // TestNodeCrashSafety kills the daemon (SIGKILL, at a named point) in the
-// middle of create, stop and delete, starts it again, and checks that the
-// pod record survives and the operation is finished or undone.
+// middle of create, stop, delete, hibernate and wake, starts it again,
+// and checks that the pod record survives and the operation is finished
+// or undone. A hibernate the crash interrupted ends running (the sandbox
+// still ran) or hibernated (the checkpoint was complete); either way the
+// pod serves through its host port.
 func TestNodeCrashSafety(t *testing.T) {
 	d := startDaemon(t)
-	for _, op := range []string{"create", "stop", "delete"} {
+	for _, op := range []string{"create", "stop", "delete", "hibernate", "wake"} {
 		for i, point := range pods.CrashPoints[op] {
 			name := fmt.Sprintf("crash-%s-%d", op, i)
 			t.Run(op+"@"+point, func(t *testing.T) {
@@ -247,29 +250,32 @@ func TestNodeCrashSafety(t *testing.T) {
 						t.Fatalf("create: %s", r.stderr)
 					}
 				}
+				if op == "wake" {
+					if r := d.cli("pod", "hibernate", name); r.code != 0 {
+						t.Fatalf("hibernate: %s", r.stderr)
+					}
+				}
 				d.stop()
 				d.start("PINACLE_CRASH_AT=" + point)
 				switch op {
 				case "create":
 					d.create(webSpec(name, ""))
-				case "stop":
-					d.cli("pod", "stop", name)
-				case "delete":
-					d.cli("pod", "delete", name)
+				default:
+					d.cli("pod", op, name)
 				}
 				if !d.exited(60 * time.Second) {
 					t.Fatalf("daemon did not reach crash point %s", point)
 				}
 				d.start()
-				want := map[string]string{"create": "running", "stop": "stopped", "delete": ""}[op]
+				want := map[string]string{"create": "running", "stop": "stopped", "delete": "", "hibernate": "running|hibernated", "wake": "running"}[op]
 				poll(t, 60*time.Second, fmt.Sprintf("pod %s %q after recovery", name, want), func() bool {
 					p, r := d.get(name)
 					if want == "" {
 						return r.code == 3
 					}
-					return r.code == 0 && p.State == want
+					return r.code == 0 && slices.Contains(strings.Split(want, "|"), p.State)
 				})
-				if op == "create" {
+				if op == "create" || op == "hibernate" || op == "wake" {
 					p, _ := d.get(name)
 					if body, err := httpGet(p.Ports[0].URL+"/index.html", 10*time.Second); err != nil || strings.TrimSpace(body) != name {
 						t.Fatalf("recovered pod does not serve: %q %v", body, err)

@@ -46,6 +46,10 @@ if want node; then
 		go run ./hack/benchnode -bin "$BIN"
 	fi
 fi
+if want hibernate; then
+	section "issue 13: hibernate time and checkpoint size; wake -> first byte via host port vs bare runsc restore and cold create; memory returned by 20 hibernated pods; what a hibernated pod costs"
+	go run ./hack/benchnode -bin "$BIN" -hibernate-only -n 10
+fi
 if want templates; then
 	section "issue 6: decode + resolve"
 	go test -run '^$' -bench . -benchmem ./templates/ | grep -E '^Benchmark'

@@ -28,8 +28,10 @@ if pinacle-node pod ls >/dev/null 2>&1; then
 	echo "already running on $SOCKET"
 elif [ -d /run/systemd/system ]; then
 	install -m 0644 deploy/pinacle-node.service /etc/systemd/system/pinacle-node.service
+	install -m 0644 deploy/pinacle-node-drain.service /etc/systemd/system/pinacle-node-drain.service
 	systemctl daemon-reload
 	systemctl enable --now pinacle-node
+	systemctl enable --now pinacle-node-drain
 else
 	echo "no systemd here: running 'pinacle-node serve' in the background (log: /var/log/pinacle-node.log)"
 	setsid nohup /usr/local/bin/pinacle-node serve --config /etc/pinacle/node.yaml >>/var/log/pinacle-node.log 2>&1 </dev/null &

@@ -70,5 +70,9 @@ func (r *runsc) Restore(ctx context.Context, id, bundle string, o RestoreOpts) e
 		return fmt.Errorf("restore %s: %w", id, err)
 	}
 	r.adopted(ctx, id, bundle, spec, pidFile)
+	// The restored sandbox runs at once: it gets the quota a start would.
+	if err := applyDeferredCPUQuota(spec); err != nil {
+		return fmt.Errorf("restore %s: %w", id, err)
+	}
 	return nil
 }

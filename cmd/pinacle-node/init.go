@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,8 +36,25 @@ func newInitCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&configPath, "config", supervisor.DefaultConfigPath, "services config file")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "init's own log level (JSON on stderr)")
-	cmd.AddCommand(newInitSvcCmd())
+	cmd.AddCommand(newInitSvcCmd(), newInitSyncCmd())
 	return cmd
+}
+
+// newInitSyncCmd is `init sync`, run through `runsc exec` before a
+// checkpoint: gVisor keeps file writes in its own cache, and a checkpoint
+// saves them in its image; flushed first, they are on the host too, so a
+// cold start after a failed restore still has them. The node binary is
+// in every sandbox, so the image needs no sync(1).
+func newInitSyncCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "sync",
+		Short: "Flush the sandbox's file writes to the host (before a checkpoint)",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			syscall.Sync()
+			return nil
+		},
+	}
 }
 
 func newInitSvcCmd() *cobra.Command {

@@ -29,6 +29,8 @@ func newPodCmd() *cobra.Command {
 		newPodLifecycleCmd("start", "Start a stopped pod"),
 		newPodLifecycleCmd("stop", "Stop a pod's sandbox, keeping its workspace and ports"),
 		newPodDeleteCmd(),
+		newPodHibernateCmd(),
+		newPodWakeCmd(),
 		newPodEventsCmd(),
 		newPodLogsCmd(),
 		newPodExecCmd(),

@@ -28,6 +28,7 @@ func newRootCmd() *cobra.Command {
 		newServeCmd(),
 		newPodCmd(),
 		newCleanupCmd(),
+		newDrainCmd(),
 		newWebtermCmd(),
 	)
 	cli.Strict(root)

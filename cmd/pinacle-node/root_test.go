@@ -19,7 +19,8 @@ func TestUsageErrors(t *testing.T) {
 		want []string // substrings of the message
 		hint string   // the help command named
 	}{
-		{[]string{"pod", "hibernat", "x"}, []string{`unknown command "hibernat" for "pod"`, "want one of create, delete"}, "pinacle-node pod --help"},
+		{[]string{"pod", "frobnicate", "x"}, []string{`unknown command "frobnicate" for "pod"`, "want one of create, delete"}, "pinacle-node pod --help"},
+		{[]string{"pod", "hibernat", "x"}, []string{`unknown command "hibernat" for "pod"; did you mean "hibernate"?`}, "pinacle-node pod --help"},
 		{[]string{"pod", "gett", "web"}, []string{`unknown command "gett" for "pod"; did you mean "get"?`}, "pinacle-node pod --help"},
 		{[]string{"podd", "ls"}, []string{`unknown command "podd" for "pinacle-node"; did you mean "pod"?`}, "pinacle-node --help"},
 		{[]string{"image", "lss"}, []string{`did you mean "ls"?`}, "pinacle-node image --help"},
@@ -40,6 +41,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"pod", "ls", "--nosuchflag"}, []string{"pod ls: unknown flag: --nosuchflag"}, "pinacle-node pod ls --help"},
 		{[]string{"help", "pod", "gett"}, []string{`unknown command "gett" for "pod"; did you mean "get"?`}, "pinacle-node pod --help"},
 		{[]string{"help", "podd"}, []string{`unknown command "podd" for "pinacle-node"; did you mean "pod"?`}, "pinacle-node --help"},
+		{[]string{"pod", "wake"}, []string{"pod wake: accepts 1 arg(s), received 0"}, "pinacle-node pod wake --help"},
+		{[]string{"pod", "wake", "--all", "web"}, []string{`pod wake takes no arguments, got ["web"]`}, "pinacle-node pod wake --help"},
+		{[]string{"drain"}, []string{`drain: required flag(s) "hibernate" not set`}, "pinacle-node drain --help"},
 		{[]string{"pod", "logs", "web", "--tail"}, []string{"pod logs: flag needs an argument: --tail"}, "pinacle-node pod logs --help"},
 	} {
 		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {

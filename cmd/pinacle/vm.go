@@ -190,10 +190,16 @@ func newVMStartCmd() *cobra.Command {
 }
 
 func newVMStopCmd() *cobra.Command {
-	return newVMInstanceCmd("stop", "Stop the VM (pods stop with it and are recovered at the next start)",
+	return newVMInstanceCmd("stop", "Stop the VM; running pods are hibernated first and wake on their first connection after the next start",
 		func(cmd *cobra.Command, lima hostcli.Lima, inst *hostcli.Instance) error {
 			if inst.Status == "Stopped" {
 				return nil
+			}
+			// The node's shutdown unit drains too; doing it here first
+			// keeps it clear of limactl's stop timeout.
+			node := &hostcli.Node{Lima: lima, VM: inst.Name}
+			if _, err := node.RunJSON(cmd.Context(), []string{"drain", "--hibernate"}, nil); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: hibernating the pods: %v (the VM's shutdown tries again)\n", err)
 			}
 			return lima.Stop(cmd.Context(), inst.Name)
 		})

@@ -46,11 +46,14 @@ func main() {
 	createOnly := flag.Bool("create-only", false, "measure only sequential create -> running, with the daemon's step breakdown")
 	lsOnly := flag.Bool("ls-only", false, "measure only `pod ls`, with -ls-pods running pods and then with the same pods stopped")
 	gatewayOnly := flag.Bool("gateway-only", false, "measure only the gateway against the host port of the same pod")
+	hibernateOnly := flag.Bool("hibernate-only", false, "measure only the hibernate figures (hibernate.go)")
 	flag.Parse()
 	var err error
 	switch {
 	case *gatewayOnly:
 		err = runGateway(*bin)
+	case *hibernateOnly:
+		err = runHibernate(*bin, *n)
 	case *forwardOnly:
 		err = runForward(*bin)
 	case *createOnly:

@@ -192,6 +192,14 @@ func (c *Client) Stop(ctx context.Context, idOrName string) (*Pod, error) {
 	return c.podCall(ctx, http.MethodPost, idOrName, "stop")
 }
 
+func (c *Client) Hibernate(ctx context.Context, idOrName string) (*Pod, error) {
+	return c.podCall(ctx, http.MethodPost, idOrName, "hibernate")
+}
+
+func (c *Client) Wake(ctx context.Context, idOrName string) (*Pod, error) {
+	return c.podCall(ctx, http.MethodPost, idOrName, "wake")
+}
+
 func (c *Client) podCall(ctx context.Context, method, id, op string) (*Pod, error) {
 	if err := validate(id); err != nil {
 		return nil, err

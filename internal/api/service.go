@@ -44,4 +44,15 @@ type Service interface {
 	// RevokeURLs invalidates every gateway link and cookie of the pod
 	// (deleting a pod does the same). Idempotent.
 	RevokeURLs(ctx context.Context, idOrName string) error
+	// Hibernate checkpoints a running pod's sandbox to disk and frees it
+	// (its memory and CPU go back to the host); the pod keeps its address,
+	// host ports and files, and a connection to a host port wakes it.
+	// Idempotent: a hibernated pod succeeds at once. A failed checkpoint
+	// leaves the pod running and is returned.
+	Hibernate(ctx context.Context, idOrName string) (*Pod, error)
+	// Wake restores a hibernated pod: the same processes and memory, the
+	// same address and ports. When the restore fails the pod starts
+	// afresh from its files and an event says so. Idempotent: a running
+	// pod succeeds at once.
+	Wake(ctx context.Context, idOrName string) (*Pod, error)
 }

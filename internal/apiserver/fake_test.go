@@ -169,6 +169,24 @@ func (f *fakeService) Stop(ctx context.Context, idOrName string) (*api.Pod, erro
 	return f.Get(ctx, p.ID)
 }
 
+func (f *fakeService) Hibernate(ctx context.Context, idOrName string) (*api.Pod, error) {
+	p, err := f.lookup(idOrName)
+	if err != nil {
+		return nil, err
+	}
+	f.transition(p, lifecycle.Hibernated)
+	return f.Get(ctx, p.ID)
+}
+
+func (f *fakeService) Wake(ctx context.Context, idOrName string) (*api.Pod, error) {
+	p, err := f.lookup(idOrName)
+	if err != nil {
+		return nil, err
+	}
+	f.transition(p, lifecycle.Running)
+	return f.Get(ctx, p.ID)
+}
+
 func (f *fakeService) Delete(ctx context.Context, idOrName string) error {
 	p, err := f.lookup(idOrName)
 	if err != nil {

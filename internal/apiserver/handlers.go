@@ -44,6 +44,8 @@ func (s *Server) routes() {
 	handle("POST", "/v1/pods/{id}/services/{name}/{op}", s.withID(s.serviceControl))
 	handle("POST", "/v1/pods/{id}/url", s.withID(s.podURL))
 	handle("POST", "/v1/pods/{id}/url/revoke", s.withID(s.revokeURLs))
+	handle("POST", "/v1/pods/{id}/hibernate", s.withID(s.hibernate))
+	handle("POST", "/v1/pods/{id}/wake", s.withID(s.wake))
 	// The mux's own 404 and 405 pages are text; ours are JSON. A pattern
 	// without a method matches only the methods no other pattern takes.
 	for path, methods := range allowed {
@@ -214,6 +216,16 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, id string) {
 
 func (s *Server) stop(w http.ResponseWriter, r *http.Request, id string) {
 	p, err := s.svc.Stop(r.Context(), id)
+	s.reply(w, r, p, err)
+}
+
+func (s *Server) hibernate(w http.ResponseWriter, r *http.Request, id string) {
+	p, err := s.svc.Hibernate(r.Context(), id)
+	s.reply(w, r, p, err)
+}
+
+func (s *Server) wake(w http.ResponseWriter, r *http.Request, id string) {
+	p, err := s.svc.Wake(r.Context(), id)
 	s.reply(w, r, p, err)
 }
 

@@ -170,6 +170,15 @@ func TestRoutes(t *testing.T) {
 	if got, err := c.Start(ctx, "web"); err != nil || got.State != lifecycle.Running {
 		t.Fatalf("start = %+v, %v", got, err)
 	}
+	if got, err := c.Hibernate(ctx, "web"); err != nil || got.State != lifecycle.Hibernated {
+		t.Fatalf("hibernate = %+v, %v", got, err)
+	}
+	if got, err := c.Wake(ctx, "web"); err != nil || got.State != lifecycle.Running {
+		t.Fatalf("wake = %+v, %v", got, err)
+	}
+	if _, err := c.Wake(ctx, "nope"); !errdefs.IsNotFound(err) {
+		t.Fatalf("wake of a missing pod = %v, want not found", err)
+	}
 	if m, err := c.Metrics(ctx, "web"); err != nil || m.PodID != p.ID || m.Sandbox == nil || m.Sandbox.Pids != 3 {
 		t.Fatalf("metrics = %+v, %v", m, err)
 	}
@@ -200,7 +209,7 @@ func TestRoutes(t *testing.T) {
 		}
 		states = append(states, ev.To)
 	}
-	want := []lifecycle.State{lifecycle.Pending, lifecycle.Provisioning, lifecycle.Running, lifecycle.Stopped, lifecycle.Running}
+	want := []lifecycle.State{lifecycle.Pending, lifecycle.Provisioning, lifecycle.Running, lifecycle.Stopped, lifecycle.Running, lifecycle.Hibernated, lifecycle.Running}
 	if !slices.Equal(states, want) {
 		t.Fatalf("event states = %v, want %v", states, want)
 	}

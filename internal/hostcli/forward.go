@@ -405,7 +405,12 @@ func (f *Forwarder) render(inv *Invocation, out []byte) error {
 	switch inv.Group + " " + inv.Sub {
 	case "pod ls", "pod list":
 		return RenderPods(w, out)
-	case "pod create", "pod get", "pod inspect", "pod show", "pod start", "pod stop":
+	case "pod create", "pod get", "pod inspect", "pod show", "pod start", "pod stop", "pod hibernate":
+		return RenderPod(w, out)
+	case "pod wake":
+		if hasAny(inv.Args, "--all") { // one result per pod
+			return RenderGeneric(w, out)
+		}
 		return RenderPod(w, out)
 	case "pod delete", "pod rm":
 		return RenderDeleted(w, out)

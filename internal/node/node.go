@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -84,7 +85,14 @@ func New(ctx context.Context, cfg *nodeconfig.Config, log *slog.Logger) (_ *Node
 	if n.Net, err = Network(cfg, n.State, log); err != nil {
 		return nil, err
 	}
-	if n.Ports, err = Forwarder(ctx, cfg, n.State, log); err != nil {
+	// A connection to a hibernated pod's host port wakes it. The pods
+	// manager is built after the forwarder it drives; no pod is
+	// hibernated in the forwarder before Pods.Recover, so n.Pods is set
+	// by the time the waker runs.
+	waker := portfwd.WithWaker(func(ctx context.Context, id string) (netip.Addr, error) {
+		return n.Pods.WakeForConnection(ctx, id)
+	})
+	if n.Ports, err = Forwarder(ctx, cfg, n.State, log, waker); err != nil {
 		return nil, err
 	}
 	n.onClose(func() {
@@ -108,7 +116,7 @@ func New(ctx context.Context, cfg *nodeconfig.Config, log *slog.Logger) (_ *Node
 	pcfg := pods.Config{
 		DataRoot: cfg.DataRoot, Store: n.State, Images: n.Images, Runtime: n.Runtime, Net: n.Net, Ports: n.Ports,
 		Templates: tmpl, InitBinary: initBin, Logger: log, URLHost: cfg.Ports.URLHost, GitBaseURL: cfg.Git.BaseURL,
-		StorageSpares: n.Spares,
+		StorageSpares: n.Spares, IdleTimeout: cfg.IdleTimeout.Duration,
 	}
 	if n.Gateway != nil { // a nil *Gateway in the interface would not read as "off"
 		pcfg.Gateway = n.Gateway

@@ -86,8 +86,8 @@ func netnsDir(cfg *nodeconfig.Config) string { return filepath.Join(cfg.DataRoot
 
 // Forwarder returns the port forwarder over cfg's host port pool, keeping
 // its allocations in st, with the kernel fast path unless cfg turns it off
-// or this host cannot do it.
-func Forwarder(ctx context.Context, cfg *nodeconfig.Config, st *store.Store, log *slog.Logger) (portfwd.Forwarder, error) {
+// or this host cannot do it; extra options (a waker) come last.
+func Forwarder(ctx context.Context, cfg *nodeconfig.Config, st *store.Store, log *slog.Logger, extra ...portfwd.Option) (portfwd.Forwarder, error) {
 	listen, err := netip.ParseAddr(cfg.Ports.ListenAddr)
 	if err != nil {
 		return nil, fmt.Errorf("ports.listenAddr %q: %w", cfg.Ports.ListenAddr, errdefs.ErrInvalidArgument)
@@ -101,7 +101,7 @@ func Forwarder(ctx context.Context, cfg *nodeconfig.Config, st *store.Store, log
 	if k := kernelPath(ctx, cfg, listen, log); k != nil {
 		opts = append(opts, portfwd.WithKernelPath(k))
 	}
-	return portfwd.New(ctx, opts...)
+	return portfwd.New(ctx, append(opts, extra...)...)
 }
 
 // kernelPath returns the forwarder's kernel fast path (iptables DNAT for

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"time"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/podspec"
@@ -66,6 +67,10 @@ type Config struct {
 	// sandbox, not for production (the logs grow without bound).
 	RunscDebugDir string `json:"runscDebugDir,omitempty"`
 	LogLevel      string `json:"logLevel,omitempty"` // info
+	// IdleTimeout hibernates a running pod after this long without
+	// activity (docs/hibernate.md), unless its spec sets its own
+	// idleTimeout. 0 (the default): only pods whose spec sets one.
+	IdleTimeout podspec.Duration `json:"idleTimeout,omitzero"`
 }
 
 // Gateway configures the authenticating HTTP gateway.
@@ -168,6 +173,9 @@ func (c *Config) Validate() error {
 		bad("network.pool", "%q is not an IPv4 CIDR", c.Network.Pool)
 	} else if c.Network.SubnetBits <= p.Bits() || c.Network.SubnetBits > 30 {
 		bad("network.subnetBits", "%d: want more than the pool's /%d and at most 30", c.Network.SubnetBits, p.Bits())
+	}
+	if d := c.IdleTimeout.Duration; d < 0 || (d > 0 && d < time.Second) {
+		bad("idleTimeout", "%s: want 0 (off) or at least 1s", d)
 	}
 	if n := c.Network.WarmPool; n != nil && (*n < 0 || *n > 64) {
 		bad("network.warmPool", "%d: want 0 (off) to 64", *n)

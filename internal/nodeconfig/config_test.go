@@ -38,6 +38,10 @@ func TestLoad(t *testing.T) {
 		c.Gateway.URLPort != 443 || c.Gateway.DefaultTTL.Duration != time.Hour || !*c.Gateway.Enabled {
 		t.Fatalf("gateway: %+v, %v", c.Gateway, err)
 	}
+	os.WriteFile(p, []byte("idleTimeout: 30m\n"), 0o644)
+	if c, err := Load(p, true); err != nil || c.IdleTimeout.Duration != 30*time.Minute {
+		t.Fatalf("idleTimeout: 30m: %+v, %v", c, err)
+	}
 	for body, want := range map[string]string{
 		"prots: {}\n":                              "prots",
 		"ports: {min: 500, max: 100}\n":            "ports: range",
@@ -51,6 +55,8 @@ func TestLoad(t *testing.T) {
 		"gateway: {urlScheme: ftp}\n":              "gateway.urlScheme",
 		"gateway: {defaultTTL: 48h, maxTTL: 1h}\n": "gateway.defaultTTL",
 		"gateway: {listenAddr: any}\n":             "gateway.listenAddr",
+		"idleTimeout: 10ms\n":                      "idleTimeout",
+		"idleTimeout: -1m\n":                       "idleTimeout",
 	} {
 		os.WriteFile(p, []byte(body), 0o644)
 		_, err := Load(p, true)

@@ -19,6 +19,15 @@ func crashpoint(name string) {
 }
 
 // CrashPoints are the places crashpoint is called, per operation: after
-// each of podSteps (up:, down:, del: and the step's name), and up:recorded
-// and del:down between them.
-var CrashPoints = podSteps.crashPoints()
+// each of podSteps (up:, down:, del: and the step's name), up:recorded
+// and del:down between them, and after each step of hibernate and wake.
+var CrashPoints = crashPoints()
+
+// crashPoints adds hibernate's and wake's (hibernate:, wake: and the
+// step's name) to the bring-up's.
+func crashPoints() map[string][]string {
+	cp := podSteps.crashPoints()
+	cp["hibernate"] = hibernateSteps().upPoints()
+	cp["wake"] = wakeSteps().upPoints()
+	return cp
+}

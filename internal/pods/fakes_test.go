@@ -129,12 +129,24 @@ func (r *fakeRuntime) State(_ context.Context, id string) (oci.State, error) {
 	if _, ok := r.sandboxes[id]; !ok {
 		return oci.State{}, fmt.Errorf("%s: %w", id, errdefs.ErrNotFound)
 	}
+	select {
+	case <-r.sandboxes[id]:
+		return oci.State{ID: id, Status: oci.StatusStopped}, nil
+	default:
+	}
 	return oci.State{ID: id, Status: oci.StatusRunning}, nil
 }
 
 func (r *fakeRuntime) List(context.Context) ([]oci.State, error) { return nil, nil }
 
-func (r *fakeRuntime) Exec(context.Context, string, oci.ExecOpts) (int, error) { return 0, nil }
+// Exec returns at once, or for "block" when ctx ends.
+func (r *fakeRuntime) Exec(ctx context.Context, _ string, o oci.ExecOpts) (int, error) {
+	if len(o.Args) > 0 && o.Args[0] == "block" {
+		<-ctx.Done()
+		return 137, ctx.Err()
+	}
+	return 0, nil
+}
 
 // Kill ends the sandbox (as init does on SIGTERM).
 func (r *fakeRuntime) Kill(_ context.Context, id string, _ syscall.Signal, _ bool) error {
@@ -210,16 +222,44 @@ func (r *fakeRuntime) alive(id string) bool {
 	return ok
 }
 
-func (r *fakeRuntime) Checkpoint(context.Context, string, oci.CheckpointOpts) error { return nil }
-func (r *fakeRuntime) Restore(context.Context, string, string, oci.RestoreOpts) error {
+// Checkpoint writes a file into the image directory; the sandbox then
+// stops, as runsc's does.
+func (r *fakeRuntime) Checkpoint(_ context.Context, id string, o oci.CheckpointOpts) error {
+	if err := r.h.call("runtime.checkpoint"); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	ch, ok := r.sandboxes[id]
+	r.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%s: %w", id, errdefs.ErrNotFound)
+	}
+	r.end(id, ch)
+	return os.WriteFile(filepath.Join(o.ImagePath, "checkpoint.img"), []byte("memory"), 0o600)
+}
+
+// Restore needs the image Checkpoint wrote; it leaves a running sandbox.
+func (r *fakeRuntime) Restore(_ context.Context, id, _ string, o oci.RestoreOpts) error {
+	if err := r.h.call("runtime.restore"); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(o.ImagePath, "checkpoint.img")); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.sandboxes[id] = make(chan struct{})
+	r.mu.Unlock()
 	return nil
 }
 func (r *fakeRuntime) Stats(context.Context, string) (oci.Stats, error) { return oci.Stats{}, nil }
 
 func (r *fakeRuntime) KillStale(context.Context, string) error { return nil }
 
-// fakeNet hands out 10.88.0.2.
-type fakeNet struct{ h *host }
+// fakeNet hands out 10.88.0.2; a pod's namespace is a file in dir.
+type fakeNet struct {
+	h   *host
+	dir string
+}
 
 var _ netns.Manager = fakeNet{}
 
@@ -227,12 +267,24 @@ func (n fakeNet) Setup(_ context.Context, s netns.Spec) (*netns.Attachment, erro
 	if err := n.h.call("net.setup"); err != nil {
 		return nil, err
 	}
-	return &netns.Attachment{PodID: s.PodID, IP: netip.MustParseAddr("10.88.0.2"), NetnsPath: "/run/netns/" + s.PodID, Hostname: s.Hostname}, nil
+	path := filepath.Join(n.dir, s.PodID)
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		return nil, err
+	}
+	return &netns.Attachment{PodID: s.PodID, IP: netip.MustParseAddr("10.88.0.2"), NetnsPath: path, Hostname: s.Hostname}, nil
 }
 
-func (n fakeNet) Teardown(context.Context, string) error { return n.h.call("net.teardown") }
-func (n fakeNet) RestoreAddress(context.Context, string) error {
+func (n fakeNet) Teardown(_ context.Context, id string) error {
+	if err := n.h.call("net.teardown"); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(n.dir, id)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
 	return nil
+}
+func (n fakeNet) RestoreAddress(context.Context, string) error {
+	return n.h.call("net.restoreaddr")
 }
 func (n fakeNet) Get(context.Context, string) (*netns.Attachment, error) {
 	return nil, errdefs.ErrNotFound
@@ -266,9 +318,11 @@ func (p fakePorts) Allocations(string) []portfwd.Allocation {
 func (p fakePorts) Start(context.Context, string, netip.Addr) error { return p.h.call("ports.start") }
 func (p fakePorts) Stop(context.Context, string) error              { return p.h.call("ports.stop") }
 func (p fakePorts) SetTarget(string, netip.Addr) error              { return nil }
-func (p fakePorts) SetState(string, portfwd.State) error            { return p.h.call("ports.setstate") }
-func (p fakePorts) Stats() portfwd.Stats                            { return portfwd.Stats{} }
-func (p fakePorts) Close(context.Context) error                     { return nil }
+func (p fakePorts) SetState(_ string, s portfwd.State) error {
+	return p.h.call("ports.setstate." + string(s))
+}
+func (p fakePorts) Stats() portfwd.Stats        { return portfwd.Stats{} }
+func (p fakePorts) Close(context.Context) error { return nil }
 
 // fakeImages holds one image, fake/img:1, once pulled (or from the start).
 type fakeImages struct {

@@ -58,6 +58,13 @@ type Config struct {
 	// Gateway signs and revokes the pods' gateway links (optional: without
 	// it URL is ErrUnavailable and views print no gateway URLs).
 	Gateway Links
+	// IdleTimeout hibernates running pods idle this long whose spec sets
+	// no idleTimeout of its own (0: only those that do). See idle.go for
+	// what counts as activity.
+	IdleTimeout time.Duration
+	// IdleCheck is how often pods are checked for idleness (default 15s,
+	// or a third of IdleTimeout when that is shorter).
+	IdleCheck time.Duration
 }
 
 // Manager implements Service.
@@ -78,6 +85,7 @@ type Manager struct {
 	watchers map[string]context.CancelFunc // running pods' sandbox watchers
 
 	status *statusCache // what views show of each pod's services
+	execs  *sessions    // open exec and terminal sessions, per pod
 }
 
 type podLock struct {
@@ -117,7 +125,7 @@ func New(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("pods: %w", err)
 	}
 	bg, cancel := context.WithCancel(context.Background())
-	return &Manager{
+	m := &Manager{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		locks:    map[string]*podLock{},
@@ -125,7 +133,11 @@ func New(cfg Config) (*Manager, error) {
 		cancelBg: cancel,
 		watchers: map[string]context.CancelFunc{},
 		status:   newStatusCache(),
-	}, nil
+		execs:    newSessions(),
+	}
+	m.wg.Add(1)
+	go m.idleLoop()
+	return m, nil
 }
 
 // Close stops background work. Sandboxes keep running: the next manager

@@ -116,15 +116,32 @@ func (m *Manager) running(ctx context.Context, idOrName, what string) (*store.Po
 	return p, nil
 }
 
+// awake is running for a pod that may be woken: a hibernated pod is
+// woken first (an exec or a terminal wakes it as a connection does).
+func (m *Manager) awake(ctx context.Context, idOrName, what string) (*store.Pod, error) {
+	p, err := m.find(ctx, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	if p.State == lifecycle.Hibernated {
+		if _, err := m.Wake(ctx, p.ID); err != nil {
+			return nil, err
+		}
+	}
+	return m.running(ctx, p.ID, what)
+}
+
 // Exec implements api.Service.
 func (m *Manager) Exec(ctx context.Context, idOrName string, req api.ExecRequest) (int, error) {
 	if len(req.Args) == 0 {
 		return 0, fmt.Errorf("exec: a command is required: %w", errdefs.ErrInvalidArgument)
 	}
-	p, err := m.running(ctx, idOrName, "exec in")
+	p, err := m.awake(ctx, idOrName, "exec in")
 	if err != nil {
 		return 0, err
 	}
+	ctx, end := m.execs.begin(ctx, p.ID)
+	defer end()
 	spec, err := decodeSpec(p)
 	if err != nil {
 		return 0, err

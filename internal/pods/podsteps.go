@@ -39,6 +39,9 @@ var podSteps = steps[*unit]{crash: true, list: []step[*unit]{
 	{name: "sandbox", do: startSandbox, undo: stopSandbox, partial: true, join: "ready"},
 	{name: "forward", do: startForwarding, undo: stopForwarding, partial: true},
 	{name: "ready", do: waitReady},
+	// A hibernated pod's checkpoint goes when it is stopped, deleted or
+	// started afresh.
+	{name: "checkpoint", undo: discardCheckpoint},
 }}
 
 // unit is one pod as its steps see it. For undo and release only the
@@ -54,6 +57,7 @@ type unit struct {
 	// graceful lets init stop the services before the sandbox goes (a
 	// stop); a failed start removes it at once.
 	graceful bool
+	wake     wakeMode // who asked for a wake (wakeSteps)
 }
 
 // unitFor is what the undo and release of pod id need.

@@ -175,6 +175,9 @@ func (m *Manager) start(ctx context.Context, id string) error {
 	case lifecycle.Await:
 		return fmt.Errorf("pod %s is %s: %w", id, p.State, errdefs.ErrConflict)
 	}
+	if dec.Enter == lifecycle.Waking {
+		return m.wakeUp(ctx, p, wakeMode{}) // start of a hibernated pod wakes it
+	}
 	return m.bringUp(ctx, p)
 }
 

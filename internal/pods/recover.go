@@ -66,12 +66,17 @@ func (m *Manager) recoverPod(ctx context.Context, id string) error {
 		return err
 	case lifecycle.Terminating:
 		return m.terminate(ctx, id)
-	case lifecycle.Hibernating, lifecycle.Waking:
-		if err := m.bringDown(ctx, id); err != nil {
-			return m.fail(ctx, id, err)
+	case lifecycle.Hibernating:
+		return m.recoverHibernating(ctx, p)
+	case lifecycle.Waking:
+		// Wake again: a restore that completed is kept (wakeSteps).
+		m.background(id, func(ctx context.Context) error { return m.wakeUp(ctx, p, wakeMode{resumed: true}) })
+		return nil
+	case lifecycle.Hibernated:
+		if err := m.deleteSandbox(ctx, id); err != nil {
+			m.event(ctx, id, "warning", "CleanupFailed", "sandbox: "+err.Error())
 		}
-		_, err := m.cfg.Store.Transition(ctx, id, lifecycle.Failed, "node restarted during "+string(p.State))
-		return err
+		m.listenHibernated(ctx, id, m.statusOf(ctx, p))
 	case lifecycle.Stopped, lifecycle.Failed, lifecycle.Pending:
 		// Nothing may run for these; make sure nothing does (idempotent:
 		// deleting a sandbox that is not there is fine).

@@ -159,27 +159,6 @@ func TestRecoverFinishesDelete(t *testing.T) {
 	}
 }
 
-func TestRecoverInterruptedHibernateOrWakeFails(t *testing.T) {
-	for _, state := range []lifecycle.State{lifecycle.Hibernating, lifecycle.Waking} {
-		t.Run(string(state), func(t *testing.T) {
-			r := newRig(t)
-			r.mustCreate("web")
-			r.applyOp("web", lifecycle.OpHibernate)
-			if state == lifecycle.Waking {
-				r.transition("web", lifecycle.Hibernated)
-				r.applyOp("web", lifecycle.OpWake)
-			}
-			r.restart()
-			if p := r.record("web"); p.State != lifecycle.Failed {
-				t.Fatalf("pod %s", p.State)
-			}
-			if r.rt.alive("web") {
-				t.Error("sandbox still there")
-			}
-		})
-	}
-}
-
 func TestRecoverStableStates(t *testing.T) {
 	t.Run("stopped", func(t *testing.T) {
 		r := newRig(t)
@@ -191,7 +170,7 @@ func TestRecoverStableStates(t *testing.T) {
 		if p := r.record("web"); p.State != lifecycle.Stopped {
 			t.Fatalf("pod %s", p.State)
 		}
-		if calls := r.h.log(); !slices.Equal(calls, []string{"ports.setstate"}) {
+		if calls := r.h.log(); !slices.Equal(calls, []string{"ports.setstate.not-running"}) {
 			t.Fatalf("recovering a stopped pod did %v", calls)
 		}
 	})

@@ -37,6 +37,17 @@ type steps[U any] struct {
 	list []step[U]
 	// crash enables the crash points (the daemon's pods; not one-off runs).
 	crash bool
+	// verb names the crash points of up: VERB:STEP ("up" when empty).
+	// Sequences other than the bring-up (hibernate, wake) set their own.
+	verb string
+}
+
+// upPoint is the crash point after step name's do.
+func (s steps[U]) upPoint(name string) string {
+	if s.verb == "" {
+		return "up:" + name
+	}
+	return s.verb + ":" + name
 }
 
 func (s steps[U]) crashpoint(name string) {
@@ -89,7 +100,7 @@ func (s steps[U]) up(ctx context.Context, u U, t *timing, undone func(name strin
 			ran[r.i] = err == nil || st.partial
 			if err == nil {
 				t.mark(st.name)
-				s.crashpoint("up:" + st.name)
+				s.crashpoint(s.upPoint(st.name))
 			} else if first == nil {
 				first = fmt.Errorf("%s: %w", st.name, err)
 			}
@@ -126,7 +137,7 @@ func (s steps[U]) up(ctx context.Context, u U, t *timing, undone func(name strin
 		}
 		ran[i] = true
 		t.mark(st.name)
-		s.crashpoint("up:" + st.name)
+		s.crashpoint(s.upPoint(st.name))
 	}
 	return nil
 }
@@ -176,6 +187,17 @@ func (s steps[U]) release(ctx context.Context, u U) error {
 		s.crashpoint("del:" + st.name)
 	}
 	return nil
+}
+
+// upPoints lists the crash points of up, in order.
+func (s steps[U]) upPoints() []string {
+	var out []string
+	for _, st := range s.list {
+		if st.do != nil {
+			out = append(out, s.upPoint(st.name))
+		}
+	}
+	return out
 }
 
 // crashPoints lists the crash points of each operation the steps drive:

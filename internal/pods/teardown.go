@@ -75,6 +75,7 @@ func (m *Manager) terminate(ctx context.Context, id string) error {
 	if err := podSteps.release(ctx, m.unitFor(id)); err != nil {
 		return m.fail(ctx, id, err)
 	}
+	m.execs.forget(id)
 	return m.cfg.Store.DeletePod(ctx, id)
 }
 

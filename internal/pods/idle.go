@@ -1,0 +1,143 @@
+package pods
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pinacle/pinacle-node/internal/lifecycle"
+	"github.com/pinacle/pinacle-node/internal/store"
+	"github.com/pinacle/pinacle-node/portfwd"
+)
+
+// ActivityFile is the file, in the pod's run directory (/.pinacle/run
+// inside the sandbox), that a service touches to say it is busy: a pod
+// whose file changed within its idle timeout is not idle.
+const ActivityFile = "activity"
+
+// What counts as activity (docs/hibernate.md): a connection forwarded
+// to one of the pod's host ports or a byte through one (the forwarder's
+// counters, userspace and kernel path); an exec or terminal session open,
+// begun or ended; a touch of ActivityFile; the pod becoming running. An
+// open connection with nothing moving is not activity.
+
+// idleMark is what the idle sweep last saw of one pod's traffic, and when
+// it changed.
+type idleMark struct {
+	conns, bytes uint64
+	since        time.Time
+}
+
+// idleCheckDefault is how often pods are looked at, at most.
+const idleCheckDefault = 15 * time.Second
+
+// idleCheck is how often the sweep runs: often enough for the node-wide
+// default timeout to be kept within a third of itself.
+func (m *Manager) idleCheck() time.Duration {
+	if m.cfg.IdleCheck > 0 {
+		return m.cfg.IdleCheck
+	}
+	d := idleCheckDefault
+	if t := m.cfg.IdleTimeout / 3; t > 0 && t < d {
+		d = max(t, 100*time.Millisecond)
+	}
+	return d
+}
+
+// idleLoop hibernates running pods that stayed idle for their timeout,
+// until the manager closes.
+func (m *Manager) idleLoop() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.idleCheck())
+	defer t.Stop()
+	marks := map[string]*idleMark{}
+	for {
+		select {
+		case <-m.bg.Done():
+			return
+		case <-t.C:
+		}
+		m.idleSweep(marks, time.Now())
+	}
+}
+
+// idleTimeout is the pod's own idleTimeout, or the node's default.
+func (m *Manager) idleTimeout(p *store.Pod) time.Duration {
+	if spec, err := decodeSpec(p); err == nil && spec.IdleTimeout.Duration > 0 {
+		return spec.IdleTimeout.Duration
+	}
+	return m.cfg.IdleTimeout
+}
+
+// idleSweep looks at every running pod with an idle timeout once.
+func (m *Manager) idleSweep(marks map[string]*idleMark, now time.Time) {
+	pods, err := m.cfg.Store.ListPods(m.bg)
+	if err != nil {
+		m.log.Warn("idle sweep", "err", err)
+		return
+	}
+	timeouts := map[string]time.Duration{}
+	for i := range pods {
+		if p := &pods[i]; p.State == lifecycle.Running {
+			if t := m.idleTimeout(p); t > 0 {
+				timeouts[p.ID] = t
+			}
+		}
+	}
+	for id := range marks { // pods that left running or lost their timeout
+		if _, ok := timeouts[id]; !ok {
+			delete(marks, id)
+		}
+	}
+	if len(timeouts) == 0 {
+		return // the counters cost an iptables-save: only when needed
+	}
+	traffic := map[string]portfwd.Counters{}
+	for _, ps := range m.cfg.Ports.Stats().Pods {
+		traffic[ps.PodID] = ps.Counters
+	}
+	for i := range pods {
+		p := &pods[i]
+		timeout, ok := timeouts[p.ID]
+		if !ok {
+			continue
+		}
+		c := traffic[p.ID]
+		mk := marks[p.ID]
+		if mk == nil || mk.conns != c.ConnsTotal || mk.bytes != c.BytesIn+c.BytesOut {
+			mk = &idleMark{conns: c.ConnsTotal, bytes: c.BytesIn + c.BytesOut, since: now}
+			marks[p.ID] = mk
+		}
+		last := latest(mk.since, p.StateChangedAt)
+		open, lastExec := m.execs.activity(p.ID)
+		if open {
+			continue
+		}
+		last = latest(last, lastExec)
+		if fi, err := os.Stat(filepath.Join(m.runDir(p.ID), ActivityFile)); err == nil {
+			last = latest(last, fi.ModTime())
+		}
+		if now.Sub(last) < timeout {
+			continue
+		}
+		delete(marks, p.ID)
+		id := p.ID
+		m.event(m.bg, id, "idle", "IdleTimeout", fmt.Sprintf("no activity for %s; hibernating", timeout))
+		m.background(id, func(ctx context.Context) error {
+			err := m.hibernate(ctx, id)
+			if err != nil {
+				m.log.Warn("idle hibernate", "pod", id, "err", err)
+			}
+			return err
+		})
+	}
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}

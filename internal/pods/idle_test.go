@@ -1,0 +1,95 @@
+package pods
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pinacle/pinacle-node/internal/api"
+	"github.com/pinacle/pinacle-node/internal/lifecycle"
+	"github.com/pinacle/pinacle-node/podspec"
+)
+
+// idleRig is a rig whose node-wide idle timeout is a minute; the sweeps
+// are called with the time they should believe it is.
+func idleRig(t *testing.T) *rig {
+	r := newRig(t)
+	r.m.Close()
+	r.cfg.IdleTimeout = time.Minute
+	r.start()
+	return r
+}
+
+func TestIdleHibernates(t *testing.T) {
+	r := idleRig(t)
+	r.mustCreate("web")
+	marks := map[string]*idleMark{}
+	now := time.Now()
+	r.m.idleSweep(marks, now)
+	r.m.idleSweep(marks, now.Add(30*time.Second))
+	if p := r.record("web"); p.State != lifecycle.Running {
+		t.Fatalf("pod %s after 30s idle", p.State)
+	}
+	r.m.idleSweep(marks, now.Add(2*time.Minute))
+	r.waitState("web", lifecycle.Hibernated)
+	if !r.hasEvent("web", "IdleTimeout") {
+		t.Error("no IdleTimeout event")
+	}
+}
+
+func TestIdleActivityKeepsAwake(t *testing.T) {
+	r := idleRig(t)
+	r.mustCreate("web")
+	marks := map[string]*idleMark{}
+	now := time.Now()
+	r.m.idleSweep(marks, now)
+	// An open exec session.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = r.m.Exec(ctx, "web", api.ExecRequest{Args: []string{"block"}})
+	}()
+	poll(t, "the exec session open", func() bool { open, _ := r.m.execs.activity("web"); return open })
+	r.m.idleSweep(marks, now.Add(2*time.Minute))
+	if p := r.record("web"); p.State != lifecycle.Running {
+		t.Fatalf("pod %s with an exec session open", p.State)
+	}
+	cancel()
+	<-done
+	// A service touched the activity file 90s in.
+	f := filepath.Join(r.m.runDir("web"), ActivityFile)
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	touched := now.Add(90 * time.Second)
+	if err := os.Chtimes(f, touched, touched); err != nil {
+		t.Fatal(err)
+	}
+	// The session ended just now: a minute from now, then the touch
+	// 90s in, keep it awake at those times.
+	r.m.idleSweep(marks, time.Now().Add(30*time.Second))
+	if p := r.record("web"); p.State != lifecycle.Running {
+		t.Fatalf("pod %s half a minute after its exec session ended", p.State)
+	}
+}
+
+func TestIdleTimeoutOfTheSpecWins(t *testing.T) {
+	r := idleRig(t)
+	spec := podSpec("web")
+	spec.IdleTimeout = podspec.Duration{Duration: 5 * time.Minute}
+	if _, err := r.m.Create(context.Background(), api.CreateRequest{Spec: spec, Wait: true}); err != nil {
+		t.Fatal(err)
+	}
+	marks := map[string]*idleMark{}
+	now := time.Now()
+	r.m.idleSweep(marks, now)
+	r.m.idleSweep(marks, now.Add(2*time.Minute))
+	if p := r.record("web"); p.State != lifecycle.Running {
+		t.Fatalf("pod %s after 2m with a 5m idle timeout", p.State)
+	}
+	r.m.idleSweep(marks, now.Add(6*time.Minute))
+	r.waitState("web", lifecycle.Hibernated)
+}
