@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -88,13 +89,24 @@ func (m *Manager) revokeLinks(id string) error {
 
 // Backend is where the gateway sends a request for port of pod id: the
 // pod's IP and the port's internal port, and for the web terminal's port
-// its token as a bearer token. A pod that is not running is
-// ErrUnavailable; a missing pod or port ErrNotFound. It reads the pod's
-// record (no status file, no runsc), as it runs on every request.
+// its token as a bearer token. A hibernated pod is woken first, as a
+// connection to its host port would; any other pod that is not running is
+// ErrUnavailable; a missing pod or port ErrNotFound. A request counts as
+// the pod's activity (it touches ActivityFile), so a pod used through the
+// gateway is not hibernated as idle. It reads the pod's record (no status
+// file, no runsc), as it runs on every request.
 func (m *Manager) Backend(ctx context.Context, id, port string) (gateway.Backend, error) {
 	p, err := m.cfg.Store.GetPod(ctx, id)
 	if err != nil {
 		return gateway.Backend{}, err
+	}
+	if p.State == lifecycle.Hibernated {
+		if _, err := m.WakeForConnection(ctx, id); err != nil {
+			return gateway.Backend{}, err
+		}
+		if p, err = m.cfg.Store.GetPod(ctx, id); err != nil {
+			return gateway.Backend{}, err
+		}
 	}
 	spec, err := decodeSpec(p)
 	if err != nil {
@@ -108,6 +120,7 @@ func (m *Manager) Backend(ctx context.Context, id, port string) (gateway.Backend
 		if p.State != lifecycle.Running || st.IP == "" {
 			return gateway.Backend{}, fmt.Errorf("pod %s is %s: %w", id, p.State, errdefs.ErrUnavailable)
 		}
+		m.touchActivity(id)
 		be := gateway.Backend{Addr: net.JoinHostPort(st.IP, strconv.Itoa(sp.Internal))}
 		if servesWebterm(spec, sp.Internal) {
 			tok, err := os.ReadFile(filepath.Join(m.configDir(id), webtermTokenFile))
@@ -151,4 +164,17 @@ func servesWebterm(spec *podspec.Pod, port int) bool {
 		}
 	}
 	return false
+}
+
+// touchActivity marks pod id as active now (the idle sweep reads the
+// file's time); failures only cost an early hibernation, which the next
+// request undoes.
+func (m *Manager) touchActivity(id string) {
+	path := filepath.Join(m.runDir(id), ActivityFile)
+	now := time.Now()
+	if err := os.Chtimes(path, now, now); errors.Is(err, os.ErrNotExist) {
+		if f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			f.Close()
+		}
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/pinacle/pinacle-node/gateway"
 	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/lifecycle"
 	"github.com/pinacle/pinacle-node/podspec"
 	"github.com/pinacle/pinacle-node/supervisor"
 )
@@ -149,5 +150,24 @@ func TestBackendWebtermToken(t *testing.T) {
 	}
 	if again, _ := os.ReadFile(filepath.Join(r.m.configDir("term"), webtermTokenFile)); string(again) != string(tok) {
 		t.Error("the token changed across stop and start")
+	}
+}
+
+// A request through the gateway wakes a hibernated pod and counts as
+// activity.
+func TestBackendWakesAndCountsActivity(t *testing.T) {
+	r := newRig(t)
+	r.mustCreate("web")
+	r.mustHibernate("web")
+	be, err := r.m.Backend(context.Background(), "web", "app")
+	if err != nil || be.Addr == "" {
+		t.Fatalf("Backend of a hibernated pod: %+v, %v; want it woken", be, err)
+	}
+	if p := r.record("web"); p.State != lifecycle.Running {
+		t.Errorf("after Backend the pod is %s, want running", p.State)
+	}
+	fi, err := os.Stat(filepath.Join(r.m.runDir("web"), ActivityFile))
+	if err != nil || time.Since(fi.ModTime()) > time.Minute {
+		t.Errorf("activity file: %v %v, want touched now", fi, err)
 	}
 }
