@@ -223,8 +223,12 @@ func TestBrowserMinimalTemplate(t *testing.T) {
 		t.Errorf("app page at %s shows %q, want Hello from pinacle", urls["app"], body)
 	}
 
-	// The terminal: a shell in the pod, its output on the page.
-	b.must("terminal page", chromedp.Navigate(urls["terminal"]+"/"), chromedp.WaitVisible(chromedp.CSS(".xterm-rows")))
+	// The terminal: a shell in the pod, its output on the page. Its raw
+	// port wants the pod's token, so the browser goes the user's way: a
+	// signed link through the gateway, which sets the cookie, redirects to
+	// http://terminal-<pod>.localhost:<gateway port>/ and adds the token.
+	link := d.podURL("mini", "terminal").URL
+	b.must("terminal page", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS(".xterm-rows")))
 	if _, err := b.waitScreen(regexp.MustCompile(`[#$] *$|[#$] *\n`), 20*time.Second); err != nil {
 		t.Fatalf("no shell prompt: %v", err)
 	}

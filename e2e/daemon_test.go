@@ -32,6 +32,7 @@ type daemon struct {
 	dir, cfg, sock   string
 	pool             string
 	portMin, portMax int
+	gwPort           int // the gateway's port, on 127.0.0.1 unless the test's config says otherwise
 	cmd              *exec.Cmd
 	done             chan struct{}
 	logPath          string
@@ -53,9 +54,9 @@ func startDaemonWith(t *testing.T, editCfg func(string) string, prepare func(dir
 		t.Fatal(err)
 	}
 	d := &daemon{t: t, dir: dir, cfg: filepath.Join(dir, "node.yaml"), sock: filepath.Join(dir, "node.sock"),
-		pool: fmt.Sprintf("10.%d.0.0/16", 219+n), portMin: 24000 + 100*n, portMax: 24000 + 100*n + 99}
-	cfg := fmt.Sprintf("dataRoot: %s/data\nrunscRoot: %s/runsc\nsocket: %s\ntemplatesDir: %s/templates\nnetwork: {pool: %s}\nports: {min: %d, max: %d, listenAddr: 127.0.0.1}\n",
-		dir, dir, d.sock, dir, d.pool, d.portMin, d.portMax)
+		pool: fmt.Sprintf("10.%d.0.0/16", 219+n), portMin: 24000 + 100*n, portMax: 24000 + 100*n + 99, gwPort: 23800 + n}
+	cfg := fmt.Sprintf("dataRoot: %s/data\nrunscRoot: %s/runsc\nsocket: %s\ntemplatesDir: %s/templates\nnetwork: {pool: %s}\nports: {min: %d, max: %d, listenAddr: 127.0.0.1}\ngateway: {port: %d}\n",
+		dir, dir, d.sock, dir, d.pool, d.portMin, d.portMax, d.gwPort)
 	if editCfg != nil {
 		cfg = editCfg(cfg)
 	}
@@ -192,6 +193,7 @@ type podView struct {
 		Internal int    `json:"internal"`
 		External int    `json:"external"`
 		URL      string `json:"url"`
+		Gateway  string `json:"gateway"`
 	} `json:"ports"`
 }
 

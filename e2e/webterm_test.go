@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,12 +29,22 @@ func TestNodeMinimalTemplateWebTerminal(t *testing.T) {
 	if body, err := httpGet(urls["app"]+"/index.html", 5*time.Second); err != nil || !strings.Contains(body, "Hello from pinacle") {
 		t.Fatalf("app: %q %v", body, err)
 	}
-	if page, err := httpGet(urls["terminal"]+"/", 5*time.Second); err != nil || !strings.Contains(page, "xterm") {
+	// The raw host port wants the pod's token (the gateway adds it; see
+	// TestGatewayAuth); the node keeps it in the pod's config directory.
+	tok, err := os.ReadFile(filepath.Join(d.dir, "data", "pods", p.ID, "config", "webterm.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(tok))
+	if _, err := httpGet(urls["terminal"]+"/", 5*time.Second); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("terminal page without the token: %v, want 401", err)
+	}
+	if page, err := httpGet(urls["terminal"]+"/?token="+token, 5*time.Second); err != nil || !strings.Contains(page, "xterm") {
 		t.Fatalf("terminal page: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	wsURL := "ws" + strings.TrimPrefix(urls["terminal"], "http") + "/ws?cols=80&rows=24"
+	wsURL := "ws" + strings.TrimPrefix(urls["terminal"], "http") + "/ws?cols=80&rows=24&token=" + token
 	c, _, err := websocket.Dial(ctx, wsURL, nil)
 	if err != nil {
 		t.Fatalf("websocket %s: %v", wsURL, err)

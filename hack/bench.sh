@@ -64,3 +64,9 @@ if want supervisor; then
 	section "issue 4/5: API round trips and exec overhead"
 	go test -run '^$' -bench . -benchtime 2s ./internal/api/ | grep -E '^Benchmark'
 fi
+if want gateway; then
+	section "issue 16: authenticating gateway vs the same backend direct (64 B GET p50 added, 512 MiB throughput ratio, WebSocket echo p50, new conns/s); targets: added p50 <= 1 ms, ratio >= 0.8"
+	go test -run '^$' -bench Gateway -benchtime 1x ./gateway/ | grep -E 'gateway-bench|FAIL'
+	section "issue 16: the gateway vs the host port of the same real pod (web terminal /healthz and keystroke echo, 256 MiB from busybox httpd)"
+	go run ./hack/benchnode -bin "$BIN" -gateway-only
+fi

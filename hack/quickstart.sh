@@ -45,6 +45,7 @@ pinacle-node pod ls >/dev/null || { echo "the node did not come up; see /var/log
 if pinacle-node pod get "$NAME" >/dev/null 2>&1; then
 	step "Pod $NAME exists already"
 	pinacle-node pod get "$NAME"
+	echo; echo "A link to it through the gateway:"; pinacle-node pod url "$NAME"
 	exit 0
 fi
 
@@ -63,5 +64,9 @@ fi
 
 step "Creating pod $NAME from template $TEMPLATE"
 pinacle-node pod create --template "$TEMPLATE" --name "$NAME"
+echo
+echo "Its ports are reached through the node's gateway, which needs a signed link (docs/security.md):"
+pinacle-node pod url "$NAME"
+echo "(pinacle-node pod url $NAME PORT for another port; --revoke to invalidate every link)"
 echo
 echo "Try: pinacle-node pod exec -it $NAME -- sh      pinacle-node pod logs $NAME SERVICE --follow"

@@ -131,7 +131,7 @@ func TestMerge(t *testing.T) {
 		Resources:   Resources{Tier: "dev.large"},
 		Environment: map[string]string{"B": "3", "C": "4"},
 		Network: Network{
-			Ports:  []Port{{Name: "app", Internal: 3001}, {Name: "db", Internal: 5432}},
+			Ports:  []Port{{Name: "app", Internal: 3001, Public: true}, {Name: "db", Internal: 5432}},
 			Egress: &Egress{Allow: []EgressRule{{CIDR: "10.0.0.1/32"}}},
 		},
 		Services: []Service{
@@ -147,7 +147,7 @@ func TestMerge(t *testing.T) {
 		Resources:   Resources{Tier: "dev.large"},
 		Environment: map[string]string{"A": "1", "B": "3", "C": "4"},
 		Network: Network{
-			Ports: []Port{{Name: "app", Internal: 3001}, {Name: "code", Internal: 8080}, {Name: "db", Internal: 5432}},
+			Ports: []Port{{Name: "app", Internal: 3001, Public: true}, {Name: "code", Internal: 8080}, {Name: "db", Internal: 5432}},
 			Egress: &Egress{Mode: EgressDefault, Deny: []EgressRule{{CIDR: "1.0.0.0/8"}},
 				Allow: []EgressRule{{CIDR: "10.0.0.1/32"}}},
 		},

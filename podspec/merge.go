@@ -117,6 +117,7 @@ func mergePort(base, over Port) Port {
 	if over.External != 0 {
 		out.External = over.External
 	}
+	out.Public = out.Public || over.Public // an override opens a port, never closes one a template opened
 	return out
 }
 

@@ -42,11 +42,15 @@ type Network struct {
 
 // Port is a port the pod serves on. External, when set, is the host port
 // (30000-40000) the node forwards to it; zero lets the node allocate one.
+// The host port listens on the node's ports.listenAddr (loopback by
+// default) unless Public, which binds it on ports.publicListenAddr for
+// other machines to reach without the gateway's authentication.
 type Port struct {
 	Name     string   `json:"name"`
 	Internal int      `json:"internal"`
 	Protocol Protocol `json:"protocol,omitempty"` // default tcp
 	External int      `json:"external,omitempty"`
+	Public   bool     `json:"public,omitempty"`
 }
 
 // Protocol is a transport protocol.

@@ -62,6 +62,9 @@ func validatePorts(ports []Port, e *errList) {
 				e.add(f+".external", "the node forwards tcp only")
 			}
 		}
+		if p.Public && proto == ProtocolUDP {
+			e.add(f+".public", "the node forwards tcp only")
+		}
 	}
 }
 

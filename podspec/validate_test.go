@@ -110,6 +110,7 @@ func TestValidationMessages(t *testing.T) {
 		{"external range", func(p *Pod) { p.Network.Ports[1].External = 8080 }, "network.ports[1].external", "8080 is outside the node's port pool 30000-40000"},
 		{"external dup", func(p *Pod) { p.Network.Ports[1].External = 30001 }, "network.ports[1].external", "port 30001 is also network.ports[0]"},
 		{"external udp", func(p *Pod) { p.Network.Ports[2].External = 30002 }, "network.ports[2].external", "the node forwards tcp only"},
+		{"public udp", func(p *Pod) { p.Network.Ports[2].Public = true }, "network.ports[2].public", "the node forwards tcp only"},
 		{"subnet syntax", func(p *Pod) { p.Network.Subnet = "10.88.3.0" }, "network.subnet", `"10.88.3.0" is not a CIDR`},
 		{"subnet v6", func(p *Pod) { p.Network.Subnet = "fd00::/64" }, "network.subnet", "only IPv4 subnets are supported"},
 		{"subnet host bits", func(p *Pod) { p.Network.Subnet = "10.88.3.1/24" }, "network.subnet", `has host bits set; did you mean "10.88.3.0/24"?`},

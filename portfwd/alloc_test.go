@@ -249,3 +249,45 @@ func TestNewRefusesConflictingStore(t *testing.T) {
 		t.Fatalf("New = %v, want conflict", err)
 	}
 }
+
+// A public port listens on the public address, every other port on the
+// listen address only.
+func TestPublicListenAddr(t *testing.T) {
+	public := netip.MustParseAddr("127.0.0.2")
+	f := newFwd(t, 26380, 26389, portfwd.WithPublicListenAddr(public))
+	backend := serve(t, echo)
+	ctx := context.Background()
+	allocs, err := f.Allocate(ctx, "pub", []portfwd.PortRequest{{Name: "web", PodPort: backend.Port()}, {Name: "api", PodPort: backend.Port(), Public: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allocs[0].Public || !allocs[1].Public {
+		t.Fatalf("allocations %+v", allocs)
+	}
+	if err := f.Start(ctx, "pub", backend.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		addr netip.Addr
+		port uint16
+		ok   bool
+	}{
+		{loopback, allocs[0].HostPort, true}, {public, allocs[0].HostPort, false},
+		{public, allocs[1].HostPort, true}, {loopback, allocs[1].HostPort, false},
+	} {
+		c, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(netip.AddrPortFrom(tc.addr, tc.port)))
+		if (err == nil) != tc.ok {
+			t.Errorf("dial %s:%d: err %v, want reachable %v", tc.addr, tc.port, err, tc.ok)
+		}
+		if err == nil {
+			if got := roundTrip(t, c, "hi"); got != "hi" {
+				t.Errorf("echo %q", got)
+			}
+			c.Close()
+		}
+	}
+	// Changing public while listening is a change of ports.
+	if _, err := f.Allocate(ctx, "pub", []portfwd.PortRequest{{Name: "web", PodPort: backend.Port(), Public: true}, {Name: "api", PodPort: backend.Port(), Public: true}}); !errdefs.IsConflict(err) {
+		t.Errorf("flipping public while listening: %v, want conflict", err)
+	}
+}

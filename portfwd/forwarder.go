@@ -244,7 +244,7 @@ func (f *forwarder) choose(podID string, reqs []PortRequest, old map[string]*por
 	// Explicit ports and kept ports first, so the pool never hands out a
 	// port this very call is about to keep.
 	for i, r := range reqs {
-		a := Allocation{PodID: podID, Name: r.Name, PodPort: r.PodPort}
+		a := Allocation{PodID: podID, Name: r.Name, PodPort: r.PodPort, Public: r.Public}
 		prev := old[r.key()]
 		switch {
 		case r.HostPort != 0:
@@ -273,7 +273,7 @@ func (f *forwarder) choose(podID string, reqs []PortRequest, old map[string]*por
 		if err != nil {
 			return nil, fmt.Errorf("pod %s: port %s: %w", podID, r.key(), err)
 		}
-		out[i] = Allocation{PodID: podID, Name: r.Name, PodPort: r.PodPort, HostPort: port}
+		out[i] = Allocation{PodID: podID, Name: r.Name, PodPort: r.PodPort, HostPort: port, Public: r.Public}
 		chosen[port] = true
 	}
 	return out, nil
@@ -304,7 +304,7 @@ func sameAllocations(p *podEntry, reqs []PortRequest) bool {
 	}
 	for i, r := range reqs {
 		a := p.ports[i].alloc
-		if a.key() != r.key() || a.PodPort != r.PodPort || (r.HostPort != 0 && r.HostPort != a.HostPort) {
+		if a.key() != r.key() || a.PodPort != r.PodPort || a.Public != r.Public || (r.HostPort != 0 && r.HostPort != a.HostPort) {
 			return false
 		}
 	}

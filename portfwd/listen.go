@@ -70,7 +70,7 @@ func (f *forwarder) listen(podID string, target netip.Addr) (*podEntry, error) {
 		if pe.ln != nil {
 			continue
 		}
-		addr := netip.AddrPortFrom(f.listenAddr, pe.alloc.HostPort)
+		addr := netip.AddrPortFrom(f.addrOf(pe.alloc), pe.alloc.HostPort)
 		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(addr))
 		if err != nil {
 			for _, o := range opened { // all or nothing
@@ -276,4 +276,12 @@ func (l *listener) snapshot() []*proxyConn {
 		out = append(out, c)
 	}
 	return out
+}
+
+// addrOf is the host address a's port listens on.
+func (f *forwarder) addrOf(a Allocation) netip.Addr {
+	if a.Public {
+		return f.publicAddr
+	}
+	return f.listenAddr
 }

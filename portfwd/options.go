@@ -22,6 +22,7 @@ const (
 
 type options struct {
 	listenAddr   netip.Addr
+	publicAddr   netip.Addr
 	portMin      uint16
 	portMax      uint16
 	idleTimeout  time.Duration
@@ -38,6 +39,7 @@ type options struct {
 func defaultOptions() options {
 	return options{
 		listenAddr:   netip.IPv4Unspecified(),
+		publicAddr:   netip.IPv4Unspecified(),
 		portMin:      DefaultPortMin,
 		portMax:      DefaultPortMax,
 		idleTimeout:  DefaultIdleTimeout,
@@ -64,6 +66,19 @@ func WithListenAddr(addr netip.Addr) Option {
 			return invalid("listen address %q must be a valid IP without zone", addr)
 		}
 		o.listenAddr = addr
+		return nil
+	}
+}
+
+// WithPublicListenAddr sets the host address ports allocated Public
+// listen on (default 0.0.0.0). The kernel path DNATs only what the
+// listen address accepts, so a public port's other traffic is relayed.
+func WithPublicListenAddr(addr netip.Addr) Option {
+	return func(o *options) error {
+		if !addr.IsValid() || addr.Zone() != "" {
+			return invalid("public listen address %q must be a valid IP without zone", addr)
+		}
+		o.publicAddr = addr
 		return nil
 	}
 }

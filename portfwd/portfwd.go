@@ -57,6 +57,9 @@ type PortRequest struct {
 	PodPort uint16 `json:"podPort"`
 	// HostPort asks for this exact host port; 0 takes one from the pool.
 	HostPort uint16 `json:"hostPort,omitempty"`
+	// Public binds the host port on the public listen address
+	// (WithPublicListenAddr) rather than the listen address.
+	Public bool `json:"public,omitempty"`
 }
 
 func (r PortRequest) key() string { return portKey(r.Name, r.PodPort) }
@@ -70,6 +73,8 @@ type Allocation struct {
 	// Explicit says the host port was asked for by number, so it is never
 	// moved to another one.
 	Explicit bool `json:"explicit,omitempty"`
+	// Public says the port listens on the public listen address.
+	Public bool `json:"public,omitempty"`
 }
 
 func (a Allocation) key() string { return portKey(a.Name, a.PodPort) }

@@ -37,6 +37,7 @@ func newPodCmd() *cobra.Command {
 		newPodMetricsCmd(),
 		newPodHealthCmd(),
 		newPodServiceCmd(),
+		newPodURLCmd(),
 		newPodValidateCmd(),
 	)
 	return cmd

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/pinacle/pinacle-node/internal/apiserver"
@@ -68,9 +69,23 @@ func serve(ctx context.Context, cfg *nodeconfig.Config) error {
 	// Filled after recovery (which may tear networks down), drained when
 	// ctx ends; the daemon waits for the drain before it exits.
 	defer n.StartWarmPool(ctx)()
+	var extra []prometheus.Collector
+	if n.Gateway != nil {
+		ln, err := n.ListenGateway()
+		if err != nil {
+			return err
+		}
+		extra = n.Gateway.Collectors()
+		go func() {
+			log.Info("gateway serving", "addr", ln.Addr().String(), "domain", n.Gateway.Domain())
+			if err := n.Gateway.Serve(ctx, ln); err != nil {
+				log.Error("gateway", "err", err)
+			}
+		}()
+	}
 	if cfg.MetricsAddr != "" {
 		go func() {
-			if err := metrics.Serve(ctx, cfg.MetricsAddr, n.Pods); err != nil {
+			if err := metrics.Serve(ctx, cfg.MetricsAddr, n.Pods, extra...); err != nil {
 				log.Error("metrics endpoint", "addr", cfg.MetricsAddr, "err", err)
 			}
 		}()

@@ -59,6 +59,7 @@ func newForwardCmd(group, short string) *cobra.Command {
 				IsTerm: func() bool {
 					return term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))
 				},
+				Open: cli.OpenBrowser,
 			}
 			code, err := f.Run(cmd.Context(), inv)
 			if err != nil {

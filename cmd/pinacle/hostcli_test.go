@@ -6,8 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -261,13 +263,15 @@ func TestPodsThroughHostCLI(t *testing.T) {
 	node := filepath.Join(e.bin, "pinacle-node")
 	data, sock := filepath.Join(e.dir, "data"), filepath.Join(e.dir, "node.sock")
 	cfg := filepath.Join(e.dir, "node.yaml")
+	gwPort := freePort(t)
 	cfgText := fmt.Sprintf(`dataRoot: %s
 runscRoot: %s
 socket: %s
 templatesDir: %s
 network: {pool: 10.212.0.0/16}
 ports: {min: 23000, max: 23100, listenAddr: 127.0.0.1}
-`, data, filepath.Join(e.dir, "runsc"), sock, filepath.Join(e.dir, "templates"))
+gateway: {port: %d}
+`, data, filepath.Join(e.dir, "runsc"), sock, filepath.Join(e.dir, "templates"), gwPort)
 	if err := os.WriteFile(cfg, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -418,9 +422,18 @@ ports: {min: 23000, max: 23100, listenAddr: 127.0.0.1}
 	if !regexp.MustCompile(`(?m)^ID\s+NAME\s+STATE\s+TEMPLATE\s+IP\s+PORTS/URLS\s+AGE$`).MatchString(r.stdout) {
 		t.Errorf("pod ls header:\n%s", r)
 	}
-	row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(pod.ID) + `\s+hc1\s+running\s+\S+\s+` + regexp.QuoteMeta(pod.IP) + `\s+web=` + regexp.QuoteMeta(port.URL) + `\s+\d+[smhd]$`)
+	gwURL := fmt.Sprintf("http://web-%s.localhost:%d/", pod.ID, gwPort)
+	row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(pod.ID) + `\s+hc1\s+running\s+\S+\s+` + regexp.QuoteMeta(pod.IP) + `\s+web=` + regexp.QuoteMeta(gwURL) + `\s+\d+[smhd]$`)
 	if !row.MatchString(r.stdout) {
-		t.Errorf("pod ls row for %s with web=%s:\n%s", pod.ID, port.URL, r)
+		t.Errorf("pod ls row for %s with web=%s (the gateway's URL):\n%s", pod.ID, gwURL, r)
+	}
+	// pod url: a link that signs in through the gateway.
+	link := strings.TrimSpace(e.ok("pod", "url", "hc1", "web").stdout)
+	if !strings.HasPrefix(link, strings.TrimSuffix(gwURL, "/")+"/__pinacle/auth?token=") {
+		t.Errorf("pod url: %q, want a link on %s", link, gwURL)
+	}
+	if body := getThroughGateway(t, gwPort, link+"&next=/etc/hostname"); !strings.Contains(body, "hc1") {
+		t.Errorf("through the gateway: %q, want the pod's hostname", body)
 	}
 	var ps []podJSON
 	if err := json.Unmarshal([]byte(e.ok("pod", "ls", "-o", "json").stdout), &ps); err != nil || len(ps) != 1 || ps[0].ID != pod.ID {
@@ -709,4 +722,37 @@ func TestVMCreateRepo(t *testing.T) {
 	if r := e.run("", "vm", "create", "--vm", "r3", "--template", tmpl, "--repo", filepath.Join(e.dir, "nosuch")); r.code != 3 {
 		t.Errorf("create with a missing --repo: want exit 3, got %s", r)
 	}
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// getThroughGateway opens url with a cookie jar, sending every host name
+// to the gateway on 127.0.0.1:port (as a browser resolves *.localhost),
+// and returns the body of a 200.
+func getThroughGateway(t *testing.T, port int, url string) string {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 20 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		}}}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	return string(b)
 }

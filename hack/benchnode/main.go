@@ -9,6 +9,7 @@
 //
 //	go run ./hack/benchnode -bin bin/pinacle-node
 //	go run ./hack/benchnode -bin bin/pinacle-node -forward-only
+//	go run ./hack/benchnode -bin bin/pinacle-node -gateway-only
 package main
 
 import (
@@ -44,10 +45,13 @@ func main() {
 	forwardOnly := flag.Bool("forward-only", false, "measure only the forwarder's throughput")
 	createOnly := flag.Bool("create-only", false, "measure only sequential create -> running, with the daemon's step breakdown")
 	lsOnly := flag.Bool("ls-only", false, "measure only `pod ls`, with -ls-pods running pods and then with the same pods stopped")
+	gatewayOnly := flag.Bool("gateway-only", false, "measure only the gateway against the host port of the same pod")
 	hibernateOnly := flag.Bool("hibernate-only", false, "measure only the hibernate figures (hibernate.go)")
 	flag.Parse()
 	var err error
 	switch {
+	case *gatewayOnly:
+		err = runGateway(*bin)
 	case *hibernateOnly:
 		err = runHibernate(*bin, *n)
 	case *forwardOnly:
@@ -73,8 +77,8 @@ type node struct {
 
 // The main daemon, and the userspace-only one of the forwarder figures.
 const (
-	mainNet = "network: {pool: 10.213.0.0/16}\nports: {min: 45000, max: 45999, listenAddr: 127.0.0.1}\n"
-	userNet = "network: {pool: 10.214.0.0/16}\nports: {min: 46000, max: 46099, listenAddr: 127.0.0.1, kernelForward: false}\n"
+	mainNet = "network: {pool: 10.213.0.0/16}\nports: {min: 45000, max: 45999, listenAddr: 127.0.0.1}\ngateway: {port: 44990}\n"
+	userNet = "network: {pool: 10.214.0.0/16}\nports: {min: 46000, max: 46099, listenAddr: 127.0.0.1, kernelForward: false}\ngateway: {port: 44991}\n"
 )
 
 func start(bin, dir, netCfg string) (*node, error) {

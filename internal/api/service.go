@@ -37,6 +37,13 @@ type Service interface {
 	// ServiceControl starts, stops or restarts one service (op: start,
 	// stop, restart) or lists them (op: ls), without restarting the sandbox.
 	ServiceControl(ctx context.Context, idOrName, op, service string) (*ServiceStatus, error)
+	// URL signs a gateway link to one port of the pod (req.Port "": its
+	// first tcp port). A missing pod or port is ErrNotFound, a node
+	// without a gateway ErrUnavailable. The pod need not be running.
+	URL(ctx context.Context, idOrName string, req URLRequest) (*PodURL, error)
+	// RevokeURLs invalidates every gateway link and cookie of the pod
+	// (deleting a pod does the same). Idempotent.
+	RevokeURLs(ctx context.Context, idOrName string) error
 	// Hibernate checkpoints a running pod's sandbox to disk and frees it
 	// (its memory and CPU go back to the host); the pod keeps its address,
 	// host ports and files, and a connection to a host port wakes it.

@@ -55,6 +55,25 @@ type PortStatus struct {
 	Internal int    `json:"internal"`
 	External int    `json:"external"` // host port
 	URL      string `json:"url,omitempty"`
+	Public   bool   `json:"public,omitempty"` // the host port listens on the node's public address
+	// Gateway is the port's URL through the node's authenticating
+	// gateway (it needs a link from `pod url` first).
+	Gateway string `json:"gateway,omitempty"`
+}
+
+// URLRequest asks for a signed gateway link to one port of a pod.
+type URLRequest struct {
+	Port string        `json:"port,omitempty"` // default: the pod's first tcp port
+	TTL  time.Duration `json:"ttl,omitempty"`  // nanoseconds; 0: the node's default
+}
+
+// PodURL is a signed, expiring gateway link to one port of a pod.
+type PodURL struct {
+	Pod     string    `json:"pod"`
+	Port    string    `json:"port"`
+	URL     string    `json:"url"`     // opens the port in a browser, setting its cookie
+	Host    string    `json:"host"`    // the clean URL the link redirects to
+	Expires time.Time `json:"expires"` // when the link and its cookie stop working
 }
 
 // ServiceState is where a service is in its life, as the pod's init

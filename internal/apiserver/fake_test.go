@@ -33,6 +33,7 @@ type fakeService struct {
 	// streamEnded gets the error each Events/Logs/Exec call returned.
 	streamEnded chan error
 	execPid     chan int
+	revoked     int // RevokeURLs calls
 }
 
 var _ api.Service = (*fakeService)(nil)

@@ -42,6 +42,8 @@ func (s *Server) routes() {
 	handle("GET", "/v1/pods/{id}/health", s.withID(s.health))
 	handle("GET", "/v1/pods/{id}/services", s.withID(s.serviceList))
 	handle("POST", "/v1/pods/{id}/services/{name}/{op}", s.withID(s.serviceControl))
+	handle("POST", "/v1/pods/{id}/url", s.withID(s.podURL))
+	handle("POST", "/v1/pods/{id}/url/revoke", s.withID(s.revokeURLs))
 	handle("POST", "/v1/pods/{id}/hibernate", s.withID(s.hibernate))
 	handle("POST", "/v1/pods/{id}/wake", s.withID(s.wake))
 	// The mux's own 404 and 405 pages are text; ours are JSON. A pattern

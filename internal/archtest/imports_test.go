@@ -58,7 +58,7 @@ var rules = []rule{
 	{
 		from: []string{"imagestore", "oci", "netns", "portfwd", "portfwd/", "rootfs", "supervisor", "podspec",
 			"templates", "webterm", "internal/store", "internal/lifecycle", "internal/errdefs", "internal/fileutil",
-			"internal/iptables", "internal/units", "internal/storeadapt"},
+			"internal/iptables", "internal/units", "internal/storeadapt", "gateway"},
 		deny: []string{"internal/pods", "internal/api", "internal/apiserver", "internal/node", "internal/render",
 			"internal/hostcli", "cmd/"},
 		why: "the parts never reach up into the manager, the API or the commands",

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 )
 
@@ -35,6 +36,9 @@ type Invocation struct {
 	// Host flags, set only when given on the command line.
 	Output, VM, NodeSocket, NodeDataRoot string
 	Help                                 bool
+	// Open (--open, pod url) opens the link in the host's browser, not
+	// the VM's.
+	Open bool
 }
 
 // execValueFlags are the flags of `pod exec` that take a value: exec's
@@ -77,6 +81,10 @@ func ParseForward(group string, args []string) (*Invocation, error) {
 			case FlagNodeDataRoot:
 				inv.NodeDataRoot = val
 			}
+			continue
+		}
+		if a == "--open" {
+			inv.Open = true
 			continue
 		}
 		if a == "-h" || a == "--help" {
@@ -129,6 +137,8 @@ type Forwarder struct {
 	Node   *Node
 	Stdio  Stdio
 	IsTerm func() bool // whether stdin and stdout are a terminal (exec -t)
+	// Open opens a URL in the host's browser (pod url --open).
+	Open func(ctx context.Context, url string) error
 }
 
 // Run runs inv and returns the exit code to leave with. Node errors are
@@ -170,7 +180,22 @@ func (f *Forwarder) Run(ctx context.Context, inv *Invocation) (int, error) {
 	default:
 		err = f.render(inv, out)
 	}
+	if err == nil && code == 0 && inv.Open && inv.Group == "pod" && inv.Sub == "url" {
+		err = f.openLink(ctx, out)
+	}
 	return code, err
+}
+
+// openLink opens the link of a `pod url` result in the host's browser.
+func (f *Forwarder) openLink(ctx context.Context, out []byte) error {
+	var u api.PodURL
+	if err := json.Unmarshal(out, &u); err != nil || u.URL == "" {
+		return fmt.Errorf("pod url --open: no link in the node's answer: %w", errdefs.ErrInvalidArgument)
+	}
+	if f.Open == nil {
+		return fmt.Errorf("pod url --open: no browser opener: %w", errdefs.ErrUnavailable)
+	}
+	return f.Open(ctx, u.URL)
 }
 
 // attached says whether a command streams or talks to a person, so it runs
@@ -397,6 +422,8 @@ func (f *Forwarder) render(inv *Invocation, out []byte) error {
 		return RenderHealth(w, out)
 	case "pod service":
 		return RenderServices(w, out)
+	case "pod url":
+		return RenderURL(w, out)
 	case "image ls", "image list", "image import":
 		return RenderImages(w, out)
 	case "template ls", "template list":

@@ -1,6 +1,7 @@
 package hostcli
 
 import (
+	"context"
 	"errors"
 	"reflect"
 	"strings"
@@ -23,6 +24,8 @@ func TestParseForward(t *testing.T) {
 		{"pod", []string{"exec", "-o", "json", "web", "--", "ls"}, Invocation{Args: []string{"exec", "web", "--", "ls"}, Sub: "exec", Output: "json"}},
 		{"image", []string{"ls", "--node-data-root=/d", "--help"}, Invocation{Args: []string{"ls", "--help"}, Sub: "ls", NodeDataRoot: "/d", Help: true}},
 		{"pod", []string{"--", "-o", "json"}, Invocation{Args: []string{"--", "-o", "json"}}},
+		// --open is the host's: the browser is on the Mac, not in the VM.
+		{"pod", []string{"url", "web", "--open", "--ttl", "1h"}, Invocation{Args: []string{"url", "web", "--ttl", "1h"}, Sub: "url", Open: true}},
 	} {
 		got, err := ParseForward(tc.group, tc.args)
 		if err != nil {
@@ -124,5 +127,21 @@ func TestRenderPodsURLs(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "app=http://127.0.0.1:30001 ide=http://127.0.0.1:30002") {
 		t.Errorf("URLs:\n%s", b.String())
+	}
+}
+
+func TestOpenLink(t *testing.T) {
+	var opened string
+	f := &Forwarder{Open: func(_ context.Context, u string) error { opened = u; return nil }}
+	link := "http://app-p1.localhost:29000/__pinacle/auth?token=v1.a.b"
+	if err := f.openLink(context.Background(), []byte(`{"pod":"p1","port":"app","url":"`+link+`"}`)); err != nil || opened != link {
+		t.Fatalf("opened %q, %v", opened, err)
+	}
+	if err := f.openLink(context.Background(), []byte(`{"pod":"p1","revoked":true}`)); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("no link: %v", err)
+	}
+	var buf strings.Builder
+	if err := RenderURL(&buf, []byte(`{"url":"`+link+`"}`)); err != nil || buf.String() != link+"\n" {
+		t.Errorf("RenderURL %q, %v", buf.String(), err)
 	}
 }

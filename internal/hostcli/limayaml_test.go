@@ -52,6 +52,8 @@ type limaTemplate struct {
 	PortForwards []struct {
 		GuestIP        string `json:"guestIP"`
 		GuestPortRange [2]int `json:"guestPortRange"`
+		GuestPort      int    `json:"guestPort"`
+		HostPort       int    `json:"hostPort"`
 		HostIP         string `json:"hostIP"`
 		HostPortRange  [2]int `json:"hostPortRange"`
 		Ignore         bool   `json:"ignore"`
@@ -334,6 +336,13 @@ func TestLimaForwardsPodPorts(t *testing.T) {
 	}
 	if !found {
 		t.Error("no portForwards rule for guestPortRange [30000, 40000]")
+	}
+	gw := false
+	for _, pf := range lt.PortForwards {
+		gw = gw || (!pf.Ignore && pf.GuestPort == nodeconfig.DefaultGatewayPort && pf.HostPort == pf.GuestPort && pf.HostIP == "127.0.0.1")
+	}
+	if !gw {
+		t.Errorf("no portForwards rule for the gateway's port %d to the Mac's 127.0.0.1", nodeconfig.DefaultGatewayPort)
 	}
 }
 

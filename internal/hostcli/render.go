@@ -62,6 +62,20 @@ func RenderPod(w io.Writer, data []byte) error {
 	return tw.Flush()
 }
 
+// RenderURL prints a `pod url` result: the link alone on its line, or
+// what --revoke did.
+func RenderURL(w io.Writer, data []byte) error {
+	var u api.PodURL
+	if err := json.Unmarshal(data, &u); err != nil {
+		return fmt.Errorf("decoding the node's pod url: %w", err)
+	}
+	if u.URL == "" {
+		return RenderGeneric(w, data)
+	}
+	_, err := fmt.Fprintf(w, "%s\n", u.URL)
+	return err
+}
+
 // RenderMetrics prints a pod's metrics (render.Metrics).
 func RenderMetrics(w io.Writer, data []byte) error {
 	var m api.Metrics

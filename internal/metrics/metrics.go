@@ -112,10 +112,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// Serve serves /metrics on addr until ctx ends.
-func Serve(ctx context.Context, addr string, svc api.Service) error {
+// Serve serves /metrics on addr until ctx ends: the pods of svc, the Go
+// runtime and process, and extra (the gateway's).
+func Serve(ctx context.Context, addr string, svc api.Service, extra ...prometheus.Collector) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(svc), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(extra...)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", addr)

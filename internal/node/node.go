@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/pinacle/pinacle-node/gateway"
 	"github.com/pinacle/pinacle-node/imagestore"
 	"github.com/pinacle/pinacle-node/internal/fileutil"
 	"github.com/pinacle/pinacle-node/internal/nodeconfig"
@@ -36,6 +37,9 @@ type Node struct {
 	Ports   portfwd.Forwarder
 	Spares  *rootfs.Spares
 	Pods    *pods.Manager
+	// Gateway is the authenticating HTTP gateway; nil when node.yaml
+	// turns it off. Serve it on ListenGateway's listener.
+	Gateway *gateway.Gateway
 
 	closers []func() // run last to first by Close
 }
@@ -106,12 +110,18 @@ func New(ctx context.Context, cfg *nodeconfig.Config, log *slog.Logger) (_ *Node
 		return nil, err
 	}
 	n.onClose(n.Spares.Close)
-	n.Pods, err = pods.New(pods.Config{
+	if n.Gateway, err = Gateway(cfg, n.podBackends(), log); err != nil {
+		return nil, err
+	}
+	pcfg := pods.Config{
 		DataRoot: cfg.DataRoot, Store: n.State, Images: n.Images, Runtime: n.Runtime, Net: n.Net, Ports: n.Ports,
 		Templates: tmpl, InitBinary: initBin, Logger: log, URLHost: cfg.Ports.URLHost, GitBaseURL: cfg.Git.BaseURL,
 		StorageSpares: n.Spares, IdleTimeout: cfg.IdleTimeout.Duration,
-	})
-	if err != nil {
+	}
+	if n.Gateway != nil { // a nil *Gateway in the interface would not read as "off"
+		pcfg.Gateway = n.Gateway
+	}
+	if n.Pods, err = pods.New(pcfg); err != nil {
 		return nil, err
 	}
 	n.onClose(n.Pods.Close)

@@ -92,7 +92,11 @@ func Forwarder(ctx context.Context, cfg *nodeconfig.Config, st *store.Store, log
 	if err != nil {
 		return nil, fmt.Errorf("ports.listenAddr %q: %w", cfg.Ports.ListenAddr, errdefs.ErrInvalidArgument)
 	}
-	opts := []portfwd.Option{portfwd.WithStore(storeadapt.PortStore(st)), portfwd.WithListenAddr(listen),
+	public, err := netip.ParseAddr(cfg.Ports.PublicListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("ports.publicListenAddr %q: %w", cfg.Ports.PublicListenAddr, errdefs.ErrInvalidArgument)
+	}
+	opts := []portfwd.Option{portfwd.WithStore(storeadapt.PortStore(st)), portfwd.WithListenAddr(listen), portfwd.WithPublicListenAddr(public),
 		portfwd.WithPortRange(uint16(cfg.Ports.Min), uint16(cfg.Ports.Max)), portfwd.WithLogger(log)}
 	if k := kernelPath(ctx, cfg, listen, log); k != nil {
 		opts = append(opts, portfwd.WithKernelPath(k))

@@ -26,14 +26,22 @@ type Config struct {
 	TemplatesDir string `json:"templatesDir,omitempty"` // /etc/pinacle/templates
 	// Ports is the host port pool and where the forwarder listens.
 	Ports struct {
-		Min        int    `json:"min,omitempty"`        // 30000
-		Max        int    `json:"max,omitempty"`        // 40000
-		ListenAddr string `json:"listenAddr,omitempty"` // 0.0.0.0 (Lima forwards it to the Mac)
-		URLHost    string `json:"urlHost,omitempty"`    // host printed in URLs: 127.0.0.1
+		Min int `json:"min,omitempty"` // 30000
+		Max int `json:"max,omitempty"` // 40000
+		// ListenAddr is where host ports listen: loopback by default, so
+		// nothing is open to the network (Lima forwards loopback ports to
+		// the Mac's loopback). 0.0.0.0 opens every pod port to every peer.
+		ListenAddr string `json:"listenAddr,omitempty"` // 127.0.0.1
+		// PublicListenAddr is where ports a pod spec marks public listen.
+		PublicListenAddr string `json:"publicListenAddr,omitempty"` // 0.0.0.0
+		URLHost          string `json:"urlHost,omitempty"`          // host printed in URLs: 127.0.0.1
 		// KernelForward forwards running pods' ports with iptables DNAT
 		// (default true); false relays every connection in userspace.
 		KernelForward *bool `json:"kernelForward,omitempty"`
 	} `json:"ports,omitzero"`
+	// Gateway is the authenticating HTTP gateway (docs/security.md):
+	// <port>-<pod>.<domain> for holders of a signed link.
+	Gateway Gateway `json:"gateway,omitzero"`
 	// Network is the pod subnet pool.
 	Network struct {
 		Pool       string `json:"pool,omitempty"`       // 10.88.0.0/16
@@ -63,6 +71,29 @@ type Config struct {
 	// activity (docs/hibernate.md), unless its spec sets its own
 	// idleTimeout. 0 (the default): only pods whose spec sets one.
 	IdleTimeout podspec.Duration `json:"idleTimeout,omitzero"`
+}
+
+// Gateway configures the authenticating HTTP gateway.
+type Gateway struct {
+	// Enabled turns the gateway on (default true).
+	Enabled    *bool  `json:"enabled,omitempty"`
+	ListenAddr string `json:"listenAddr,omitempty"` // 127.0.0.1
+	Port       int    `json:"port,omitempty"`       // 29000
+	// Domain pods are served under: <port>-<pod>.<domain>. Browsers
+	// resolve *.localhost to loopback; a real host needs a wildcard DNS
+	// record for its own domain.
+	Domain string `json:"domain,omitempty"` // localhost
+	// URLScheme and URLPort are what links print: https and 443 behind a
+	// TLS terminator; URLPort 0 means the gateway's port.
+	URLScheme string `json:"urlScheme,omitempty"` // http
+	URLPort   int    `json:"urlPort,omitempty"`
+	// DefaultTTL and MaxTTL bound how long a link and its cookie work.
+	DefaultTTL podspec.Duration `json:"defaultTTL,omitzero"` // 24h
+	MaxTTL     podspec.Duration `json:"maxTTL,omitzero"`     // 720h
+	// MaxConns caps open client connections; MaxConnsPerPod each pod's
+	// concurrent requests (WebSockets included).
+	MaxConns       int `json:"maxConns,omitempty"`       // 4096
+	MaxConnsPerPod int `json:"maxConnsPerPod,omitempty"` // 512
 }
 
 // Load reads path (a missing file at the default path means defaults).
@@ -97,7 +128,8 @@ func (c *Config) Default() {
 	def(&c.Socket, "/run/pinacle/node.sock")
 	def(&c.SocketGroup, "pinacle")
 	def(&c.TemplatesDir, "/etc/pinacle/templates")
-	def(&c.Ports.ListenAddr, "0.0.0.0")
+	def(&c.Ports.ListenAddr, "127.0.0.1")
+	def(&c.Ports.PublicListenAddr, "0.0.0.0")
 	def(&c.Ports.URLHost, "127.0.0.1")
 	def(&c.Network.Pool, "10.88.0.0/16")
 	def(&c.Platform, "systrap")
@@ -110,6 +142,7 @@ func (c *Config) Default() {
 		on := true
 		c.Ports.KernelForward = &on
 	}
+	c.Gateway.defaults()
 	if c.Network.SubnetBits == 0 {
 		c.Network.SubnetBits = 28
 	}
@@ -131,6 +164,10 @@ func (c *Config) Validate() error {
 	if _, err := netip.ParseAddr(c.Ports.ListenAddr); err != nil {
 		bad("ports.listenAddr", "%q is not an IP address", c.Ports.ListenAddr)
 	}
+	if _, err := netip.ParseAddr(c.Ports.PublicListenAddr); err != nil {
+		bad("ports.publicListenAddr", "%q is not an IP address", c.Ports.PublicListenAddr)
+	}
+	c.Gateway.validate(bad)
 	p, err := netip.ParsePrefix(c.Network.Pool)
 	if err != nil || !p.Addr().Is4() {
 		bad("network.pool", "%q is not an IPv4 CIDR", c.Network.Pool)

@@ -16,6 +16,11 @@ func TestLoad(t *testing.T) {
 	if err != nil || c.Ports.Min != 30000 || c.Network.Pool != "10.88.0.0/16" || c.Platform != "systrap" {
 		t.Fatalf("defaults: %+v, %v", c, err)
 	}
+	// Nothing open by default: host ports and the gateway on loopback.
+	if c.Ports.ListenAddr != "127.0.0.1" || c.Ports.PublicListenAddr != "0.0.0.0" || c.Gateway.ListenAddr != "127.0.0.1" ||
+		c.Gateway.Port != DefaultGatewayPort || c.Gateway.Domain != "localhost" || c.Gateway.URLPort != DefaultGatewayPort {
+		t.Fatalf("defaults: ports %+v, gateway %+v", c.Ports, c.Gateway)
+	}
 	if _, err := Load(filepath.Join(dir, "missing.yaml"), true); err == nil {
 		t.Fatal("a named config that does not exist was accepted")
 	}
@@ -28,19 +33,30 @@ func TestLoad(t *testing.T) {
 	if c, err := Load(p, true); err != nil || *c.Ports.KernelForward {
 		t.Fatalf("kernelForward: false not honoured: %+v, %v", c, err)
 	}
+	os.WriteFile(p, []byte("gateway: {domain: pods.example.com, port: 8443, urlScheme: https, urlPort: 443, defaultTTL: 1h}\n"), 0o644)
+	if c, err := Load(p, true); err != nil || c.Gateway.Domain != "pods.example.com" || c.Gateway.Port != 8443 ||
+		c.Gateway.URLPort != 443 || c.Gateway.DefaultTTL.Duration != time.Hour || !*c.Gateway.Enabled {
+		t.Fatalf("gateway: %+v, %v", c.Gateway, err)
+	}
 	os.WriteFile(p, []byte("idleTimeout: 30m\n"), 0o644)
 	if c, err := Load(p, true); err != nil || c.IdleTimeout.Duration != 30*time.Minute {
 		t.Fatalf("idleTimeout: 30m: %+v, %v", c, err)
 	}
 	for body, want := range map[string]string{
-		"prots: {}\n":                       "prots",
-		"ports: {min: 500, max: 100}\n":     "ports: range",
-		"network: {pool: 10.0.0.0/33}\n":    "network.pool",
-		"network: {subnetBits: 8}\n":        "network.subnetBits",
-		"platform: kvm2\n":                  "platform",
-		"ports: {listenAddr: everywhere}\n": "ports.listenAddr",
-		"idleTimeout: 10ms\n":               "idleTimeout",
-		"idleTimeout: -1m\n":                "idleTimeout",
+		"prots: {}\n":                              "prots",
+		"ports: {min: 500, max: 100}\n":            "ports: range",
+		"network: {pool: 10.0.0.0/33}\n":           "network.pool",
+		"network: {subnetBits: 8}\n":               "network.subnetBits",
+		"platform: kvm2\n":                         "platform",
+		"ports: {listenAddr: everywhere}\n":        "ports.listenAddr",
+		"ports: {publicListenAddr: x}\n":           "ports.publicListenAddr",
+		"gateway: {domain: Bad_Domain}\n":          "gateway.domain",
+		"gateway: {port: 70000}\n":                 "gateway.port",
+		"gateway: {urlScheme: ftp}\n":              "gateway.urlScheme",
+		"gateway: {defaultTTL: 48h, maxTTL: 1h}\n": "gateway.defaultTTL",
+		"gateway: {listenAddr: any}\n":             "gateway.listenAddr",
+		"idleTimeout: 10ms\n":                      "idleTimeout",
+		"idleTimeout: -1m\n":                       "idleTimeout",
 	} {
 		os.WriteFile(p, []byte(body), 0o644)
 		_, err := Load(p, true)

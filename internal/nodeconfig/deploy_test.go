@@ -8,7 +8,7 @@ func TestDeployExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Platform != "systrap" || c.Ports.ListenAddr != "0.0.0.0" {
+	if c.Platform != "systrap" || c.Ports.ListenAddr != "127.0.0.1" || c.Gateway.Port != DefaultGatewayPort {
 		t.Fatalf("%+v", c)
 	}
 }

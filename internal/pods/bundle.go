@@ -109,6 +109,9 @@ func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.Root
 	if err := os.MkdirAll(m.configDir(id), 0o755); err != nil {
 		return err
 	}
+	if err := m.ensureWebtermToken(id); err != nil {
+		return err
+	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return err

@@ -55,6 +55,9 @@ type Config struct {
 	StorageSpares *rootfs.Spares
 	// Rootfs mounts pods' root filesystems (default: rootfs.Host()).
 	Rootfs rootfs.Manager
+	// Gateway signs and revokes the pods' gateway links (optional: without
+	// it URL is ErrUnavailable and views print no gateway URLs).
+	Gateway Links
 	// IdleTimeout hibernates running pods idle this long whose spec sets
 	// no idleTimeout of its own (0: only those that do). See idle.go for
 	// what counts as activity.

@@ -90,7 +90,7 @@ func portRequests(s *podspec.Pod) []portfwd.PortRequest {
 		if p.Protocol != "" && p.Protocol != podspec.ProtocolTCP {
 			continue
 		}
-		reqs = append(reqs, portfwd.PortRequest{Name: p.Name, PodPort: uint16(p.Internal), HostPort: uint16(p.External)})
+		reqs = append(reqs, portfwd.PortRequest{Name: p.Name, PodPort: uint16(p.Internal), HostPort: uint16(p.External), Public: p.Public})
 	}
 	return reqs
 }

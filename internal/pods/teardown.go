@@ -65,6 +65,10 @@ func (m *Manager) Delete(ctx context.Context, idOrName string) error {
 // step tolerates what is already gone, so it also finishes a delete that
 // a crash interrupted.
 func (m *Manager) terminate(ctx context.Context, id string) error {
+	// Links first: access through the gateway ends before anything else.
+	if err := m.revokeLinks(id); err != nil {
+		return m.fail(ctx, id, err)
+	}
 	if err := m.bringDown(ctx, id); err != nil {
 		return m.fail(ctx, id, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/store"
 	"github.com/pinacle/pinacle-node/oci"
+	"github.com/pinacle/pinacle-node/podspec"
 	"github.com/pinacle/pinacle-node/supervisor"
 )
 
@@ -48,7 +49,10 @@ func (m *Manager) view(p *store.Pod, withSpec bool) *api.Pod {
 			v.Spec = spec
 		}
 		for _, port := range spec.Network.Ports {
-			ps := api.PortStatus{Name: port.Name, Internal: port.Internal}
+			ps := api.PortStatus{Name: port.Name, Internal: port.Internal, Public: port.Public}
+			if m.cfg.Gateway != nil && (port.Protocol == "" || port.Protocol == podspec.ProtocolTCP) {
+				ps.Gateway = m.cfg.Gateway.HostURL(p.ID, port.Name)
+			}
 			for _, a := range st.Ports {
 				if a.Name == port.Name {
 					ps.External = int(a.HostPort)

@@ -44,12 +44,15 @@ func portURL(port api.PortStatus) string {
 	return ""
 }
 
-// PortsSummary is a pod's ports for one table cell: name=URL for a
-// forwarded port, name:port for one without a host port.
+// PortsSummary is a pod's ports for one table cell: name=URL, the
+// gateway's URL when the node has one (the default way in), else the
+// forwarded port's; name:port for a port with neither.
 func PortsSummary(p *api.Pod) string {
 	parts := make([]string, 0, len(p.Ports))
 	for _, port := range p.Ports {
-		if u := portURL(port); u != "" {
+		if port.Gateway != "" {
+			parts = append(parts, port.Name+"="+port.Gateway)
+		} else if u := portURL(port); u != "" {
 			parts = append(parts, port.Name+"="+u)
 		} else {
 			parts = append(parts, fmt.Sprintf("%s:%d", port.Name, port.Internal))
@@ -94,7 +97,14 @@ func Pod(w io.Writer, p *api.Pod, now time.Time) {
 		kv("Created", p.CreatedAt.Local().Format(time.RFC3339)+" ("+Age(p.CreatedAt, now)+" ago)")
 	}
 	for _, port := range p.Ports {
-		fmt.Fprintf(w, "Port %s:\t%d -> %s\n", port.Name, port.Internal, Dash(portURL(port)))
+		pub := ""
+		if port.Public {
+			pub = " (public)"
+		}
+		fmt.Fprintf(w, "Port %s:\t%d -> %s%s\n", port.Name, port.Internal, Dash(portURL(port)), pub)
+		if port.Gateway != "" {
+			fmt.Fprintf(w, "Gateway %s:\t%s (pod url %s %s for a link)\n", port.Name, port.Gateway, p.ID, port.Name)
+		}
 	}
 	for _, s := range p.Services {
 		fmt.Fprintf(w, "Service %s:\t%s (restarts %d)\n", s.Name, ServiceState(s), s.Restarts)

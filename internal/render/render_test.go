@@ -33,8 +33,8 @@ func samplePods() []*api.Pod {
 			ID: "p0a1b2c3d4e", Name: "web", State: lifecycle.Running, Template: "nextjs",
 			Image: "node:22", IP: "10.77.0.2", CreatedAt: now.Add(-90 * time.Minute),
 			Ports: []api.PortStatus{
-				{Name: "app", Internal: 3000, External: 30001, URL: "http://127.0.0.1:30001"},
-				{Name: "ide", Internal: 8080, External: 30002},
+				{Name: "app", Internal: 3000, External: 30001, URL: "http://127.0.0.1:30001", Gateway: "http://app-p0a1b2c3d4e.localhost:29000/"},
+				{Name: "ide", Internal: 8080, External: 30002, Public: true},
 			},
 			Services: []api.ServiceInfo{
 				{Name: "app", State: api.ServiceRunning, Health: "unhealthy", Restarts: 2},
