@@ -54,7 +54,7 @@ func startDaemonWith(t *testing.T, editCfg func(string) string, prepare func(dir
 		t.Fatal(err)
 	}
 	d := &daemon{t: t, dir: dir, cfg: filepath.Join(dir, "node.yaml"), sock: filepath.Join(dir, "node.sock"),
-		pool: fmt.Sprintf("10.%d.0.0/16", 219+n), portMin: 24000 + 100*n, portMax: 24000 + 100*n + 99, gwPort: 23800 + n}
+		pool: daemonPool(n), portMin: 24000 + 100*n, portMax: 24000 + 100*n + 99, gwPort: 23800 + n}
 	cfg := fmt.Sprintf("dataRoot: %s/data\nrunscRoot: %s/runsc\nsocket: %s\ntemplatesDir: %s/templates\nnetwork: {pool: %s}\nports: {min: %d, max: %d, listenAddr: 127.0.0.1}\ngateway: {port: %d}\n",
 		dir, dir, d.sock, dir, d.pool, d.portMin, d.portMax, d.gwPort)
 	if editCfg != nil {
@@ -268,4 +268,11 @@ func httpGet(url string, timeout time.Duration) (string, error) {
 		return string(b), fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return string(b), nil
+}
+
+// daemonPool is the subnet pool of the test's n-th daemon: a /20 (256 pod
+// subnets of /28) each, from 10.200.0.0 up, clear of the 10.254/16 that
+// the stand-in internet uses; a /16 each ran out of 10/8 at the 37th.
+func daemonPool(n int) string {
+	return fmt.Sprintf("10.%d.%d.0/20", 200+n/16, (n%16)*16)
 }
