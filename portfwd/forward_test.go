@@ -368,3 +368,44 @@ func TestCloseRefusesWork(t *testing.T) {
 		t.Fatalf("Allocate after Close = %v", err)
 	}
 }
+
+// TestWokenPodRefusingAtFirstIsServed: right after a wake the pod may
+// refuse for a moment; the connection that waited for the wake is served
+// once it listens, not reset.
+func TestWokenPodRefusingAtFirstIsServed(t *testing.T) {
+	t.Parallel()
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := ln.Addr().(*net.TCPAddr).AddrPort()
+	ln.Close() // nothing listens until after the wake
+	later := make(chan struct{})
+	waker := func(ctx context.Context, podID string) (netip.Addr, error) {
+		close(later)
+		return backend.Addr(), nil
+	}
+	go func() {
+		<-later
+		time.Sleep(300 * time.Millisecond)
+		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(backend))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		t.Cleanup(func() { ln.Close() })
+		c, err := ln.AcceptTCP()
+		if err == nil {
+			echo(c)
+			c.Close()
+		}
+	}()
+	f := newFwd(t, 26280, 26299, portfwd.WithWaker(waker))
+	port := startOne(t, f, "slowwake", backend)
+	if err := f.SetState("slowwake", portfwd.Hibernated); err != nil {
+		t.Fatal(err)
+	}
+	if got := roundTrip(t, dial(t, port), "hello"); got != "hello" {
+		t.Fatalf("echo through a pod woken while it still refused: %q", got)
+	}
+}

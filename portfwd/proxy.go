@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 )
@@ -38,10 +39,10 @@ func (l *listener) handle(client *net.TCPConn) {
 	st := &l.port.stats
 	defer st.active.Add(-1)
 
-	target, err := l.f.resolve(l.ctx, l.pod)
+	target, woken, err := l.f.resolve(l.ctx, l.pod)
 	if err == nil {
 		var backend *net.TCPConn
-		backend, err = l.f.dial(l.ctx, netip.AddrPortFrom(target, l.port.alloc.PodPort))
+		backend, err = l.f.dialPod(l.ctx, netip.AddrPortFrom(target, l.port.alloc.PodPort), woken)
 		if err == nil {
 			l.proxy(client, backend)
 			return
@@ -52,6 +53,32 @@ func (l *listener) handle(client *net.TCPConn) {
 	st.failed.Add(1)
 	client.Close()
 	l.f.logger.Debug("portfwd: backend unavailable", "pod", l.pod.id, "port", l.port.alloc.key(), "err", err)
+}
+
+// wokenDialWindow bounds how long a connection that waited for a wake
+// keeps dialling the restored pod: right after a restore its stack may
+// still refuse for a moment, and closing the client then (with its
+// request unread) would reset it, which a woken pod must never do.
+const wokenDialWindow = 10 * time.Second
+
+// dialPod dials the pod; after a wake it retries refusals for a while.
+func (f *forwarder) dialPod(ctx context.Context, to netip.AddrPort, woken bool) (*net.TCPConn, error) {
+	c, err := f.dial(ctx, to)
+	if err == nil || !woken {
+		return c, err
+	}
+	deadline := time.Now().Add(wokenDialWindow)
+	for delay := 20 * time.Millisecond; time.Now().Before(deadline); delay = min(2*delay, 500*time.Millisecond) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		if c, err = f.dial(ctx, to); err == nil {
+			return c, nil
+		}
+	}
+	return nil, err
 }
 
 func (f *forwarder) dial(ctx context.Context, to netip.AddrPort) (*net.TCPConn, error) {
@@ -71,14 +98,15 @@ type wakeCall struct {
 }
 
 // resolve returns where the pod's connections go now, waking a hibernated
-// pod if it can. ctx ends when the listener is killed.
-func (f *forwarder) resolve(ctx context.Context, p *podEntry) (netip.Addr, error) {
+// pod if it can (woken says the connection waited for a wake). ctx ends
+// when the listener is killed.
+func (f *forwarder) resolve(ctx context.Context, p *podEntry) (target netip.Addr, woken bool, err error) {
 	p.mu.Lock()
 	switch {
 	case p.state == Running:
 		t := p.target
 		p.mu.Unlock()
-		return t, nil
+		return t, false, nil
 	case p.state == Hibernated && f.waker != nil:
 		w := p.wake
 		if w == nil {
@@ -89,14 +117,14 @@ func (f *forwarder) resolve(ctx context.Context, p *podEntry) (netip.Addr, error
 		p.mu.Unlock()
 		select {
 		case <-w.done:
-			return w.target, w.err
+			return w.target, true, w.err
 		case <-ctx.Done():
-			return netip.Addr{}, ctx.Err()
+			return netip.Addr{}, true, ctx.Err()
 		}
 	default:
 		state := p.state
 		p.mu.Unlock()
-		return netip.Addr{}, fmt.Errorf("pod %s is %s: %w", p.id, state, errdefs.ErrUnavailable)
+		return netip.Addr{}, false, fmt.Errorf("pod %s is %s: %w", p.id, state, errdefs.ErrUnavailable)
 	}
 }
 
