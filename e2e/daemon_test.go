@@ -270,9 +270,13 @@ func httpGet(url string, timeout time.Duration) (string, error) {
 	return string(b), nil
 }
 
-// daemonPool is the subnet pool of the test's n-th daemon: a /20 (256 pod
-// subnets of /28) each, from 10.200.0.0 up, clear of the 10.254/16 that
-// the stand-in internet uses; a /16 each ran out of 10/8 at the 37th.
+// daemonPool is the subnet pool of the test's n-th daemon: a /16 each (as
+// the suite has always run them), from 10.100.0.0 up; 10.254/16 is the
+// stand-in internet's, so at most 153 daemons. Starting at 10.220 ran out
+// of 10/8 at the 37th daemon, which the suite now starts.
 func daemonPool(n int) string {
-	return fmt.Sprintf("10.%d.%d.0/20", 200+n/16, (n%16)*16)
+	if 100+n >= 254 {
+		panic(fmt.Sprintf("e2e: daemon %d: no /16 left in 10.100-10.253 for its pool", n))
+	}
+	return fmt.Sprintf("10.%d.0.0/16", 100+n)
 }
