@@ -92,10 +92,19 @@ func (m *Manager) bringDown(ctx context.Context, id string) error {
 // deleteSandbox removes the sandbox; one that is not there is success.
 func (m *Manager) deleteSandbox(ctx context.Context, id string) error {
 	err := m.cfg.Runtime.Delete(ctx, id, true)
-	if errors.Is(err, errdefs.ErrNotFound) {
-		// runsc removes the cgroup of a container it knows; one whose
-		// create was cut short before runsc recorded it leaves it here.
-		return oci.RemoveCgroup(cgroupsPath(id))
+	if !errors.Is(err, errdefs.ErrNotFound) {
+		return err
 	}
-	return err
+	// runsc removes the cgroup of a container it knows. One whose create
+	// was cut short before runsc recorded it can leave a sandbox and gofer
+	// that only their command lines name, and its cgroup: both go here.
+	if err := m.cfg.Runtime.KillStale(ctx, id); err != nil {
+		return err
+	}
+	if err := oci.RemoveCgroup(cgroupsPath(id)); err != nil {
+		// Not fatal to the pod's operation: what is left under the parent
+		// goes with `pinacle-node cleanup`.
+		m.log.Warn("removing the cgroup of an unrecorded sandbox", "pod", id, "err", err)
+	}
+	return nil
 }
