@@ -374,12 +374,12 @@ func TestCloseRefusesWork(t *testing.T) {
 // once it listens, not reset.
 func TestWokenPodRefusingAtFirstIsServed(t *testing.T) {
 	t.Parallel()
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	backend := ln.Addr().(*net.TCPAddr).AddrPort()
-	ln.Close() // nothing listens until after the wake
+	// Nothing listens until after the wake. The backend is a fixed port
+	// below the ephemeral range on a loopback address of its own: a port
+	// freed by closing a listener could be taken by a parallel test's
+	// listener (or by the dial's own source port) and answer in the
+	// pod's place, which is how this test once failed in CI.
+	backend := netip.MustParseAddrPort("127.77.0.1:26279")
 	later := make(chan struct{})
 	waker := func(ctx context.Context, podID string) (netip.Addr, error) {
 		close(later)
