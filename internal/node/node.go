@@ -18,6 +18,7 @@ import (
 	"github.com/pinacle/pinacle-node/oci"
 	"github.com/pinacle/pinacle-node/portfwd"
 	"github.com/pinacle/pinacle-node/rootfs"
+	"github.com/pinacle/pinacle-node/snapshots"
 )
 
 // forwarderCloseTimeout bounds how long Close waits for the forwarder to
@@ -117,6 +118,12 @@ func New(ctx context.Context, cfg *nodeconfig.Config, log *slog.Logger) (_ *Node
 		DataRoot: cfg.DataRoot, Store: n.State, Images: n.Images, Runtime: n.Runtime, Net: n.Net, Ports: n.Ports,
 		Templates: tmpl, InitBinary: initBin, Logger: log, URLHost: cfg.Ports.URLHost, GitBaseURL: cfg.Git.BaseURL,
 		StorageSpares: n.Spares, IdleTimeout: cfg.IdleTimeout.Duration,
+	}
+	if *cfg.Snapshots.Enabled {
+		if pcfg.Snapshots, err = snapshots.Open(filepath.Join(cfg.DataRoot, "snapshots"), *cfg.Snapshots.MaxMB<<20); err != nil {
+			return nil, err
+		}
+		pcfg.AutoSnapshot = cfg.Snapshots.Auto
 	}
 	if n.Gateway != nil { // a nil *Gateway in the interface would not read as "off"
 		pcfg.Gateway = n.Gateway
