@@ -110,10 +110,21 @@ func (m *Manager) snapshotKey(spec *podspec.Pod, digest string) string {
 		Egress                      *podspec.Egress
 		DNS                         *podspec.DNS
 		Bandwidth                   *podspec.Bandwidth
+		Ports                       []int
 	}{spec.Template, digest, initStamp, spec.Resources, spec.Services, spec.Environment, spec.User,
-		spec.WorkingDir, spec.HealthChecks, spec.Network.Egress, spec.Network.DNS, spec.Network.Bandwidth})
+		spec.WorkingDir, spec.HealthChecks, spec.Network.Egress, spec.Network.DNS, spec.Network.Bandwidth, internalPorts(spec)})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
+}
+
+// internalPorts are the ports the pod's services listen on (host ports
+// are each pod's own and not in the key).
+func internalPorts(spec *podspec.Pod) []int {
+	var out []int
+	for _, p := range spec.Network.Ports {
+		out = append(out, p.Internal)
+	}
+	return out
 }
 
 // SnapshotTemplate implements api.Service.
