@@ -164,3 +164,56 @@ func TestTemplateSnapshot(t *testing.T) {
 		t.Fatalf("after rm: %+v", l)
 	}
 }
+
+// TestSnapshotWebtermToken: a pod restored from a snapshot of a template
+// with the web terminal gets its own token, and its terminal takes that
+// token and refuses the snapshot source's.
+func TestSnapshotWebtermToken(t *testing.T) {
+	d := startDaemon(t)
+	create := func(name string) podView {
+		r := d.cli("pod", "create", "--template", "minimal", "--name", name, "-o", "json")
+		var p podView
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &p) != nil || p.State != "running" {
+			t.Fatalf("create %s: exit %d: %q %s", name, r.code, r.stdout, r.stderr)
+		}
+		return p
+	}
+	a := create("term-a")
+	if r := d.cli("template", "snapshot", "minimal", "-o", "json"); r.code != 0 {
+		t.Fatalf("snapshot: %s", r.stderr)
+	}
+	b := create("term-b")
+	if ev := d.cli("pod", "events", "term-b", "-o", "json").stdout; !strings.Contains(ev, "Restored") {
+		t.Fatalf("not restored from the snapshot:\n%s", ev)
+	}
+	token := func(p podView) string {
+		b, err := os.ReadFile(filepath.Join(d.dir, "data", "pods", p.ID, "config", "webterm.token"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	ta, tb := token(a), token(b)
+	if ta == "" || ta == tb {
+		t.Fatalf("tokens %q and %q: want each pod its own", ta, tb)
+	}
+	var term string
+	for _, p := range b.Ports {
+		if p.Name == "terminal" {
+			term = p.URL
+		}
+	}
+	if term == "" {
+		t.Fatalf("no terminal port: %+v", b.Ports)
+	}
+	poll(t, 30*time.Second, "the restored terminal taking its own token", func() bool {
+		_, err := httpGet(term+"/?token="+tb, 5*time.Second)
+		return err == nil
+	})
+	if body, err := httpGet(term+"/?token="+ta, 5*time.Second); err == nil {
+		t.Fatalf("the restored terminal took the source's token: %.80q", body)
+	}
+	for _, s := range d.snapshots(t) {
+		d.cli("template", "snapshot", "rm", s.Key)
+	}
+}
