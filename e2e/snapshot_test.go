@@ -217,3 +217,33 @@ func TestSnapshotWebtermToken(t *testing.T) {
 		d.cli("template", "snapshot", "rm", s.Key)
 	}
 }
+
+// TestTemplateSnapshotAuto: with snapshots.auto the first healthy cold pod
+// of a template is snapshotted on its own, and the next pod of it is
+// restored from that snapshot.
+func TestTemplateSnapshotAuto(t *testing.T) {
+	d := startDaemonWith(t, func(cfg string) string {
+		return cfg + "snapshots: {auto: true, maxMb: 512}\n"
+	}, func(dir string) {
+		tdir := filepath.Join(dir, "templates")
+		os.MkdirAll(tdir, 0o755)
+		os.WriteFile(filepath.Join(tdir, "warm.yaml"), []byte(warmTemplate("auto")), 0o644)
+	})
+	_, aurl := d.createFromTemplate(t, "auto-a")
+	poll(t, 60*time.Second, "an automatic snapshot", func() bool { return len(d.snapshots(t)) == 1 })
+	if ev := d.cli("pod", "events", "auto-a", "-o", "json").stdout; !strings.Contains(ev, "Snapshotted") {
+		t.Fatalf("no Snapshotted event:\n%s", ev)
+	}
+	tok, _ := count(t, aurl, 5*time.Second)
+	_, burl := d.createFromTemplate(t, "auto-b")
+	if btok, _ := count(t, burl, 5*time.Second); btok != tok {
+		t.Fatalf("second pod serves token %s, want the snapshot's %s", btok, tok)
+	}
+	// The restored pod is not snapshotted again.
+	if l := d.snapshots(t); len(l) != 1 {
+		t.Fatalf("snapshots after the restored pod: %+v", l)
+	}
+	for _, s := range d.snapshots(t) {
+		d.cli("template", "snapshot", "rm", s.Key)
+	}
+}

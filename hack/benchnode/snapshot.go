@@ -32,7 +32,7 @@ spec:
   services:
     - name: web
       command: [sh, -c, "sleep 5; exec httpd -f -p 8080 -h /etc"]
-      healthCheck: {type: http, port: 8080, path: /hostname, interval: 200ms, timeout: 1s, startPeriod: 30s}
+      healthCheck: {type: http, port: 8080, path: /hostname, interval: 250ms, timeout: 200ms, startPeriod: 30s}
 `
 
 func runSnapshot(bin string, n int) error {

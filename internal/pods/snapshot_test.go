@@ -35,11 +35,13 @@ func TestSnapshotKey(t *testing.T) {
 		}
 	}
 	differ := map[string]func(p *podspec.Pod){
-		"env":           func(p *podspec.Pod) { p.Environment["A"] = "2" },
-		"template":      func(p *podspec.Pod) { p.Template = "u" },
-		"user":          func(p *podspec.Pod) { p.User = "1000" },
-		"memory":        func(p *podspec.Pod) { p.Resources.MemoryMB++ },
-		"service":       func(p *podspec.Pod) { p.Services = append(p.Services, podspec.Service{Name: "s", Command: []string{"true"}}) },
+		"env":      func(p *podspec.Pod) { p.Environment["A"] = "2" },
+		"template": func(p *podspec.Pod) { p.Template = "u" },
+		"user":     func(p *podspec.Pod) { p.User = "1000" },
+		"memory":   func(p *podspec.Pod) { p.Resources.MemoryMB++ },
+		"service": func(p *podspec.Pod) {
+			p.Services = append(p.Services, podspec.Service{Name: "s", Command: []string{"true"}})
+		},
 		"internal port": func(p *podspec.Pod) { p.Network.Ports[0].Internal = 9090 },
 	}
 	for what, f := range differ {
