@@ -50,6 +50,10 @@ if want hibernate; then
 	section "issue 13: hibernate time and checkpoint size; wake -> first byte via host port vs bare runsc restore and cold create; memory returned by 20 hibernated pods; what a hibernated pod costs"
 	go run ./hack/benchnode -bin "$BIN" -hibernate-only -n 10
 fi
+if want snapshot; then
+	section "issue 14 part 2: template with a 5 s warm-up: create from its snapshot -> all healthy vs bare runsc restore of the same checkpoint and cold create; snapshot size"
+	go run ./hack/benchnode -bin "$BIN" -snapshot-only -n 10
+fi
 if want templates; then
 	section "issue 6: decode + resolve"
 	go test -run '^$' -bench . -benchmem ./templates/ | grep -E '^Benchmark'

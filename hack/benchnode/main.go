@@ -47,6 +47,7 @@ func main() {
 	lsOnly := flag.Bool("ls-only", false, "measure only `pod ls`, with -ls-pods running pods and then with the same pods stopped")
 	gatewayOnly := flag.Bool("gateway-only", false, "measure only the gateway against the host port of the same pod")
 	hibernateOnly := flag.Bool("hibernate-only", false, "measure only the hibernate figures (hibernate.go)")
+	snapshotOnly := flag.Bool("snapshot-only", false, "measure only the template snapshot figures (snapshot.go)")
 	flag.Parse()
 	var err error
 	switch {
@@ -54,6 +55,8 @@ func main() {
 		err = runGateway(*bin)
 	case *hibernateOnly:
 		err = runHibernate(*bin, *n)
+	case *snapshotOnly:
+		err = runSnapshot(*bin, *n)
 	case *forwardOnly:
 		err = runForward(*bin)
 	case *createOnly:
@@ -161,11 +164,20 @@ func httpd(name string) api.CreateRequest {
 // withNode runs fn against a fresh daemon in a temporary directory, then
 // deletes its pods, stops it and removes the directory.
 func withNode(bin string, fn func(nd *node) error) error {
+	return withNodeSetup(bin, func(string) error { return nil }, fn)
+}
+
+// withNodeSetup is withNode with setup run on the daemon's directory
+// before it starts (templates, say).
+func withNodeSetup(bin string, setup func(dir string) error, fn func(nd *node) error) error {
 	dir, err := os.MkdirTemp("", "pinacle-benchnode-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	if err := setup(dir); err != nil {
+		return err
+	}
 	nd, err := start(bin, dir, mainNet)
 	if err != nil {
 		return err

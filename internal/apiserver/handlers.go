@@ -46,6 +46,10 @@ func (s *Server) routes() {
 	handle("POST", "/v1/pods/{id}/url/revoke", s.withID(s.revokeURLs))
 	handle("POST", "/v1/pods/{id}/hibernate", s.withID(s.hibernate))
 	handle("POST", "/v1/pods/{id}/wake", s.withID(s.wake))
+	handle("POST", "/v1/pods/{id}/fork", s.withID(s.fork))
+	handle("POST", "/v1/snapshots", s.snapshotTemplate)
+	handle("GET", "/v1/snapshots", s.listSnapshots)
+	handle("DELETE", "/v1/snapshots/{key}", s.removeSnapshot)
 	// The mux's own 404 and 405 pages are text; ours are JSON. A pattern
 	// without a method matches only the methods no other pattern takes.
 	for path, methods := range allowed {

@@ -57,7 +57,7 @@ type rule struct {
 var rules = []rule{
 	{
 		from: []string{"imagestore", "oci", "netns", "portfwd", "portfwd/", "rootfs", "supervisor", "podspec",
-			"templates", "webterm", "internal/store", "internal/lifecycle", "internal/errdefs", "internal/fileutil",
+			"templates", "webterm", "snapshots", "internal/store", "internal/lifecycle", "internal/errdefs", "internal/fileutil",
 			"internal/iptables", "internal/units", "internal/storeadapt", "gateway"},
 		deny: []string{"internal/pods", "internal/api", "internal/apiserver", "internal/node", "internal/render",
 			"internal/hostcli", "cmd/"},

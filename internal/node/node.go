@@ -18,6 +18,7 @@ import (
 	"github.com/pinacle/pinacle-node/oci"
 	"github.com/pinacle/pinacle-node/portfwd"
 	"github.com/pinacle/pinacle-node/rootfs"
+	"github.com/pinacle/pinacle-node/snapshots"
 )
 
 // forwarderCloseTimeout bounds how long Close waits for the forwarder to
@@ -118,6 +119,9 @@ func New(ctx context.Context, cfg *nodeconfig.Config, log *slog.Logger) (_ *Node
 		Templates: tmpl, InitBinary: initBin, Logger: log, URLHost: cfg.Ports.URLHost, GitBaseURL: cfg.Git.BaseURL,
 		StorageSpares: n.Spares, IdleTimeout: cfg.IdleTimeout.Duration,
 	}
+	if pcfg.Snapshots, pcfg.AutoSnapshot, err = Snapshots(cfg); err != nil {
+		return nil, err
+	}
 	if n.Gateway != nil { // a nil *Gateway in the interface would not read as "off"
 		pcfg.Gateway = n.Gateway
 	}
@@ -157,4 +161,18 @@ func (n *Node) StartWarmPool(ctx context.Context) (stop func()) {
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// Snapshots opens the template snapshot store node.yaml asks for (nil
+// when snapshots are off) and says whether to take them automatically.
+func Snapshots(cfg *nodeconfig.Config) (*snapshots.Store, bool, error) {
+	if e := cfg.Snapshots.Enabled; e != nil && !*e {
+		return nil, false, nil
+	}
+	var maxBytes int64
+	if mb := cfg.Snapshots.MaxMB; mb != nil {
+		maxBytes = *mb << 20
+	}
+	st, err := snapshots.Open(filepath.Join(cfg.DataRoot, "snapshots"), maxBytes)
+	return st, cfg.Snapshots.Auto, err
 }

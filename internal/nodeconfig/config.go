@@ -71,6 +71,19 @@ type Config struct {
 	// activity (docs/hibernate.md), unless its spec sets its own
 	// idleTimeout. 0 (the default): only pods whose spec sets one.
 	IdleTimeout podspec.Duration `json:"idleTimeout,omitzero"`
+	// Snapshots are template snapshots (docs/snapshots.md): pods of a
+	// template restored from a checkpoint of a healthy one.
+	Snapshots struct {
+		// Enabled turns them on (default true): a template with a snapshot
+		// creates its pods from it.
+		Enabled *bool `json:"enabled,omitempty"`
+		// Auto snapshots a template when its first cold-created pod has
+		// every service healthy (default false: only template snapshot).
+		Auto bool `json:"auto,omitempty"`
+		// MaxMB caps their disk use; the least recently used go first
+		// (default 4096; 0: no cap).
+		MaxMB *int64 `json:"maxMb,omitempty"`
+	} `json:"snapshots,omitzero"`
 }
 
 // Gateway configures the authenticating HTTP gateway.
@@ -150,6 +163,14 @@ func (c *Config) Default() {
 		n := 2
 		c.Network.WarmPool = &n
 	}
+	if c.Snapshots.Enabled == nil {
+		on := true
+		c.Snapshots.Enabled = &on
+	}
+	if c.Snapshots.MaxMB == nil {
+		mb := int64(4096)
+		c.Snapshots.MaxMB = &mb
+	}
 }
 
 // Validate checks the values, naming the field of each problem.
@@ -176,6 +197,9 @@ func (c *Config) Validate() error {
 	}
 	if d := c.IdleTimeout.Duration; d < 0 || (d > 0 && d < time.Second) {
 		bad("idleTimeout", "%s: want 0 (off) or at least 1s", d)
+	}
+	if n := c.Snapshots.MaxMB; n != nil && *n < 0 {
+		bad("snapshots.maxMb", "%d: want 0 (no cap) or more", *n)
 	}
 	if n := c.Network.WarmPool; n != nil && (*n < 0 || *n > 64) {
 		bad("network.warmPool", "%d: want 0 (off) to 64", *n)

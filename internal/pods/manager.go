@@ -20,6 +20,7 @@ import (
 	"github.com/pinacle/pinacle-node/podspec"
 	"github.com/pinacle/pinacle-node/portfwd"
 	"github.com/pinacle/pinacle-node/rootfs"
+	"github.com/pinacle/pinacle-node/snapshots"
 	"github.com/pinacle/pinacle-node/templates"
 )
 
@@ -65,6 +66,11 @@ type Config struct {
 	// IdleCheck is how often pods are checked for idleness (default 15s,
 	// or a third of IdleTimeout when that is shorter).
 	IdleCheck time.Duration
+	// Snapshots holds template snapshots (optional: without it pods of a
+	// template always start cold). docs/snapshots.md.
+	Snapshots *snapshots.Store
+	// AutoSnapshot snapshots a template once its first cold pod is ready.
+	AutoSnapshot bool
 }
 
 // Manager implements Service.

@@ -28,6 +28,9 @@ var podSteps = steps[*unit]{crash: true, list: []step[*unit]{
 	{name: "network", do: setupNetwork, undo: teardownNetwork, join: "ports"},
 	imageStep[*unit](),
 	rootfsStep[*unit](),
+	// A fork or a template snapshot: its writable layer and run directory
+	// go in before anything reads the rootfs (seed.go).
+	{name: "seed", do: applySeed},
 	{name: "workspace", do: prepareWorkspace},
 	{name: "ports", do: allocatePorts, release: releasePorts},
 	{name: "bundle", do: writeBundle},
@@ -39,6 +42,7 @@ var podSteps = steps[*unit]{crash: true, list: []step[*unit]{
 	{name: "sandbox", do: startSandbox, undo: stopSandbox, partial: true, join: "ready"},
 	{name: "forward", do: startForwarding, undo: stopForwarding, partial: true},
 	{name: "ready", do: waitReady},
+	{name: "seeded", do: afterSeed},
 	// A hibernated pod's checkpoint goes when it is stopped, deleted or
 	// started afresh.
 	{name: "checkpoint", undo: discardCheckpoint},
@@ -58,6 +62,12 @@ type unit struct {
 	// stop); a failed start removes it at once.
 	graceful bool
 	wake     wakeMode // who asked for a wake (wakeSteps)
+	// seed, set by the seed step, makes the sandbox step restore it;
+	// seedFailed is that restore's error; noSeed forbids a seed (the
+	// cold retry after a failed restore).
+	seed       *seed
+	seedFailed error
+	noSeed     bool
 }
 
 // unitFor is what the undo and release of pod id need.
@@ -145,8 +155,12 @@ func writeBundle(_ context.Context, u *unit) error {
 func startSandbox(ctx context.Context, u *unit) error {
 	m, id := u.m, u.id
 	// A stale status file would read as ready before init wrote its own.
-	if err := os.Remove(m.statusFile(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	// A seed's is not stale: it is the restored init's own, written
+	// before the checkpoint by the same processes.
+	if u.seed == nil {
+		if err := os.Remove(m.statusFile(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
 	logf, err := os.OpenFile(filepath.Join(m.logDir(id), "sandbox.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -157,6 +171,9 @@ func startSandbox(ctx context.Context, u *unit) error {
 	// A leftover of an interrupted start.
 	if err := m.cfg.Runtime.Delete(ctx, id, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return fmt.Errorf("removing a leftover sandbox: %w", err)
+	}
+	if u.seed != nil {
+		return restoreSeed(ctx, u, logf)
 	}
 	return m.cfg.Runtime.Create(ctx, id, m.bundleDir(id), oci.CreateOpts{Stdout: logf, Stderr: logf, Start: true})
 }

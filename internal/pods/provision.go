@@ -196,7 +196,7 @@ func (m *Manager) bringUp(ctx context.Context, p *store.Pod) error {
 		return m.fail(ctx, p.ID, err)
 	}
 	t := &timing{}
-	err = podSteps.up(ctx, u, t, func(step string, err error) {
+	err = m.upSeeded(ctx, u, t, func(step string, err error) {
 		m.log.Warn("undo "+step, "pod", p.ID, "err", err)
 	})
 	if err == nil {
