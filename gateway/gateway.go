@@ -34,6 +34,16 @@ type Backend struct {
 	// (the web terminal's bearer token), so that service answers only
 	// through the gateway.
 	Header http.Header
+	// Cookies are added to every request to the backend, replacing any
+	// of the same name the client sent: the node's credential for a
+	// service that takes it as a session cookie (code-server).
+	Cookies []*http.Cookie
+	// Activity, when set, is credited with the bytes the exchange moves
+	// (request and response bodies, both directions of a WebSocket):
+	// every second at most while they move and when the exchange ends,
+	// so a long-lived connection in use counts as the pod's activity.
+	// It may be called from several goroutines at once.
+	Activity func(bytes int64)
 }
 
 // ResolverFunc is a Resolver made of a function.

@@ -22,6 +22,13 @@ const CookieName = "pinacle_gw"
 
 type ctxKey struct{}
 
+// exchange is what the proxy needs of one authorized request: where it
+// goes, and the meter that counts its bytes.
+type exchange struct {
+	be Backend
+	m  *meter
+}
+
 // ServeHTTP routes by Host, authenticates and proxies.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	pod, port, ok := parseHost(r.Host, g.o.domain)
@@ -66,7 +73,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.metrics.upgrades.Inc()
 	}
 	g.metrics.request("proxied")
-	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, be)))
+	x := &exchange{be: be, m: newMeter(g.creditor(be), activityEvery, g.o.now)}
+	// For an upgrade ServeHTTP returns when the connection closes, so
+	// the last flush credits the tail of a WebSocket too.
+	defer x.m.flush()
+	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, x)))
+}
+
+// creditor is where an exchange's counted bytes go: the gateway's byte
+// counter and the backend's Activity.
+func (g *Gateway) creditor(be Backend) func(int64) {
+	return func(n int64) {
+		g.metrics.bytes.Add(float64(n))
+		if be.Activity != nil {
+			be.Activity(n)
+		}
+	}
 }
 
 // login sets the cookie from a link's token and redirects to the clean URL.

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -27,15 +28,35 @@ func newProxy(g *Gateway) *httputil.ReverseProxy {
 	}
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			be, _ := pr.In.Context().Value(ctxKey{}).(Backend)
+			x := pr.In.Context().Value(ctxKey{}).(*exchange)
 			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = be.Addr
+			pr.Out.URL.Host = x.be.Addr
 			pr.Out.Host = pr.In.Host // dev servers and same-origin checks see the name the browser used
 			pr.SetXForwarded()       // X-Forwarded-For/-Host/-Proto, client-sent ones dropped
 			stripCookie(pr.Out.Header, CookieName)
-			for k, v := range be.Header {
+			for k, v := range x.be.Header {
 				pr.Out.Header[k] = v
 			}
+			for _, c := range x.be.Cookies {
+				stripCookie(pr.Out.Header, c.Name)
+			}
+			for _, c := range x.be.Cookies {
+				pr.Out.AddCookie(c)
+			}
+			if pr.Out.Body != nil && pr.Out.Body != http.NoBody {
+				pr.Out.Body = &meteredBody{ReadCloser: pr.Out.Body, m: x.m}
+			}
+		},
+		ModifyResponse: func(res *http.Response) error {
+			x := res.Request.Context().Value(ctxKey{}).(*exchange)
+			// A 101's body is the connection to the pod, which the proxy
+			// copies both ways until either side closes.
+			if rwc, ok := res.Body.(io.ReadWriteCloser); ok && res.StatusCode == http.StatusSwitchingProtocols {
+				res.Body = &meteredConn{ReadWriteCloser: rwc, m: x.m}
+			} else if res.Body != nil {
+				res.Body = &meteredBody{ReadCloser: res.Body, m: x.m}
+			}
+			return nil
 		},
 		Transport:  tr,
 		BufferPool: bufferPool{},
