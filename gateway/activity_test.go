@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -144,5 +145,50 @@ func TestBackendCookies(t *testing.T) {
 	}
 	if _, body := get(t, c, l.Host, "Cookie", "theme=dark; code-server-session=client-guess"); body != "theme=dark code-server-session=node-secret" {
 		t.Errorf("backend saw cookies %q, want the client's theme and the node's session", body)
+	}
+}
+
+// A request that woke its pod is served once the pod listens, though it
+// refused at first (right after a restore), not answered 502; a request
+// that did not wake it is not retried.
+func TestWokenPodRefusingAtFirst(t *testing.T) {
+	e := newEnv(t)
+	// Its own loopback address: a port freed here cannot be taken by a
+	// parallel test's listener on 127.0.0.1.
+	ln, err := net.Listen("tcp", "127.0.77.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	e.mu.Lock()
+	e.routes[testPod+"/app"] = addr
+	e.mu.Unlock()
+	c := e.client(t)
+	l := e.link(t, testPod, "app", time.Hour)
+	if resp, _ := get(t, c, l.URL); resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("a refusing pod that was not woken: %d, want 502 at once", resp.StatusCode)
+	}
+	e.mu.Lock()
+	e.extras[testPod+"/app"] = Backend{Woken: true}
+	e.mu.Unlock()
+	listening := make(chan struct{})
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Error(err)
+			close(listening)
+			return
+		}
+		close(listening)
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "awake") })}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+	}()
+	resp, body := get(t, c, l.Host)
+	<-listening
+	if resp.StatusCode != 200 || body != "awake" {
+		t.Fatalf("a woken pod that refused at first: %d %q, want served", resp.StatusCode, body)
 	}
 }

@@ -69,6 +69,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writePage(w, http.StatusServiceUnavailable, pageUnavailable, pageData{Pod: pod, Port: port})
 		return
 	}
+	if be.Woken {
+		// Keep-alive connections from before the hibernation may be
+		// dead; a request that is not replayable would fail on one.
+		g.transport.CloseIdleConnections()
+	}
 	if isUpgrade(r) {
 		g.metrics.upgrades.Inc()
 	}

@@ -40,7 +40,7 @@ type env struct {
 	routes  map[string]string      // "pod/port" -> backend
 	down    map[string]bool        // pods that are not running
 	headers map[string]http.Header // "pod/port" -> Backend.Header
-	extras  map[string]Backend     // "pod/port" -> Backend.Cookies and .Activity
+	extras  map[string]Backend     // "pod/port" -> Backend.Cookies, .Activity, .Woken
 }
 
 func newEnv(t testing.TB, opts ...Option) *env {
@@ -84,7 +84,7 @@ func (e *env) resolve(_ context.Context, pod, port string) (Backend, error) {
 		return Backend{}, errdefs.ErrNotFound
 	}
 	x := e.extras[pod+"/"+port]
-	return Backend{Addr: a, Header: e.headers[pod+"/"+port], Cookies: x.Cookies, Activity: x.Activity}, nil
+	return Backend{Addr: a, Header: e.headers[pod+"/"+port], Cookies: x.Cookies, Activity: x.Activity, Woken: x.Woken}, nil
 }
 
 // backend serves h on loopback as port of pod.

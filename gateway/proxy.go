@@ -1,12 +1,15 @@
 package gateway
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -18,7 +21,7 @@ import (
 func newProxy(g *Gateway) *httputil.ReverseProxy {
 	tr := &http.Transport{
 		Proxy:                 nil, // never an environment proxy: backends are pod IPs
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dialBackend,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       90 * time.Second,
@@ -67,6 +70,35 @@ func newProxy(g *Gateway) *httputil.ReverseProxy {
 			writePage(w, http.StatusBadGateway, pageUnavailable, pageData{Pod: pod, Port: port})
 		},
 	}
+}
+
+// wokenDialWindow bounds how long a request that woke its pod keeps
+// dialling it while it refuses.
+const wokenDialWindow = 10 * time.Second
+
+var dialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+
+// dialBackend dials a pod; for a request that woke it (the exchange is in
+// ctx: the transport dials with the request's values) it retries refusals
+// for up to wokenDialWindow.
+func dialBackend(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := dialer.DialContext(ctx, network, addr)
+	x, _ := ctx.Value(ctxKey{}).(*exchange)
+	if err == nil || x == nil || !x.be.Woken || !errors.Is(err, syscall.ECONNREFUSED) {
+		return c, err
+	}
+	deadline := time.Now().Add(wokenDialWindow)
+	for delay := 20 * time.Millisecond; time.Now().Before(deadline); delay = min(2*delay, 500*time.Millisecond) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		if c, err = dialer.DialContext(ctx, network, addr); err == nil || !errors.Is(err, syscall.ECONNREFUSED) {
+			return c, err
+		}
+	}
+	return nil, err
 }
 
 // stripCookie removes cookie name from h's Cookie headers, keeping the

@@ -97,13 +97,19 @@ func (m *Manager) Backend(ctx context.Context, id, port string) (gateway.Backend
 	if err != nil {
 		return gateway.Backend{}, err
 	}
-	if p.State == lifecycle.Hibernated {
+	// A pod on its way to or from hibernation is woken too: the wake
+	// waits for the pod's lock, so it runs after a hibernate under way and
+	// is a no-op after a wake under way.
+	woken := false
+	switch p.State {
+	case lifecycle.Hibernated, lifecycle.Hibernating, lifecycle.Waking:
 		if _, err := m.WakeForConnection(ctx, id); err != nil {
 			return gateway.Backend{}, err
 		}
 		if p, err = m.cfg.Store.GetPod(ctx, id); err != nil {
 			return gateway.Backend{}, err
 		}
+		woken = true
 	}
 	spec, err := decodeSpec(p)
 	if err != nil {
@@ -121,6 +127,7 @@ func (m *Manager) Backend(ctx context.Context, id, port string) (gateway.Backend
 		be := gateway.Backend{
 			Addr:     net.JoinHostPort(st.IP, strconv.Itoa(sp.Internal)),
 			Activity: func(int64) { m.touchActivity(id) },
+			Woken:    woken,
 		}
 		if err := m.presentSecrets(id, spec, sp.Internal, &be); err != nil {
 			return gateway.Backend{}, err

@@ -209,8 +209,11 @@ func TestBackendWakesAndCountsActivity(t *testing.T) {
 	r.mustCreate("web")
 	r.mustHibernate("web")
 	be, err := r.m.Backend(context.Background(), "web", "app")
-	if err != nil || be.Addr == "" {
-		t.Fatalf("Backend of a hibernated pod: %+v, %v; want it woken", be, err)
+	if err != nil || be.Addr == "" || !be.Woken {
+		t.Fatalf("Backend of a hibernated pod: %+v, %v; want it woken, and said so", be, err)
+	}
+	if be, err := r.m.Backend(context.Background(), "web", "app"); err != nil || be.Woken {
+		t.Errorf("Backend of a running pod: %+v, %v; want not woken", be, err)
 	}
 	if p := r.record("web"); p.State != lifecycle.Running {
 		t.Errorf("after Backend the pod is %s, want running", p.State)
