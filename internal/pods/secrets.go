@@ -139,11 +139,26 @@ func namesSecret(s podspec.Service, file string) bool {
 	return slices.ContainsFunc(s.Command, has) || slices.ContainsFunc(slices.Collect(maps.Values(s.Env)), has)
 }
 
+// readsSecret says whether service s reads any per-pod secret at start: a
+// pod restored from another pod's checkpoint (a fork, a template
+// snapshot) must restart it, as it still holds its origin's.
+func readsSecret(s podspec.Service) bool {
+	return slices.ContainsFunc(serviceSecrets, func(ss serviceSecret) bool { return namesSecret(s, ss.file) })
+}
+
+// servesWebterm says whether a service of spec on port reads the web
+// terminal's secret.
+func servesWebterm(spec *podspec.Pod, port int) bool {
+	return slices.ContainsFunc(spec.Services, func(s podspec.Service) bool {
+		return s.Port == port && namesSecret(s, webtermTokenFile)
+	})
+}
+
 // presentSecrets adds to be the secrets of the services of spec on port,
 // read from the pod's config directory.
 func (m *Manager) presentSecrets(id string, spec *podspec.Pod, port int, be *gateway.Backend) error {
 	for _, s := range spec.Services {
-		if s.Port != port {
+		if s.Port != port || !readsSecret(s) {
 			continue
 		}
 		for _, ss := range serviceSecrets {

@@ -62,3 +62,25 @@ func TestSecretOwner(t *testing.T) {
 		t.Errorf("unknown user: mode %v, want 0644", fi.Mode().Perm())
 	}
 }
+
+// Which services read a secret: the built-in definitions' ways of naming
+// one, and nothing else.
+func TestReadsSecret(t *testing.T) {
+	for _, tc := range []struct {
+		s    podspec.Service
+		want bool
+	}{
+		{podspec.Service{Command: []string{"/.pinacle/bin/pinacle-node", "webterm", "--token-file", "/.pinacle/config/webterm.token"}, Port: 3003}, true},
+		{podspec.Service{Command: []string{"jupyter", "lab"}, Env: map[string]string{"JUPYTER_TOKEN_FILE": "/.pinacle/config/jupyter.token"}}, true},
+		{podspec.Service{Command: []string{"sh", "-c", "HASHED_PASSWORD=$(cat /.pinacle/config/code-server.token) exec code-server"}}, true},
+		{podspec.Service{Command: []string{"httpd", "-f", "-p", "8080"}, Env: map[string]string{"X": "/.pinacle/config/services.json"}}, false},
+	} {
+		if got := readsSecret(tc.s); got != tc.want {
+			t.Errorf("readsSecret(%v %v) = %v, want %v", tc.s.Command, tc.s.Env, got, tc.want)
+		}
+	}
+	spec := &podspec.Pod{Services: []podspec.Service{{Port: 3003, Command: []string{"pinacle-node", "webterm", "--token-file", "/.pinacle/config/webterm.token"}}}}
+	if !servesWebterm(spec, 3003) || servesWebterm(spec, 8080) {
+		t.Error("servesWebterm: want the terminal's port only")
+	}
+}
