@@ -109,7 +109,7 @@ func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.Root
 	if err := os.MkdirAll(m.configDir(id), 0o755); err != nil {
 		return err
 	}
-	if err := m.ensureWebtermToken(id); err != nil {
+	if err := m.ensureServiceSecrets(id, root, spec); err != nil {
 		return err
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
