@@ -28,7 +28,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pinacle/pinacle-node/internal/api"
@@ -47,9 +47,22 @@ func main() {
 	lsOnly := flag.Bool("ls-only", false, "measure only `pod ls`, with -ls-pods running pods and then with the same pods stopped")
 	gatewayOnly := flag.Bool("gateway-only", false, "measure only the gateway against the host port of the same pod")
 	hibernateOnly := flag.Bool("hibernate-only", false, "measure only the hibernate figures (hibernate.go)")
+	lo := loadOpts{}
+	loadOnly := flag.Bool("load-only", false, "measure only the load figures (load.go, docs/load.md)")
+	flag.IntVar(&lo.clients, "load-clients", 20, "load: concurrent clients creating and deleting pods")
+	flag.IntVar(&lo.rounds, "load-rounds", 3, "load: create+delete pairs per client (the 1-client baseline does clients x rounds)")
+	flag.IntVar(&lo.maxIdle, "load-max-idle", 400, "load: at most this many idle pods")
+	flag.IntVar(&lo.step, "load-step", 25, "load: idle pods added between measurements")
+	flag.IntVar(&lo.memBudgetMB, "load-mem-budget", 16384, "load: stop adding idle pods once their memory cgroups hold this many MB")
+	flag.IntVar(&lo.availFloorMB, "load-avail-floor", 4096, "load: stop adding idle pods once the host's MemAvailable is under this many MB")
+	flag.DurationVar(&lo.window, "load-window", 10*time.Second, "load: CPU sampling window at each step")
+	flag.BoolVar(&lo.churnOnly, "load-churn-only", false, "load: only the create/delete churn")
+	flag.BoolVar(&lo.idleOnly, "load-idle-only", false, "load: only the idle pods")
 	flag.Parse()
 	var err error
 	switch {
+	case *loadOnly:
+		err = runLoad(*bin, lo)
 	case *gatewayOnly:
 		err = runGateway(*bin)
 	case *hibernateOnly:
