@@ -58,6 +58,8 @@ func main() {
 	flag.DurationVar(&lo.window, "load-window", 10*time.Second, "load: CPU sampling window at each step")
 	flag.BoolVar(&lo.churnOnly, "load-churn-only", false, "load: only the create/delete churn")
 	flag.BoolVar(&lo.idleOnly, "load-idle-only", false, "load: only the idle pods")
+	flag.StringVar(&lo.idleKind, "load-idle-kind", "service", "load: idle pods are plain (init only) or service (busybox httpd, an http health check, a host port)")
+	flag.IntVar(&lo.taskShare, "load-task-share", 70, "load: stop adding idle pods once the host's tasks reach this percent of kernel.pid_max")
 	flag.Parse()
 	var err error
 	switch {
