@@ -35,8 +35,10 @@ type loadOpts struct {
 	window          time.Duration
 	churnOnly       bool
 	idleOnly        bool
-	idleKind        string // plain (init only) or service (busybox httpd with an http health check, host port)
-	taskShare       int    // stop adding idle pods once the host's tasks reach this percent of kernel.pid_max
+	idleKind        string  // plain (init only), service (busybox httpd with an http health check, host port) or service-nocheck
+	taskShare       int     // stop adding idle pods once the host's tasks reach this percent of kernel.pid_max
+	profileAt       int     // print where the pods' CPU goes at the first step with this many pods
+	slowFactor      float64 // stop adding idle pods once a step's create p50 is this multiple of the first step's (0: never)
 }
 
 func runLoad(bin string, o loadOpts) error {
@@ -199,7 +201,7 @@ func idleFigures(ctx context.Context, nd *node, o loadOpts) error {
 			st.availDropMB, st.availDropMB/float64(st.n), st.cgroupMB, st.cgroupMB/float64(st.n), cpu, cpu.podsPct()/float64(st.n))
 		fmt.Printf("load: idle %3d pods: tasks: %d on the host (kernel.pid_max %d), %.1f per pod (sandbox, its stubs, gofer)\n",
 			st.n, st.tasks, pidMax(), float64(st.podTasks)/float64(st.n))
-		if st.n >= 100 && !profiled {
+		if st.n >= o.profileAt && !profiled {
 			profiled = true
 			if err := threadProfile(ctx, ids, o.window); err != nil {
 				return err
@@ -210,6 +212,8 @@ func idleFigures(ctx context.Context, nd *node, o loadOpts) error {
 			stopWhy = fmt.Sprintf("the pods' memory reached the run's budget of %d MB", o.memBudgetMB)
 		case memAvailableKB()/1024 < int64(o.availFloorMB):
 			stopWhy = fmt.Sprintf("MemAvailable fell below the run's floor of %d MB", o.availFloorMB)
+		case o.slowFactor > 0 && float64(st.createP50) >= o.slowFactor*float64(steps[0].createP50):
+			stopWhy = fmt.Sprintf("creates slowed to %.1fx the first step's p50 (-load-slow-factor %.1f)", float64(st.createP50)/float64(steps[0].createP50), o.slowFactor)
 		case st.tasks*100 >= pidMax()*o.taskShare:
 			stopWhy = fmt.Sprintf("the host's tasks (%d) reached %d%% of kernel.pid_max (%d)", st.tasks, o.taskShare, pidMax())
 		}
@@ -233,8 +237,10 @@ func addIdle(ctx context.Context, nd *node, kind string, from, n int) ([]time.Du
 		g.Go(func() error {
 			t0 := time.Now()
 			req := plain(fmt.Sprintf("idle%d", i))
-			if kind == "service" {
+			if kind != "plain" {
 				req = httpd(req.Spec.Name)
+			}
+			if kind == "service" {
 				req.Spec.Services[0].HealthCheck = &podspec.HealthCheck{Type: podspec.HealthHTTP, Port: 8080, Path: "/hostname"}
 			}
 			p, err := nd.client.Create(ctx, req)
@@ -429,10 +435,11 @@ func cpus() int {
 	return strings.Count(string(b), "processor\t:")
 }
 
-// threadProfile says where the pods' CPU goes, by thread name, over
-// window: every task in the pods' cgroups (sentry threads, systrap stubs,
-// the pods' processes), with its CPU and its context switches (wakeups)
-// per second.
+// threadProfile says where the pods' CPU goes over window: every thread
+// of every process in their cgroups, grouped by process kind (the sentry,
+// which is the runsc-sandbox process, or one of its systrap stub
+// processes, where the pods' own programs run) and thread name, with its
+// CPU and its context switches per second (wakeups).
 func threadProfile(ctx context.Context, ids []string, window time.Duration) error {
 	type acc struct {
 		ticks, switches uint64
@@ -441,24 +448,21 @@ func threadProfile(ctx context.Context, ids []string, window time.Duration) erro
 	read := func() map[string]acc {
 		out := map[string]acc{}
 		for _, id := range ids {
-			b, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpuacct/pinacle", id, "tasks"))
-			for _, tid := range strings.Fields(string(b)) {
-				st, err := os.ReadFile("/proc/" + tid + "/stat")
-				if err != nil {
-					continue
+			b, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpuacct/pinacle", id, "cgroup.procs"))
+			pids := strings.Fields(string(b))
+			for _, pid := range pids {
+				kind := "stub"
+				if ppid := statField(filepath.Join("/proc", pid, "stat"), 1); !slices.Contains(pids, ppid) {
+					kind = "sentry"
 				}
-				s := string(st)
-				l, r := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-				f := strings.Fields(s[r+1:])
-				if l < 0 || len(f) < 13 {
-					continue
+				tasks, _ := os.ReadDir(filepath.Join("/proc", pid, "task"))
+				for _, t := range tasks {
+					dir := filepath.Join("/proc", pid, "task", t.Name())
+					comm, _ := os.ReadFile(filepath.Join(dir, "comm"))
+					u, _ := strconv.ParseUint(statField(filepath.Join(dir, "stat"), 11), 10, 64)
+					sy, _ := strconv.ParseUint(statField(filepath.Join(dir, "stat"), 12), 10, 64)
+					out[kind+" "+strings.TrimSpace(string(comm))+" "+t.Name()] = acc{ticks: u + sy, switches: ctxSwitches(filepath.Join(dir, "status"))}
 				}
-				u, _ := strconv.ParseUint(f[11], 10, 64)
-				sy, _ := strconv.ParseUint(f[12], 10, 64)
-				a := out[tid+" "+s[l+1:r]]
-				a.ticks = u + sy
-				a.switches = ctxSwitches("/proc/" + tid + "/status")
-				out[tid+" "+s[l+1:r]] = a
 			}
 		}
 		return out
@@ -474,7 +478,8 @@ func threadProfile(ctx context.Context, ids []string, window time.Duration) erro
 	a1 := read()
 	byName := map[string]*acc{}
 	for k, v := range a1 {
-		name := k[strings.IndexByte(k, ' ')+1:]
+		f := strings.Fields(k)
+		name := f[0] + " " + strings.Join(f[1:len(f)-1], " ")
 		b := byName[name]
 		if b == nil {
 			b = &acc{}
@@ -490,14 +495,33 @@ func threadProfile(ctx context.Context, ids []string, window time.Duration) erro
 	for k := range byName {
 		names = append(names, k)
 	}
-	slices.SortFunc(names, func(x, y string) int { return int(byName[y].ticks) - int(byName[x].ticks) })
-	fmt.Printf("load: where the CPU of %d idle pods goes (tasks in their cgroups, by name, over %s):\n", len(ids), window)
+	slices.SortFunc(names, func(x, y string) int { return int(byName[y].switches) - int(byName[x].switches) })
+	fmt.Printf("load: where the CPU of %d idle pods goes (threads in their cgroups by process kind and name, over %s):\n", len(ids), window)
 	for _, k := range names {
 		b := byName[k]
-		fmt.Printf("load:   %-16s %5d tasks  %6.1f%% of a CPU  %8.0f wakeups/s (%.1f per pod)\n", k, b.n,
-			100*float64(b.ticks)/100/secs, float64(b.switches)/secs, float64(b.switches)/secs/float64(len(ids)))
+		fmt.Printf("load:   %-22s %5d threads  %6.1f%% of a CPU  %8.0f wakeups/s (%.1f per pod)\n", k, b.n,
+			float64(b.ticks)/secs, float64(b.switches)/secs, float64(b.switches)/secs/float64(len(ids)))
 	}
 	return nil
+}
+
+// statField returns field i (0 = the state after the command name) of a
+// /proc stat file, or "".
+func statField(path string, i int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	r := strings.LastIndexByte(s, ')')
+	if r < 0 {
+		return ""
+	}
+	f := strings.Fields(s[r+1:])
+	if i >= len(f) {
+		return ""
+	}
+	return f[i]
 }
 
 // ctxSwitches reads a task's voluntary and involuntary context switches.

@@ -58,7 +58,9 @@ func main() {
 	flag.DurationVar(&lo.window, "load-window", 10*time.Second, "load: CPU sampling window at each step")
 	flag.BoolVar(&lo.churnOnly, "load-churn-only", false, "load: only the create/delete churn")
 	flag.BoolVar(&lo.idleOnly, "load-idle-only", false, "load: only the idle pods")
-	flag.StringVar(&lo.idleKind, "load-idle-kind", "service", "load: idle pods are plain (init only) or service (busybox httpd, an http health check, a host port)")
+	flag.StringVar(&lo.idleKind, "load-idle-kind", "service", "load: idle pods are plain (init only), service (busybox httpd, an http health check at the default interval, a host port) or service-nocheck (the same without the check)")
+	flag.IntVar(&lo.profileAt, "load-profile-at", 100, "load: print where the idle pods' CPU goes at the first step with this many pods")
+	flag.Float64Var(&lo.slowFactor, "load-slow-factor", 4, "load: stop adding idle pods once a step's create p50 is this multiple of the first step's (0: never)")
 	flag.IntVar(&lo.taskShare, "load-task-share", 70, "load: stop adding idle pods once the host's tasks reach this percent of kernel.pid_max")
 	flag.Parse()
 	var err error
