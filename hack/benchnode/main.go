@@ -28,7 +28,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pinacle/pinacle-node/internal/api"
@@ -48,9 +48,26 @@ func main() {
 	gatewayOnly := flag.Bool("gateway-only", false, "measure only the gateway against the host port of the same pod")
 	hibernateOnly := flag.Bool("hibernate-only", false, "measure only the hibernate figures (hibernate.go)")
 	snapshotOnly := flag.Bool("snapshot-only", false, "measure only the template snapshot figures (snapshot.go)")
+	lo := loadOpts{}
+	loadOnly := flag.Bool("load-only", false, "measure only the load figures (load.go, docs/load.md)")
+	flag.IntVar(&lo.clients, "load-clients", 20, "load: concurrent clients creating and deleting pods")
+	flag.IntVar(&lo.rounds, "load-rounds", 3, "load: create+delete pairs per client (the 1-client baseline does clients x rounds)")
+	flag.IntVar(&lo.maxIdle, "load-max-idle", 400, "load: at most this many idle pods")
+	flag.IntVar(&lo.step, "load-step", 25, "load: idle pods added between measurements")
+	flag.IntVar(&lo.memBudgetMB, "load-mem-budget", 16384, "load: stop adding idle pods once their memory cgroups hold this many MB")
+	flag.IntVar(&lo.availFloorMB, "load-avail-floor", 4096, "load: stop adding idle pods once the host's MemAvailable is under this many MB")
+	flag.DurationVar(&lo.window, "load-window", 10*time.Second, "load: CPU sampling window at each step")
+	flag.BoolVar(&lo.churnOnly, "load-churn-only", false, "load: only the create/delete churn")
+	flag.BoolVar(&lo.idleOnly, "load-idle-only", false, "load: only the idle pods")
+	flag.StringVar(&lo.idleKind, "load-idle-kind", "service", "load: idle pods are plain (init only), service (busybox httpd, an http health check at the default interval, a host port) or service-nocheck (the same without the check)")
+	flag.IntVar(&lo.profileAt, "load-profile-at", 100, "load: print where the idle pods' CPU goes at the first step with this many pods")
+	flag.Float64Var(&lo.slowFactor, "load-slow-factor", 4, "load: stop adding idle pods once a step's create p50 is this multiple of the first step's (0: never)")
+	flag.IntVar(&lo.taskShare, "load-task-share", 70, "load: stop adding idle pods once the host's tasks reach this percent of kernel.pid_max")
 	flag.Parse()
 	var err error
 	switch {
+	case *loadOnly:
+		err = runLoad(*bin, lo)
 	case *gatewayOnly:
 		err = runGateway(*bin)
 	case *hibernateOnly:
