@@ -42,6 +42,10 @@ func TestLoad(t *testing.T) {
 	if c, err := Load(p, true); err != nil || c.IdleTimeout.Duration != 30*time.Minute {
 		t.Fatalf("idleTimeout: 30m: %+v, %v", c, err)
 	}
+	os.WriteFile(p, []byte("snapshots: {auto: true, maxMb: 0}\n"), 0o644)
+	if c, err := Load(p, true); err != nil || !c.Snapshots.Auto || *c.Snapshots.MaxMB != 0 || !*c.Snapshots.Enabled {
+		t.Fatalf("snapshots: %+v, %v", c.Snapshots, err)
+	}
 	for body, want := range map[string]string{
 		"prots: {}\n":                              "prots",
 		"ports: {min: 500, max: 100}\n":            "ports: range",
@@ -57,6 +61,8 @@ func TestLoad(t *testing.T) {
 		"gateway: {listenAddr: any}\n":             "gateway.listenAddr",
 		"idleTimeout: 10ms\n":                      "idleTimeout",
 		"idleTimeout: -1m\n":                       "idleTimeout",
+		"snapshots: {maxMb: -1}\n":                 "snapshots.maxMb",
+		"snapshots: {auto: yes please}\n":          "snapshots",
 	} {
 		os.WriteFile(p, []byte(body), 0o644)
 		_, err := Load(p, true)
