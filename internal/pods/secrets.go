@@ -146,14 +146,6 @@ func readsSecret(s podspec.Service) bool {
 	return slices.ContainsFunc(serviceSecrets, func(ss serviceSecret) bool { return namesSecret(s, ss.file) })
 }
 
-// servesWebterm says whether a service of spec on port reads the web
-// terminal's secret.
-func servesWebterm(spec *podspec.Pod, port int) bool {
-	return slices.ContainsFunc(spec.Services, func(s podspec.Service) bool {
-		return s.Port == port && namesSecret(s, webtermTokenFile)
-	})
-}
-
 // presentSecrets adds to be the secrets of the services of spec on port,
 // read from the pod's config directory.
 func (m *Manager) presentSecrets(id string, spec *podspec.Pod, port int, be *gateway.Backend) error {

@@ -79,8 +79,4 @@ func TestReadsSecret(t *testing.T) {
 			t.Errorf("readsSecret(%v %v) = %v, want %v", tc.s.Command, tc.s.Env, got, tc.want)
 		}
 	}
-	spec := &podspec.Pod{Services: []podspec.Service{{Port: 3003, Command: []string{"pinacle-node", "webterm", "--token-file", "/.pinacle/config/webterm.token"}}}}
-	if !servesWebterm(spec, 3003) || servesWebterm(spec, 8080) {
-		t.Error("servesWebterm: want the terminal's port only")
-	}
 }

@@ -125,11 +125,12 @@ func (s *seed) describe() string {
 }
 
 // refreshSecrets restarts the services that read a per-pod secret at
-// start (the web terminal's token): the restored one still holds its
-// seed's, which this pod's config no longer has.
+// start (the web terminal's token, code-server's and Jupyter's): the
+// restored ones still hold their seed's, which this pod's config no
+// longer has.
 func (m *Manager) refreshSecrets(ctx context.Context, u *unit) error {
 	for _, s := range u.spec.Services {
-		if !servesWebterm(u.spec, s.Port) {
+		if !readsSecret(s) {
 			continue
 		}
 		code, err := m.cfg.Runtime.Exec(ctx, u.id, oci.ExecOpts{
