@@ -47,11 +47,17 @@ func main() {
 	lsOnly := flag.Bool("ls-only", false, "measure only `pod ls`, with -ls-pods running pods and then with the same pods stopped")
 	gatewayOnly := flag.Bool("gateway-only", false, "measure only the gateway against the host port of the same pod")
 	hibernateOnly := flag.Bool("hibernate-only", false, "measure only the hibernate figures (hibernate.go)")
+	warmOnly := flag.Bool("warm-only", false, "measure only the warm pool figures (warm.go)")
+	memOnly := flag.Bool("memory-only", false, "measure only the memory per idle pod (memory.go)")
 	flag.Parse()
 	var err error
 	switch {
 	case *gatewayOnly:
 		err = runGateway(*bin)
+	case *warmOnly:
+		err = runWarm(*bin, *n)
+	case *memOnly:
+		err = runMemory(*bin, *n)
 	case *hibernateOnly:
 		err = runHibernate(*bin, *n)
 	case *forwardOnly:
@@ -77,8 +83,8 @@ type node struct {
 
 // The main daemon, and the userspace-only one of the forwarder figures.
 const (
-	mainNet = "network: {pool: 10.213.0.0/16}\nports: {min: 45000, max: 45999, listenAddr: 127.0.0.1}\ngateway: {port: 44990}\n"
-	userNet = "network: {pool: 10.214.0.0/16}\nports: {min: 46000, max: 46099, listenAddr: 127.0.0.1, kernelForward: false}\ngateway: {port: 44991}\n"
+	mainNet = "network: {pool: 10.213.0.0/16}\nports: {min: 45000, max: 45999, listenAddr: 127.0.0.1}\ngateway: {port: 44990}\nwarmPool: {max: 0}\n"
+	userNet = "network: {pool: 10.214.0.0/16}\nports: {min: 46000, max: 46099, listenAddr: 127.0.0.1, kernelForward: false}\ngateway: {port: 44991}\nwarmPool: {max: 0}\n"
 )
 
 func start(bin, dir, netCfg string) (*node, error) {

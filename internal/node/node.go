@@ -117,6 +117,7 @@ func New(ctx context.Context, cfg *nodeconfig.Config, log *slog.Logger) (_ *Node
 		DataRoot: cfg.DataRoot, Store: n.State, Images: n.Images, Runtime: n.Runtime, Net: n.Net, Ports: n.Ports,
 		Templates: tmpl, InitBinary: initBin, Logger: log, URLHost: cfg.Ports.URLHost, GitBaseURL: cfg.Git.BaseURL,
 		StorageSpares: n.Spares, IdleTimeout: cfg.IdleTimeout.Duration,
+		Warm: warmConfig(cfg),
 	}
 	if n.Gateway != nil { // a nil *Gateway in the interface would not read as "off"
 		pcfg.Gateway = n.Gateway
@@ -156,5 +157,11 @@ func (n *Node) StartWarmPool(ctx context.Context) (stop func()) {
 			n.Log.Warn("warm network pool", "err", err)
 		}
 	}()
-	return func() { cancel(); <-done }
+	// The warm sandbox pool (docs/warmpool.md) drains before the networks.
+	sandboxes := make(chan struct{})
+	go func() {
+		defer close(sandboxes)
+		n.Pods.RunWarm(warmCtx)
+	}()
+	return func() { cancel(); <-sandboxes; <-done }
 }

@@ -65,6 +65,9 @@ type Config struct {
 	// IdleCheck is how often pods are checked for idleness (default 15s,
 	// or a third of IdleTimeout when that is shorter).
 	IdleCheck time.Duration
+	// Warm is the warm sandbox pool (docs/warmpool.md); zero: off.
+	// RunWarm fills it.
+	Warm WarmConfig
 }
 
 // Manager implements Service.
@@ -86,6 +89,7 @@ type Manager struct {
 
 	status *statusCache // what views show of each pod's services
 	execs  *sessions    // open exec and terminal sessions, per pod
+	warm   *warmPool    // booted sandboxes that creates claim
 }
 
 type podLock struct {
@@ -134,6 +138,7 @@ func New(cfg Config) (*Manager, error) {
 		watchers: map[string]context.CancelFunc{},
 		status:   newStatusCache(),
 		execs:    newSessions(),
+		warm:     newWarmPool(cfg.Warm),
 	}
 	m.wg.Add(1)
 	go m.idleLoop()

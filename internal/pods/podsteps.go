@@ -58,6 +58,12 @@ type unit struct {
 	// stop); a failed start removes it at once.
 	graceful bool
 	wake     wakeMode // who asked for a wake (wakeSteps)
+	// standby brings up a warm pool entry: its init waits for a claim.
+	standby bool
+	// warm is the warm sandbox this pod's create claimed: its network,
+	// rootfs and sandbox are up, and the steps hand them to the pod
+	// (docs/warmpool.md).
+	warm *warmEntry
 }
 
 // unitFor is what the undo and release of pod id need.
@@ -89,6 +95,7 @@ func (m *Manager) newUnit(id string, spec *podspec.Pod, st *podStatus) (*unit, e
 			}
 		}, func() {}
 	}
+	m.takeWarm(u)
 	return u, nil
 }
 
@@ -105,9 +112,12 @@ func removeFiles(_ context.Context, u *unit) error {
 }
 
 func setupNetwork(ctx context.Context, u *unit) error {
-	att, err := u.m.cfg.Net.Setup(ctx, u.nspec)
-	if err != nil {
-		return err
+	att := u.att // a claimed warm sandbox's
+	if att == nil {
+		var err error
+		if att, err = u.m.cfg.Net.Setup(ctx, u.nspec); err != nil {
+			return err
+		}
 	}
 	u.att = att
 	u.st.IP, u.st.NetnsPath = att.IP.String(), att.NetnsPath
@@ -137,13 +147,19 @@ func allocatePorts(ctx context.Context, u *unit) error {
 func releasePorts(ctx context.Context, u *unit) error { return u.m.cfg.Ports.Release(ctx, u.id) }
 
 func writeBundle(_ context.Context, u *unit) error {
-	return u.m.writeBundle(u.id, u.spec, u.img, u.rfs.Path, u.att, u.limits)
+	if u.warm != nil {
+		return u.m.writeClaimedBundle(u)
+	}
+	return u.m.writeBundle(u.id, u.spec, u.img, u.rfs.Path, u.att, u.limits, u.standby)
 }
 
 // startSandbox creates and starts the sandbox in one runsc call. A failed
 // call can leave a created sandbox behind (the step is partial).
 func startSandbox(ctx context.Context, u *unit) error {
 	m, id := u.m, u.id
+	if u.warm != nil && m.claimSandbox(ctx, u) {
+		return nil
+	}
 	// A stale status file would read as ready before init wrote its own.
 	if err := os.Remove(m.statusFile(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
