@@ -50,6 +50,14 @@ if want hibernate; then
 	section "issue 13: hibernate time and checkpoint size; wake -> first byte via host port vs bare runsc restore and cold create; memory returned by 20 hibernated pods; what a hibernated pod costs"
 	go run ./hack/benchnode -bin "$BIN" -hibernate-only -n 10
 fi
+if want warm; then
+	section "issue 14: create -> first HTTP via host port claiming a warm sandbox vs bare runsc create+start of the same bundle (target <= 0.7x) and podman run -d + runsc (target <= 0.3x); memory and disk held by the pool"
+	# Podman is the baseline only: Debian's, installed for this figure.
+	command -v podman >/dev/null || apt-get install -y --no-install-recommends podman >/dev/null || echo "podman could not be installed; its baseline is skipped"
+	go run ./hack/benchnode -bin "$BIN" -warm-only -n 10
+	section "issue 14: memory per idle running busybox pod (MemAvailable drop and memory cgroup; target 15 MB)"
+	go run ./hack/benchnode -bin "$BIN" -memory-only -n 10
+fi
 if want templates; then
 	section "issue 6: decode + resolve"
 	go test -run '^$' -bench . -benchmem ./templates/ | grep -E '^Benchmark'

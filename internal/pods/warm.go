@@ -304,14 +304,15 @@ func (m *Manager) addWarm(ctx context.Context, s warmShapeSpec) error {
 		m.removeWarm(context.WithoutCancel(ctx), id)
 		return err
 	}
-	e.u, e.Digest = u, u.img.Image.Digest
-	if err := m.writeWarmRecord(e); err != nil {
-		m.log.Warn("warm pool: record", "id", id, "err", err)
-	}
 	w.mu.Lock()
+	e.u, e.Digest = u, u.img.Image.Digest
 	_, still := w.entries[id]
 	e.Ready = still && w.running
+	rec := *e
 	w.mu.Unlock()
+	if err := m.writeWarmRecord(&rec); err != nil {
+		m.log.Warn("warm pool: record", "id", id, "err", err)
+	}
 	if !still {
 		m.removeWarm(context.WithoutCancel(ctx), id) // drained meanwhile
 		return nil

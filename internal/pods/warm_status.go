@@ -83,8 +83,12 @@ func (m *Manager) NodeStatus(ctx context.Context) (*api.NodeStatus, error) {
 	w.mu.Lock()
 	st.WarmPool.LastError = w.fillErr
 	var es []warmEntry
+	ips := map[string]string{}
 	for _, e := range w.entries {
 		es = append(es, *e)
+		if e.u != nil && e.u.att != nil {
+			ips[e.ID] = e.u.att.IP.String()
+		}
 	}
 	w.mu.Unlock()
 	sort.Slice(es, func(i, j int) bool { return es[i].Created.Before(es[j].Created) })
@@ -93,9 +97,7 @@ func (m *Manager) NodeStatus(ctx context.Context) (*api.NodeStatus, error) {
 		we := api.WarmEntry{ID: e.ID, Source: e.Source, Image: e.Image, Tier: e.Resources.Tier, CPUCores: l.CPUCores,
 			MemoryLimit: l.MemoryBytes, Ready: e.Ready, Created: e.Created,
 			MemoryBytes: cgroupMemory(cgroupsPath(e.ID)), DiskBytes: diskBlocks(m.podDir(e.ID))}
-		if e.u != nil && e.u.att != nil {
-			we.IP = e.u.att.IP.String()
-		}
+		we.IP = ips[e.ID]
 		st.WarmPool.MemoryBytes += we.MemoryBytes
 		st.WarmPool.DiskBytes += we.DiskBytes
 		st.WarmPool.Entries = append(st.WarmPool.Entries, we)
