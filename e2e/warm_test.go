@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -211,5 +213,30 @@ func TestWarmPoolClaimFails(t *testing.T) {
 	f := d.podFacts(t, p)
 	if f["hostname"] != "NAME" || f["greeting"] != "hello-NAME" || f["whoami"] != "dev" {
 		t.Fatalf("pod after a failed claim: %v", f)
+	}
+}
+
+// TestWarmPoolDaemonKilled: warm sandboxes a SIGKILLed daemon left are
+// torn down by the next start (nothing adopted), which boots new ones.
+func TestWarmPoolDaemonKilled(t *testing.T) {
+	d := warmDaemon(t)
+	if _, r := d.create(warmSpec("first", "256")); r.code != 0 {
+		t.Fatalf("create: %s", r.stderr)
+	}
+	old, _ := d.readyWarm(t, 2)
+	d.kill()
+	d.start()
+	d.readyWarm(t, 2, old...)
+	out, err := exec.Command("runsc", "--root", d.dir+"/runsc", "list", "-quiet").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range old {
+		if strings.Contains(string(out), id) {
+			t.Errorf("the killed daemon's warm sandbox %s still runs", id)
+		}
+		if _, err := os.Stat(filepath.Join(d.dir, "data", "pods", id)); !os.IsNotExist(err) {
+			t.Errorf("the killed daemon's warm sandbox %s left its directory: %v", id, err)
+		}
 	}
 }
