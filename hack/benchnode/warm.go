@@ -37,6 +37,13 @@ func runWarm(bin string, n int) error {
 	ctx := context.Background()
 	var claimed, cold, bare []time.Duration
 	// The first create is cold and makes its shape the pool's.
+	_, seed, err := createToHTTP(ctx, nd, "seed")
+	if err != nil {
+		return err
+	}
+	if err := nd.client.Delete(ctx, seed.ID); err != nil {
+		return err
+	}
 	for i := 0; i < n; i++ {
 		if err := waitWarm(ctx, nd, 1); err != nil {
 			return err
