@@ -116,6 +116,7 @@ func (m *Manager) RunWarm(ctx context.Context) {
 	if !w.enabled() {
 		return
 	}
+	m.recallRecent(ctx)
 	w.mu.Lock()
 	w.running = true
 	w.mu.Unlock()
@@ -131,6 +132,37 @@ func (m *Manager) RunWarm(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// recallRecent takes the recent shape, after a restart, from the newest
+// pod that could have claimed an entry, so a restarted node warms what it
+// warmed before.
+func (m *Manager) recallRecent(ctx context.Context) {
+	ps, err := m.cfg.Store.ListPods(ctx)
+	if err != nil {
+		return
+	}
+	var newest *podspec.Pod
+	var at time.Time
+	for i := range ps {
+		spec, err := decodeSpec(&ps[i])
+		if err != nil || ps[i].CreatedAt.Before(at) {
+			continue
+		}
+		if key, _ := warmKey(spec); key != "" {
+			newest, at = spec, ps[i].CreatedAt
+		}
+	}
+	if newest == nil {
+		return
+	}
+	key, _ := warmKey(newest)
+	w := m.warm
+	w.mu.Lock()
+	if w.recent == nil {
+		w.recent = &warmShapeSpec{spec: podspec.Pod{BaseImage: newest.BaseImage, Resources: newest.Resources}, key: key, source: "recent"}
+	}
+	w.mu.Unlock()
 }
 
 // drainWarm stops claims and tears down every entry left in the pool.
