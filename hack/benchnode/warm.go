@@ -225,13 +225,14 @@ func podmanFirstHTTP(dir string, n int) ([]time.Duration, error) {
 		return nil, err
 	}
 	layout := filepath.Join(dir, "podman-layout")
-	if err := testimage.WriteOCILayout(layout, map[string]v1.Image{ref: img}); err != nil {
+	// skopeo's oci: transport finds a bare tag, not a full reference.
+	if err := testimage.WriteOCILayout(layout, map[string]v1.Image{"latest": img}); err != nil {
 		return nil, err
 	}
 	pm := func(args ...string) ([]byte, error) {
 		return exec.Command("podman", append([]string{"--runtime", runsc, "--cgroup-manager", "cgroupfs"}, args...)...).CombinedOutput()
 	}
-	if out, err := exec.Command("skopeo", "copy", "oci:"+layout+":"+ref, "containers-storage:"+ref).CombinedOutput(); err != nil {
+	if out, err := exec.Command("skopeo", "copy", "oci:"+layout+":latest", "containers-storage:"+ref).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("skopeo copy into podman's storage: %v: %s", err, out)
 	}
 	defer pm("rmi", "-f", ref)
