@@ -54,6 +54,14 @@ if want snapshot; then
 	section "issue 14 part 2: template with a 5 s warm-up: create from its snapshot -> all healthy vs bare runsc restore of the same checkpoint and cold create; snapshot size"
 	go run ./hack/benchnode -bin "$BIN" -snapshot-only -n 10
 fi
+if want warm; then
+	section "issue 14: create -> first HTTP via host port claiming a warm sandbox vs bare runsc create+start of the same bundle (target <= 0.7x) and podman run -d + runsc (target <= 0.3x); memory and disk held by the pool"
+	# Podman is the baseline only: Debian's, installed for this figure.
+	command -v podman >/dev/null || apt-get install -y --no-install-recommends podman >/dev/null || echo "podman could not be installed; its baseline is skipped"
+	go run ./hack/benchnode -bin "$BIN" -warm-only -n 10
+	section "issue 14: memory per idle running busybox pod (MemAvailable drop and memory cgroup; target 15 MB)"
+	go run ./hack/benchnode -bin "$BIN" -memory-only -n 10
+fi
 if want templates; then
 	section "issue 6: decode + resolve"
 	go test -run '^$' -bench . -benchmem ./templates/ | grep -E '^Benchmark'

@@ -63,6 +63,8 @@ func main() {
 	flag.IntVar(&lo.profileAt, "load-profile-at", 100, "load: print where the idle pods' CPU goes at the first step with this many pods")
 	flag.Float64Var(&lo.slowFactor, "load-slow-factor", 4, "load: stop adding idle pods once a step's create p50 is this multiple of the first step's (0: never)")
 	flag.IntVar(&lo.taskShare, "load-task-share", 70, "load: stop adding idle pods once the host's tasks reach this percent of kernel.pid_max")
+	warmOnly := flag.Bool("warm-only", false, "measure only the warm pool figures (warm.go)")
+	memOnly := flag.Bool("memory-only", false, "measure only the memory per idle pod (memory.go)")
 	flag.Parse()
 	var err error
 	switch {
@@ -70,6 +72,10 @@ func main() {
 		err = runLoad(*bin, lo)
 	case *gatewayOnly:
 		err = runGateway(*bin)
+	case *warmOnly:
+		err = runWarm(*bin, *n)
+	case *memOnly:
+		err = runMemory(*bin, *n)
 	case *hibernateOnly:
 		err = runHibernate(*bin, *n)
 	case *snapshotOnly:
@@ -97,8 +103,8 @@ type node struct {
 
 // The main daemon, and the userspace-only one of the forwarder figures.
 const (
-	mainNet = "network: {pool: 10.213.0.0/16}\nports: {min: 45000, max: 45999, listenAddr: 127.0.0.1}\ngateway: {port: 44990}\n"
-	userNet = "network: {pool: 10.214.0.0/16}\nports: {min: 46000, max: 46099, listenAddr: 127.0.0.1, kernelForward: false}\ngateway: {port: 44991}\n"
+	mainNet = "network: {pool: 10.213.0.0/16}\nports: {min: 45000, max: 45999, listenAddr: 127.0.0.1}\ngateway: {port: 44990}\nwarmPool: {max: 0}\n"
+	userNet = "network: {pool: 10.214.0.0/16}\nports: {min: 46000, max: 46099, listenAddr: 127.0.0.1, kernelForward: false}\ngateway: {port: 44991}\nwarmPool: {max: 0}\n"
 )
 
 func start(bin, dir, netCfg string) (*node, error) {

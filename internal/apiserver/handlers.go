@@ -28,6 +28,7 @@ func (s *Server) routes() {
 	handle("GET", "/v1/version", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, api.VersionInfo{Version: s.version, APIVersion: api.APIVersion, GoVersion: runtime.Version()})
 	})
+	handle("GET", "/v1/node", s.nodeStatus)
 	handle("POST", "/v1/pods", s.create)
 	handle("GET", "/v1/pods", s.list)
 	handle("GET", "/v1/pods/{id}", s.withID(s.get))
@@ -412,4 +413,18 @@ func (l *lazyWriter) Write(p []byte) (int, error) {
 		return n, err
 	}
 	return n, l.rc.Flush()
+}
+
+func (s *Server) nodeStatus(w http.ResponseWriter, r *http.Request) {
+	ns, ok := s.svc.(api.NodeStatuser)
+	if !ok {
+		s.writeError(w, r, fmt.Errorf("node status: this service does not report one: %w", errdefs.ErrNotFound))
+		return
+	}
+	st, err := ns.NodeStatus(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
 }

@@ -118,6 +118,7 @@ func New(ctx context.Context, cfg *nodeconfig.Config, log *slog.Logger) (_ *Node
 		DataRoot: cfg.DataRoot, Store: n.State, Images: n.Images, Runtime: n.Runtime, Net: n.Net, Ports: n.Ports,
 		Templates: tmpl, InitBinary: initBin, Logger: log, URLHost: cfg.Ports.URLHost, GitBaseURL: cfg.Git.BaseURL,
 		StorageSpares: n.Spares, IdleTimeout: cfg.IdleTimeout.Duration,
+		Warm: warmConfig(cfg),
 	}
 	if pcfg.Snapshots, pcfg.AutoSnapshot, err = Snapshots(cfg); err != nil {
 		return nil, err
@@ -160,7 +161,13 @@ func (n *Node) StartWarmPool(ctx context.Context) (stop func()) {
 			n.Log.Warn("warm network pool", "err", err)
 		}
 	}()
-	return func() { cancel(); <-done }
+	// The warm sandbox pool (docs/warmpool.md) drains before the networks.
+	sandboxes := make(chan struct{})
+	go func() {
+		defer close(sandboxes)
+		n.Pods.RunWarm(warmCtx)
+	}()
+	return func() { cancel(); <-sandboxes; <-done }
 }
 
 // Snapshots opens the template snapshot store node.yaml asks for (nil

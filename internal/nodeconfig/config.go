@@ -51,6 +51,9 @@ type Config struct {
 		// path (default 2; 0 turns it off).
 		WarmPool *int `json:"warmPool,omitempty"`
 	} `json:"network,omitzero"`
+	// WarmPool keeps sandboxes booted ahead of time for pod create to
+	// claim (docs/warmpool.md).
+	WarmPool WarmPool `json:"warmPool,omitzero"`
 	Registry struct {
 		Mirrors            map[string][]string `json:"mirrors,omitempty"` // docker.io: [http://127.0.0.1:5000]
 		InsecureRegistries []string            `json:"insecureRegistries,omitempty"`
@@ -171,6 +174,7 @@ func (c *Config) Default() {
 		mb := int64(4096)
 		c.Snapshots.MaxMB = &mb
 	}
+	c.WarmPool.defaults()
 }
 
 // Validate checks the values, naming the field of each problem.
@@ -189,6 +193,7 @@ func (c *Config) Validate() error {
 		bad("ports.publicListenAddr", "%q is not an IP address", c.Ports.PublicListenAddr)
 	}
 	c.Gateway.validate(bad)
+	c.WarmPool.validate(bad)
 	p, err := netip.ParsePrefix(c.Network.Pool)
 	if err != nil || !p.Addr().Is4() {
 		bad("network.pool", "%q is not an IPv4 CIDR", c.Network.Pool)

@@ -71,3 +71,20 @@ func TestLoad(t *testing.T) {
 		}
 	}
 }
+
+func TestWarmPoolConfig(t *testing.T) {
+	var c Config
+	c.Default()
+	if *c.WarmPool.Recent != 1 || *c.WarmPool.Max != 4 || c.Validate() != nil {
+		t.Fatalf("defaults: recent %d max %d: %v", *c.WarmPool.Recent, *c.WarmPool.Max, c.Validate())
+	}
+	bad := -1
+	c.WarmPool.Max = &bad
+	c.WarmPool.Entries = []WarmPoolEntry{{Template: "nodejs", Image: "x"}, {Image: "x", Tier: "dev.huge", Count: 99}}
+	err := c.Validate()
+	for _, field := range []string{"warmPool.max", "warmPool.entries[0]: want exactly one", "warmPool.entries[1].tier", "warmPool.entries[1].count"} {
+		if err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("error %v does not name %s", err, field)
+		}
+	}
+}

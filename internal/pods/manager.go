@@ -71,6 +71,9 @@ type Config struct {
 	Snapshots *snapshots.Store
 	// AutoSnapshot snapshots a template once its first cold pod is ready.
 	AutoSnapshot bool
+	// Warm is the warm sandbox pool (docs/warmpool.md); zero: off.
+	// RunWarm fills it.
+	Warm WarmConfig
 }
 
 // Manager implements Service.
@@ -92,6 +95,7 @@ type Manager struct {
 
 	status *statusCache // what views show of each pod's services
 	execs  *sessions    // open exec and terminal sessions, per pod
+	warm   *warmPool    // booted sandboxes that creates claim
 }
 
 type podLock struct {
@@ -140,6 +144,7 @@ func New(cfg Config) (*Manager, error) {
 		watchers: map[string]context.CancelFunc{},
 		status:   newStatusCache(),
 		execs:    newSessions(),
+		warm:     newWarmPool(cfg.Warm),
 	}
 	m.wg.Add(1)
 	go m.idleLoop()

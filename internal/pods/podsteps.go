@@ -68,6 +68,12 @@ type unit struct {
 	seed       *seed
 	seedFailed error
 	noSeed     bool
+	// standby brings up a warm pool entry: its init waits for a claim.
+	standby bool
+	// warm is the warm sandbox this pod's create claimed: its network,
+	// rootfs and sandbox are up, and the steps hand them to the pod
+	// (docs/warmpool.md).
+	warm *warmEntry
 }
 
 // unitFor is what the undo and release of pod id need.
@@ -99,6 +105,7 @@ func (m *Manager) newUnit(id string, spec *podspec.Pod, st *podStatus) (*unit, e
 			}
 		}, func() {}
 	}
+	m.takeWarm(u)
 	return u, nil
 }
 
@@ -115,9 +122,12 @@ func removeFiles(_ context.Context, u *unit) error {
 }
 
 func setupNetwork(ctx context.Context, u *unit) error {
-	att, err := u.m.cfg.Net.Setup(ctx, u.nspec)
-	if err != nil {
-		return err
+	att := u.att // a claimed warm sandbox's
+	if att == nil {
+		var err error
+		if att, err = u.m.cfg.Net.Setup(ctx, u.nspec); err != nil {
+			return err
+		}
 	}
 	u.att = att
 	u.st.IP, u.st.NetnsPath = att.IP.String(), att.NetnsPath
@@ -147,13 +157,19 @@ func allocatePorts(ctx context.Context, u *unit) error {
 func releasePorts(ctx context.Context, u *unit) error { return u.m.cfg.Ports.Release(ctx, u.id) }
 
 func writeBundle(_ context.Context, u *unit) error {
-	return u.m.writeBundle(u.id, u.spec, u.img, u.rfs.Path, u.att, u.limits)
+	if u.warm != nil {
+		return u.m.writeClaimedBundle(u)
+	}
+	return u.m.writeBundle(u.id, u.spec, u.img, u.rfs.Path, u.att, u.limits, u.standby)
 }
 
 // startSandbox creates and starts the sandbox in one runsc call. A failed
 // call can leave a created sandbox behind (the step is partial).
 func startSandbox(ctx context.Context, u *unit) error {
 	m, id := u.m, u.id
+	if u.warm != nil && m.claimSandbox(ctx, u) {
+		return nil
+	}
 	// A stale status file would read as ready before init wrote its own.
 	// A seed's is not stale: it is the restored init's own, written
 	// before the checkpoint by the same processes.

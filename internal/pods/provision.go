@@ -22,12 +22,14 @@ func (m *Manager) Create(ctx context.Context, req api.CreateRequest) (*api.Pod, 
 	if err != nil {
 		return nil, err
 	}
+	spec = m.claimWarm(ctx, req, spec) // docs/warmpool.md
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err
 	}
 	p, err := m.cfg.Store.CreatePod(ctx, store.Pod{ID: spec.ID, Name: spec.Name, Spec: b})
 	if err != nil {
+		m.unclaimWarm(ctx, spec.ID)
 		if spec.GithubRepo != "" {
 			m.discardPodDir(spec.ID)
 		}

@@ -27,6 +27,9 @@ func (m *Manager) Recover(ctx context.Context) error {
 			m.log.Warn("recovering pod", "pod", p.ID, "err", err)
 		}
 	}
+	// Warm sandboxes a dead daemon left (docs/warmpool.md): none is
+	// adopted, RunWarm boots new ones.
+	m.removeWarmLeftovers(ctx)
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 
 	"github.com/pinacle/pinacle-node/oci"
+	"github.com/pinacle/pinacle-node/podspec"
 	"github.com/pinacle/pinacle-node/snapshots"
 )
 
@@ -41,6 +42,9 @@ func (m *Manager) forkSeedDir(id string) string { return filepath.Join(m.podDir(
 // findSeed picks the seed of a pod's first start: its own fork seed, or
 // a template snapshot matching its spec. nil: a cold start.
 func (m *Manager) findSeed(u *unit) *seed {
+	if u.warm != nil {
+		return nil // a claimed warm sandbox runs already: nothing to restore into
+	}
 	if u.noSeed || u.pinned != "" && !m.hasForkSeed(u.id) {
 		return nil // a restart (or the cold retry of a failed restore)
 	}
@@ -183,4 +187,19 @@ func (m *Manager) upSeeded(ctx context.Context, u *unit, t *timing, undone func(
 		}
 	}
 	return podSteps.up(ctx, u, &timing{}, undone)
+}
+
+// snapshotServes says whether a template snapshot would seed a create of
+// spec, so that create does not claim a warm sandbox instead.
+func (m *Manager) snapshotServes(ctx context.Context, spec *podspec.Pod) bool {
+	st := m.cfg.Snapshots
+	if st == nil || spec.Template == "" || spec.GithubRepo != "" {
+		return false
+	}
+	img, err := m.cfg.Images.RootFS(ctx, spec.BaseImage)
+	if err != nil {
+		return false
+	}
+	_, err = st.Get(m.snapshotKey(spec, img.Image.Digest))
+	return err == nil
 }
