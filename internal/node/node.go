@@ -77,13 +77,7 @@ func New(ctx context.Context, cfg *nodeconfig.Config, log *slog.Logger) (_ *Node
 	if n.Runtime, err = Runtime(cfg, oci.WithLogger(log)); err != nil {
 		return nil, err
 	}
-	// A SIGKILL in the middle of writing a network record (the warm pool
-	// refills in the background) leaves its temporary file; nothing else
-	// would ever remove it.
-	if err := fileutil.RemoveStaleTemps(filepath.Join(netnsDir(cfg), "pods")); err != nil {
-		return nil, err
-	}
-	if n.Net, err = Network(cfg, n.State, log); err != nil {
+	if n.Net, err = openNetwork(cfg, n.State, log); err != nil {
 		return nil, err
 	}
 	// A connection to a hibernated pod's host port wakes it. The pods
@@ -182,4 +176,14 @@ func Snapshots(cfg *nodeconfig.Config) (*snapshots.Store, bool, error) {
 	}
 	st, err := snapshots.Open(filepath.Join(cfg.DataRoot, "snapshots"), maxBytes)
 	return st, cfg.Snapshots.Auto, err
+}
+
+// openNetwork is Network after clearing the temporary files that a
+// SIGKILL in the middle of writing a network record leaves (the warm
+// pool refills in the background); nothing else would ever remove them.
+func openNetwork(cfg *nodeconfig.Config, st *store.Store, log *slog.Logger) (netns.Manager, error) {
+	if err := fileutil.RemoveStaleTemps(filepath.Join(netnsDir(cfg), "pods")); err != nil {
+		return nil, err
+	}
+	return Network(cfg, st, log)
 }
