@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pinacle/pinacle-node/internal/wakedial"
 )
 
 // newProxy is the reverse proxy to the backend Resolve named (carried in
@@ -72,33 +74,18 @@ func newProxy(g *Gateway) *httputil.ReverseProxy {
 	}
 }
 
-// wokenDialWindow bounds how long a request that woke its pod keeps
-// dialling it while it refuses.
-const wokenDialWindow = 10 * time.Second
-
 var dialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 
 // dialBackend dials a pod; for a request that woke it (the exchange is in
 // ctx: the transport dials with the request's values) it retries refusals
-// for up to wokenDialWindow.
+// for a while (wakedial).
 func dialBackend(ctx context.Context, network, addr string) (net.Conn, error) {
-	c, err := dialer.DialContext(ctx, network, addr)
+	dial := func(ctx context.Context) (net.Conn, error) { return dialer.DialContext(ctx, network, addr) }
 	x, _ := ctx.Value(ctxKey{}).(*exchange)
-	if err == nil || x == nil || !x.be.Woken || !errors.Is(err, syscall.ECONNREFUSED) {
-		return c, err
+	if x == nil || !x.be.Woken {
+		return dial(ctx)
 	}
-	deadline := time.Now().Add(wokenDialWindow)
-	for delay := 20 * time.Millisecond; time.Now().Before(deadline); delay = min(2*delay, 500*time.Millisecond) {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(delay):
-		}
-		if c, err = dialer.DialContext(ctx, network, addr); err == nil || !errors.Is(err, syscall.ECONNREFUSED) {
-			return c, err
-		}
-	}
-	return nil, err
+	return wakedial.Retry(ctx, dial, func(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) })
 }
 
 // stripCookie removes cookie name from h's Cookie headers, keeping the
