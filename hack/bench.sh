@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 BIN="${BIN:-bin/pinacle-node}"
 only="${1:-all}"
 section() { printf '\n== %s\n' "$*"; }
+# A section whose command fails (or prints none of its figures) fails the
+# run, after the others have printed theirs.
+status=0
+failed=()
+trap 'status=1; failed+=("line $LINENO")' ERR
 
 # Transparent huge pages change sandbox start by about 15% here (see
 # docs/runtime.md, Host tuning): print the mode with the figures, and let
@@ -74,7 +79,7 @@ if want supervisor; then
 	section "issue 5: web terminal keystroke echo and memory"
 	go test -run '^$' -bench 'KeystrokeEcho' -benchtime 2000x ./webterm/ | grep -E '^Benchmark'
 	section "issue 4/5: API round trips and exec overhead"
-	go test -run '^$' -bench . -benchtime 2s ./internal/api/ | grep -E '^Benchmark'
+	go test -run '^$' -bench . -benchtime 2s ./internal/apiserver/ | grep -E '^Benchmark'
 fi
 if want gateway; then
 	section "issue 16: authenticating gateway vs the same backend direct (64 B GET p50 added, 512 MiB throughput ratio, WebSocket echo p50, new conns/s); targets: added p50 <= 1 ms, ratio >= 0.8"
@@ -82,3 +87,7 @@ if want gateway; then
 	section "issue 16: the gateway vs the host port of the same real pod (web terminal /healthz and keystroke echo, 256 MiB from busybox httpd)"
 	go run ./hack/benchnode -bin "$BIN" -gateway-only
 fi
+if [ "$status" -ne 0 ]; then
+	echo "bench: failed at ${failed[*]}" >&2
+fi
+exit "$status"
