@@ -122,8 +122,8 @@ func removeFiles(_ context.Context, u *unit) error {
 }
 
 func setupNetwork(ctx context.Context, u *unit) error {
-	att := u.att // a claimed warm sandbox's
-	if att == nil {
+	att := u.att
+	if u.warm == nil || att == nil { // a claimed warm sandbox's is up already
 		var err error
 		if att, err = u.m.cfg.Net.Setup(ctx, u.nspec); err != nil {
 			return err

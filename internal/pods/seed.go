@@ -166,6 +166,10 @@ func (m *Manager) upSeeded(ctx context.Context, u *unit, t *timing, undone func(
 	}
 	s := u.seed
 	u.seed, u.seedFailed, u.noSeed = nil, nil, true
+	// The failed attempt's undo tore down its network and unmounted its
+	// rootfs: the retry makes its own (the steps reuse ones already set,
+	// which only a claimed warm sandbox's are).
+	u.att, u.rfs = nil, nil
 	if s.kind == seedSnapshot {
 		m.event(ctx, u.id, "warning", "SnapshotFailed", fmt.Sprintf("restoring template snapshot %s: %v; removed it, creating cold", s.key, err))
 		if rerr := m.cfg.Snapshots.Remove(s.key); rerr != nil {
