@@ -63,6 +63,10 @@ type Config struct {
 	// no idleTimeout of its own (0: only those that do). See idle.go for
 	// what counts as activity.
 	IdleTimeout time.Duration
+	// SubnetBits is the size of each pod's subnet (network.subnetBits): a
+	// wake that must make a lost network again asks for the subnet of the
+	// pod's recorded address even when the network's own record is gone.
+	SubnetBits int
 	// IdleCheck is how often pods are checked for idleness (default 15s,
 	// or a third of IdleTimeout when that is shorter).
 	IdleCheck time.Duration

@@ -77,6 +77,12 @@ func restoreAddress(ctx context.Context, u *unit) error {
 func remakeNetwork(ctx context.Context, u *unit, ip netip.Addr) error {
 	if old, err := u.m.cfg.Net.Get(ctx, u.id); err == nil && old.Subnet.IsValid() && old.Subnet.Contains(ip) {
 		u.nspec.Subnet = old.Subnet
+	} else if bits := u.m.cfg.SubnetBits; bits > 0 && bits <= ip.BitLen() {
+		// The network's record went with the machine's state: without a
+		// subnet asked for, a default network would be a warm pool
+		// entry's, on another address (seen in
+		// TestHibernateWakeAfterMachineRestart).
+		u.nspec.Subnet = netip.PrefixFrom(ip, bits).Masked()
 	}
 	if err := u.m.cfg.Net.Teardown(ctx, u.id); err != nil {
 		return fmt.Errorf("clearing the lost network: %w", err)
