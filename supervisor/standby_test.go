@@ -10,14 +10,13 @@ import (
 	"time"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/testenv"
 )
 
 // A standby init answers only a claim, then loads the config the claimer
 // left; one that still says standby is the claim's error.
 func TestAwaitClaim(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the control socket serves root peers only")
-	}
+	testenv.RequireRoot(t) // the control socket serves root peers only
 	dir := t.TempDir()
 	cfgPath, sock := filepath.Join(dir, "services.json"), filepath.Join(dir, "init.sock")
 	write := func(s string) {
@@ -54,9 +53,7 @@ func TestAwaitClaim(t *testing.T) {
 }
 
 func TestAwaitClaimStillStandby(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the control socket serves root peers only")
-	}
+	testenv.RequireRoot(t) // the control socket serves root peers only
 	dir := t.TempDir()
 	cfgPath, sock := filepath.Join(dir, "services.json"), filepath.Join(dir, "init.sock")
 	if err := os.WriteFile(cfgPath, []byte(`{"services":[],"standby":true,"statusFile":"`+dir+`/status.json"}`), 0o644); err != nil {
