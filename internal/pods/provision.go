@@ -145,11 +145,17 @@ func (m *Manager) maybeWait(ctx context.Context, id string, wait bool, done <-ch
 
 // Start implements Service.
 func (m *Manager) Start(ctx context.Context, idOrName string) (*api.Pod, error) {
+	return m.runVerb(ctx, idOrName, m.start)
+}
+
+// runVerb runs op on the pod idOrName names in the background, under its
+// lock, and returns the pod once op is done or the caller stops waiting.
+func (m *Manager) runVerb(ctx context.Context, idOrName string, op func(context.Context, string) error) (*api.Pod, error) {
 	p, err := m.find(ctx, idOrName)
 	if err != nil {
 		return nil, err
 	}
-	done := m.background(p.ID, func(ctx context.Context) error { return m.start(ctx, p.ID) })
+	done := m.background(p.ID, func(ctx context.Context) error { return op(ctx, p.ID) })
 	return m.maybeWait(ctx, p.ID, true, done)
 }
 

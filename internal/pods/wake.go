@@ -146,12 +146,7 @@ func removeRestored(ctx context.Context, u *unit) error { return u.m.deleteSandb
 
 // Wake implements api.Service.
 func (m *Manager) Wake(ctx context.Context, idOrName string) (*api.Pod, error) {
-	p, err := m.find(ctx, idOrName)
-	if err != nil {
-		return nil, err
-	}
-	done := m.background(p.ID, func(ctx context.Context) error { return m.wake(ctx, p.ID, wakeMode{}) })
-	return m.maybeWait(ctx, p.ID, true, done)
+	return m.runVerb(ctx, idOrName, func(ctx context.Context, id string) error { return m.wake(ctx, id, wakeMode{}) })
 }
 
 // WakeForConnection wakes pod id for a connection to one of its host
