@@ -130,3 +130,53 @@ func TestNodeCrashDuringImagePull(t *testing.T) {
 		t.Fatalf("delete: %s", r.stderr)
 	}
 }
+
+// TestNodeCrashMidInstall kills the daemon right after a pod's sandbox
+// started, while the service's install has made its creates path (empty)
+// and is still working. Recovery removes that sandbox and starts the pod
+// again: the install must run again rather than the half-made path pass
+// for a finished install (TestNodeCrashSafety/create@up:sandbox once
+// served an empty index.html this way).
+func TestNodeCrashMidInstall(t *testing.T) {
+	d := startDaemon(t)
+	// The first install stops half-way (until recovery kills it); the one
+	// after the restart finds /srv/first and finishes.
+	spec := strings.Replace(webSpec("midinstall", ""),
+		`install: [sh, -c, "mkdir -p /srv && hostname > /srv/index.html && head -c 4000000 /dev/urandom > /srv/big"]`,
+		`install: [sh, -c, "mkdir -p /srv && : > /srv/index.html && if [ ! -e /srv/first ]; then touch /srv/first; sleep 600; fi; hostname > /srv/index.html"]`, 1)
+	if !strings.Contains(spec, "sleep 600") {
+		t.Fatal("webSpec's install changed; update this test's")
+	}
+	d.stop()
+	d.start("PINACLE_CRASH_AT=up:sandbox")
+	d.create(spec, "--wait=false")
+	if !d.exited(60 * time.Second) {
+		t.Fatal("daemon did not reach crash point up:sandbox")
+	}
+	// The first install has begun (its marker file exists) before the
+	// node comes back and tears the sandbox down.
+	var rootfs string
+	poll(t, 60*time.Second, "the first install under way", func() bool {
+		m, _ := filepath.Glob(filepath.Join(d.dir, "data", "pods", "*", "rootfs", "srv", "first"))
+		if len(m) == 1 {
+			rootfs = filepath.Dir(filepath.Dir(m[0]))
+		}
+		return len(m) == 1
+	})
+	d.start()
+	var p podView
+	poll(t, 120*time.Second, "pod running after recovery", func() bool {
+		var r result
+		p, r = d.get("midinstall")
+		return r.code == 0 && p.State == "running"
+	})
+	if body, err := httpGet(p.Ports[0].URL+"/index.html", 10*time.Second); err != nil || strings.TrimSpace(body) != "midinstall" {
+		t.Fatalf("recovered pod serves %q, %v; want its name (the interrupted install run again); rootfs %s", body, err, rootfs)
+	}
+	if r := d.cli("pod", "logs", "midinstall", "web"); !strings.Contains(r.stdout, "earlier install did not finish") {
+		t.Errorf("the service log does not say the install ran again:\n%s%s", r.stdout, r.stderr)
+	}
+	if r := d.cli("pod", "delete", "midinstall"); r.code != 0 {
+		t.Fatalf("delete: %s", r.stderr)
+	}
+}

@@ -318,52 +318,6 @@ func (r *runner) waitDeps() *command {
 	}
 }
 
-// install runs the install step once, when configured and its Creates
-// path is missing. It returns false when the service cannot run.
-func (r *runner) install() (bool, *command) {
-	s := r.sup
-	s.mu.Lock()
-	done := r.installed
-	s.mu.Unlock()
-	if done || len(r.spec.Install) == 0 {
-		return true, nil
-	}
-	if r.spec.Creates != "" {
-		if _, err := os.Stat(r.spec.Creates); err == nil {
-			return true, nil
-		}
-	}
-	if err := r.checkUser(); err != nil {
-		r.setState(StateFailed, err.Error())
-		return false, nil
-	}
-	r.setState(StateInstalling, "")
-	r.logw.eventf("install: %s", strings.Join(r.spec.Install, " "))
-	pid, exited, err := r.spawn(r.spec.Install)
-	if err != nil {
-		r.setState(StateFailed, "install: "+err.Error())
-		return false, nil
-	}
-	st, c := r.waitProc(pid, exited)
-	if c != nil {
-		return false, c
-	}
-	if st.code != 0 {
-		r.setState(StateFailed, "install "+strings.Join(r.spec.Install, " ")+": "+st.err())
-		return false, nil
-	}
-	if r.spec.Creates != "" {
-		if _, err := os.Stat(r.spec.Creates); err != nil {
-			r.setState(StateFailed, fmt.Sprintf("install succeeded but did not create %s", r.spec.Creates))
-			return false, nil
-		}
-	}
-	s.mu.Lock()
-	r.installed = true
-	s.mu.Unlock()
-	return true, nil
-}
-
 func (r *runner) checkUser() error {
 	if r.spec.User == "" {
 		return nil
