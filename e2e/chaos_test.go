@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,15 +19,20 @@ import (
 )
 
 // TestChaos SIGKILLs the daemon at random moments while several clients
-// create, start, stop, delete, hibernate and wake pods, and now and then kills a sandbox
-// from outside. After every restart the node must settle with every
-// record consistent: each pod in a stable state, running pods adopted and
-// serving through their own host ports, no two pods sharing a port or an
-// IP, no sandbox without a running pod, and no pod lost that was created
-// and never deleted. The suite's leak check runs after it.
+// create, start, stop, delete, hibernate and wake pods, and now and then
+// kills a sandbox or a gofer from outside. While the daemon is dead,
+// state.db must hold only sound allocations (checkDead). After every
+// restart the node must settle with every record consistent: each pod in
+// a stable state, running pods adopted and serving through their own host
+// ports, no two pods sharing a port or an IP, a pod's host ports unchanged
+// until it is deleted and all of them listening, no sandbox without a
+// running pod, no pod lost that was created and never deleted, and no
+// network record, mount, runsc process or address in the pool that
+// belongs to no pod (checkHost). The suite's leak check runs after it.
 //
 // PINACLE_CHAOS_ROUNDS sets the rounds (default 4, the short version CI
-// runs; `make chaos` runs 200) and PINACLE_CHAOS_SEED replays a run.
+// runs; `make chaos` runs 200) and PINACLE_CHAOS_SEED replays a run. A
+// failed round is reported and the run goes on, up to chaosMaxFailures.
 func TestChaos(t *testing.T) {
 	rounds := envInt(t, "PINACLE_CHAOS_ROUNDS", 4)
 	seed := uint64(time.Now().UnixNano())
@@ -35,31 +42,93 @@ func TestChaos(t *testing.T) {
 	t.Logf("chaos: %d rounds, PINACLE_CHAOS_SEED=%d", rounds, seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	d := startDaemon(t)
-	c := &chaos{d: d, created: map[string]bool{}, deleting: map[string]bool{}}
+	c := &chaos{d: d, created: map[string]bool{}, deleting: map[string]bool{}, seen: map[string]bool{}}
+	// The baseline: a clean start of the same daemon, no pods.
+	for range 3 {
+		d.stop()
+		t0 := time.Now()
+		d.start()
+		c.cleanStarts = append(c.cleanStarts, time.Since(t0))
+	}
+	failures := 0
 	for round := range rounds {
 		c.round(t, rng)
-		d.start()
-		if err := c.settle(90 * time.Second); err != nil {
-			t.Fatalf("round %d (PINACLE_CHAOS_SEED=%d): %v\ndaemon log:\n%s", round, seed, err, d.logTail())
+		err := c.checkDead()
+		if err == nil {
+			t0 := time.Now()
+			d.start()
+			c.restarts = append(c.restarts, time.Since(t0))
+			t1 := time.Now()
+			err = c.settle(90 * time.Second)
+			c.settles = append(c.settles, time.Since(t1))
+		} else {
+			d.start()
 		}
+		if err != nil {
+			failures++
+			t.Errorf("round %d (PINACLE_CHAOS_SEED=%d): %v\ndaemon log:\n%s", round, seed, err, d.logTail())
+			if failures >= chaosMaxFailures {
+				t.FailNow()
+			}
+			continue
+		}
+		c.passed++
 	}
-	t.Logf("chaos: %d rounds survived; pods listed running that took over a second to serve: %d %v", rounds, len(c.windows), c.windows)
+	c.report(t, rounds)
+}
+
+// chaosMaxFailures ends a run early: past a few, later rounds mostly
+// repeat the first fault.
+const chaosMaxFailures = 3
+
+// report logs the run's figures: rounds passed, what was killed, and the
+// restart-to-ready and settle times beside the clean start.
+func (c *chaos) report(t *testing.T, rounds int) {
+	t.Logf("chaos: %d/%d rounds passed; daemon SIGKILLs %d, sandboxes killed from outside %d, gofers %d; state.db checks %d, host checks %d",
+		c.passed, rounds, rounds, c.sandboxKills, c.goferKills, c.deadChecks, c.hostChecks)
+	base := median(c.cleanStarts)
+	t.Logf("chaos: daemon start to socket: clean start (no pods) median %s; restart after SIGKILL median %s (%.2fx), max %s",
+		base.Round(time.Millisecond), median(c.restarts).Round(time.Millisecond),
+		float64(median(c.restarts))/float64(max(base, 1)), slices.Max(append(c.restarts, 0)).Round(time.Millisecond))
+	t.Logf("chaos: restart to settled and serving: median %s (%.2fx the clean start), max %s",
+		median(c.settles).Round(time.Millisecond), float64(median(c.settles))/float64(max(base, 1)),
+		slices.Max(append(c.settles, 0)).Round(time.Millisecond))
+	t.Logf("chaos: pods listed running that took over a second to serve: %d %v", len(c.windows), c.windows)
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // chaos tracks what the clients were told, to tell a lost pod from one
-// whose delete was cut short and finished by recovery.
+// whose delete was cut short and finished by recovery, and what the
+// checks saw, to compare across restarts.
 type chaos struct {
 	d        *daemon
 	mu       sync.Mutex
 	created  map[string]bool // create answered 0, no delete answered 0 since
 	deleting map[string]bool // a delete was sent: the pod may be gone
 	windows  []string        // running pods that took over a second to serve
+
+	ports map[string]string // pod ID -> its host ports at the last settle
+	warm  map[string]bool   // warm networks in state.db at the last kill
+	seen  map[string]bool   // every pod ID state.db ever held
+
+	passed, sandboxKills, goferKills, deadChecks, hostChecks int
+	cleanStarts, restarts, settles                           []time.Duration
 }
 
+// chaosPods is how many pod names the clients share: at most that many
+// pods exist at once (the machine is shared).
 const chaosPods = 4
 
 // round runs three clients for a moment, SIGKILLs the daemon under them,
-// and sometimes a sandbox too.
+// and sometimes a sandbox or a gofer too.
 func (c *chaos) round(t *testing.T, rng *rand.Rand) {
 	var wg sync.WaitGroup
 	for range 3 {
@@ -69,8 +138,11 @@ func (c *chaos) round(t *testing.T, rng *rand.Rand) {
 		wg.Go(func() { c.do(name, op) })
 	}
 	time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
-	if rng.IntN(4) == 0 {
-		c.killSandbox(t, rng)
+	switch rng.IntN(8) {
+	case 0, 1, 2:
+		c.killRunsc(t, rng, "runsc-sandbox")
+	case 3, 4:
+		c.killRunsc(t, rng, "runsc-gofer")
 	}
 	c.d.kill()
 	wg.Wait()
@@ -124,28 +196,55 @@ func (c *chaos) cli(args ...string) (result, error) {
 	return result{out.String(), errb.String(), 0}, err
 }
 
-// killSandbox SIGKILLs one running sandbox from outside the node.
-func (c *chaos) killSandbox(t *testing.T, rng *rand.Rand) {
-	ids := c.runscIDs(t)
-	if len(ids) == 0 {
+// killRunsc SIGKILLs one of the daemon's runsc processes of one kind
+// (argv[0] runsc-sandbox or runsc-gofer) from outside the node.
+func (c *chaos) killRunsc(t *testing.T, rng *rand.Rand, kind string) {
+	procs, err := c.runscProcs(kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(procs) == 0 {
 		return
 	}
-	id := ids[rng.IntN(len(ids))]
-	out, err := exec.Command("runsc", "--root", c.d.dir+"/runsc", "state", id).Output()
-	var st struct {
-		Pid int `json:"pid"`
-	}
-	if err == nil && json.Unmarshal(out, &st) == nil && st.Pid > 0 {
-		_ = syscall.Kill(st.Pid, syscall.SIGKILL) // it may have exited on its own meanwhile
+	if syscall.Kill(procs[rng.IntN(len(procs))], syscall.SIGKILL) == nil { // it may have exited on its own meanwhile
+		if kind == "runsc-gofer" {
+			c.goferKills++
+		} else {
+			c.sandboxKills++
+		}
 	}
 }
 
-func (c *chaos) runscIDs(t *testing.T) []string {
+// runscProcs lists the pids of the daemon's runsc processes whose argv[0]
+// is kind.
+func (c *chaos) runscProcs(kind string) ([]int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if argv0, _, _ := strings.Cut(string(b), "\x00"); argv0 == kind && strings.Contains(string(b), c.d.dir) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+func (c *chaos) runscIDs() ([]string, error) {
 	out, err := exec.Command("runsc", "--root", c.d.dir+"/runsc", "list", "-quiet").Output()
 	if err != nil {
-		t.Fatalf("runsc list: %v", err)
+		return nil, fmt.Errorf("runsc list: %v", err)
 	}
-	return strings.Fields(string(out))
+	return strings.Fields(string(out)), nil
 }
 
 // settle waits until every pod is in a stable state, then checks the
@@ -164,9 +263,24 @@ func (c *chaos) settle(timeout time.Duration) error {
 				}
 			}
 			if unstable == "" {
-				return c.check(pods)
+				if err := c.check(pods); err != nil {
+					return err
+				}
+				// The host, against a fresh list (the check above can take
+				// a while); a pod that moved meanwhile means look again.
+				if pods, err = c.list(); err != nil {
+					return err
+				}
+				if err = c.checkHost(pods); err == nil {
+					c.hostChecks++
+					return nil
+				}
+				if !errors.Is(err, errChanged) {
+					return err
+				}
+			} else {
+				err = fmt.Errorf("not settled: %s", unstable)
 			}
-			err = fmt.Errorf("not settled: %s", unstable)
 		}
 		if time.Now().After(deadline) {
 			return err
