@@ -25,7 +25,7 @@ import (
 // restart the node must settle with every record consistent: each pod in
 // a stable state, running pods adopted and serving through their own host
 // ports, no two pods sharing a port or an IP, a pod's host ports unchanged
-// until it is deleted and all of them listening, no sandbox without a
+// until it is deleted and listening exactly while it runs or hibernates, no sandbox without a
 // running pod, no pod lost that was created and never deleted, and no
 // network record, mount, runsc process or address in the pool that
 // belongs to no pod (checkHost). The suite's leak check runs after it.
@@ -50,8 +50,10 @@ func TestChaos(t *testing.T) {
 		d.start()
 		c.cleanStarts = append(c.cleanStarts, time.Since(t0))
 	}
+	defer c.report(t) // also after FailNow
 	failures := 0
 	for round := range rounds {
+		c.rounds++
 		c.round(t, rng)
 		err := c.checkDead()
 		if err == nil {
@@ -74,7 +76,6 @@ func TestChaos(t *testing.T) {
 		}
 		c.passed++
 	}
-	c.report(t, rounds)
 }
 
 // chaosMaxFailures ends a run early: past a few, later rounds mostly
@@ -83,9 +84,9 @@ const chaosMaxFailures = 3
 
 // report logs the run's figures: rounds passed, what was killed, and the
 // restart-to-ready and settle times beside the clean start.
-func (c *chaos) report(t *testing.T, rounds int) {
+func (c *chaos) report(t *testing.T) {
 	t.Logf("chaos: %d/%d rounds passed; daemon SIGKILLs %d, sandboxes killed from outside %d, gofers %d; state.db checks %d, host checks %d",
-		c.passed, rounds, rounds, c.sandboxKills, c.goferKills, c.deadChecks, c.hostChecks)
+		c.passed, c.rounds, c.rounds, c.sandboxKills, c.goferKills, c.deadChecks, c.hostChecks)
 	base := median(c.cleanStarts)
 	t.Logf("chaos: daemon start to socket: clean start (no pods) median %s; restart after SIGKILL median %s (%.2fx), max %s",
 		base.Round(time.Millisecond), median(c.restarts).Round(time.Millisecond),
@@ -119,8 +120,8 @@ type chaos struct {
 	warm  map[string]bool   // warm networks in state.db at the last kill
 	seen  map[string]bool   // every pod ID state.db ever held
 
-	passed, sandboxKills, goferKills, deadChecks, hostChecks int
-	cleanStarts, restarts, settles                           []time.Duration
+	rounds, passed, sandboxKills, goferKills, deadChecks, hostChecks int
+	cleanStarts, restarts, settles                                   []time.Duration
 }
 
 // chaosPods is how many pod names the clients share: at most that many
