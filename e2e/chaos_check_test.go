@@ -66,10 +66,23 @@ func (c *chaos) checkDead() error {
 			held[b.HostPort] = s.PodID
 		}
 	}
+	// A pod that claimed a warm network keeps the entry's ID as its
+	// subnet's owner (netns/pool.go): that reservation is the pod's.
+	netRecs, err := c.netRecords()
+	if err != nil {
+		return err
+	}
+	claimed := map[string]bool{}
+	for id, r := range netRecs {
+		if !strings.HasPrefix(id, "warm-") && r.SubnetOwner != "" {
+			claimed[r.SubnetOwner] = true
+		}
+	}
 	pool := netip.MustParsePrefix(c.d.pool)
 	warm := map[string]bool{}
 	for i, s := range subnets {
 		switch {
+		case strings.HasPrefix(s.PodID, "warm-") && claimed[s.PodID]:
 		case strings.HasPrefix(s.PodID, "warm-"):
 			if c.warm[s.PodID] {
 				return fmt.Errorf("state.db: warm network %s's subnet %s outlived a restart", s.PodID, s.Prefix)
@@ -140,6 +153,14 @@ func (c *chaos) checkHost(before []podView) error {
 	for id, r := range recsBefore {
 		if _, ok := recs[id]; !ok && strings.HasPrefix(id, "warm-") {
 			recs[id] = r
+		}
+	}
+	// A warm network being made has its record before its subnet (CNI
+	// ADD assigns it): its bridge's address belongs to it, but the
+	// record cannot say so yet.
+	for id, r := range recs {
+		if strings.HasPrefix(id, "warm-") && !r.Subnet.IsValid() {
+			return errChanged
 		}
 	}
 	return c.attribute(before, snap, recs, runsc)
@@ -218,8 +239,9 @@ func listeningPorts() (map[int]bool, error) {
 // netRecord is the part of the network layer's record (netns/<id>.json)
 // the checks read.
 type netRecord struct {
-	PodID  string       `json:"podID"`
-	Subnet netip.Prefix `json:"subnet"`
+	PodID       string       `json:"podID"`
+	Subnet      netip.Prefix `json:"subnet"`
+	SubnetOwner string       `json:"subnetOwner"`
 }
 
 func (c *chaos) netRecords() (map[string]netRecord, error) {
