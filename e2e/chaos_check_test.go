@@ -198,8 +198,10 @@ func (c *chaos) checkPorts(pods []podView) error {
 			// Running and hibernated pods' ports listen (a connection to
 			// a hibernated one wakes it); a stop, and a failure's undo,
 			// close them and keep the allocation.
+			// A failed pod whose sandbox died keeps them (not running)
+			// until its restart takes it down: either way.
 			serving := p.State == "running" || p.State == "hibernated"
-			if serving != listening[pt.External] {
+			if p.State != "failed" && serving != listening[pt.External] {
 				return fmt.Errorf("pod %s (%s %s) holds host port %d: listening %v", p.Name, p.ID, p.State, pt.External, listening[pt.External])
 			}
 		}
@@ -296,7 +298,9 @@ func (c *chaos) attribute(pods []podView, snap leakcheck.Snapshot, recs map[stri
 	}
 	var subnets []netip.Prefix
 	for id, r := range recs {
-		if !live(id, "running", "hibernated") {
+		// A pod failed by its sandbox's death keeps its network and
+		// rootfs until its restart takes them down.
+		if !live(id, "running", "hibernated", "failed") {
 			return fmt.Errorf("network record of %s, which is %q", id, state[id])
 		}
 		subnets = append(subnets, r.Subnet)
@@ -310,7 +314,7 @@ func (c *chaos) attribute(pods []podView, snap leakcheck.Snapshot, recs map[stri
 		}
 	}
 	for _, l := range snap["mount"] {
-		if m := podDirRE.FindStringSubmatch(l); m != nil && !live(m[1], "running", "hibernated") {
+		if m := podDirRE.FindStringSubmatch(l); m != nil && !live(m[1], "running", "hibernated", "failed") {
 			return fmt.Errorf("mount of %s, which is %q: %s", m[1], state[m[1]], l)
 		}
 	}
