@@ -244,7 +244,7 @@ func TestRecoverInterruptedWake(t *testing.T) {
 
 func TestHibernateCrashPoints(t *testing.T) {
 	want := map[string][]string{
-		"hibernate": {"hibernate:sessions", "hibernate:sync", "hibernate:ports", "hibernate:watch", "hibernate:checkpoint", "hibernate:sandbox"},
+		"hibernate": {"hibernate:sessions", "hibernate:ports", "hibernate:sync", "hibernate:watch", "hibernate:checkpoint", "hibernate:sandbox"},
 		"wake":      {"wake:network", "wake:rootfs", "wake:restore", "wake:forward", "wake:watch", "wake:cleanup"},
 	}
 	for op, w := range want {
