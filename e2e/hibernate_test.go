@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -323,5 +325,59 @@ func TestHibernateWakeAfterMachineRestart(t *testing.T) {
 	}
 	if q, _ := d.get("reboot"); q.IP != p.IP {
 		t.Fatalf("address %s after the wake, was %s", q.IP, p.IP)
+	}
+}
+
+// TestHibernateWakeOldFlows: a woken pod still holds, in TIME_WAIT, the
+// flows it closed before its checkpoint (its clock stopped while it
+// slept). The node's own dials to the pod (the forwarder's relay, the
+// gateway) come from the bridge address with ports from the host's
+// ephemeral range; the kernel path's flows from loopback clients must
+// not reach the pod from the same address and ports, or such a dial
+// hangs (TestHibernateIdle's failure in CI). Here the clients' ports are
+// fixed, and after the wake the pod is dialled from the bridge address
+// on each of them.
+func TestHibernateWakeOldFlows(t *testing.T) {
+	d := startDaemon(t)
+	p, _ := counterPod(t, d, "flows", "")
+	hostPort := fmt.Sprintf("127.0.0.1:%d", p.Ports[0].External)
+	var ports []int
+	for i := range 20 {
+		port := 41000 + 2*i
+		dl := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, Timeout: 5 * time.Second}
+		c, err := dl.Dial("tcp", hostPort)
+		if err != nil {
+			continue // the port is someone else's just now
+		}
+		fmt.Fprintf(c, "GET /index.html HTTP/1.0\r\n\r\n")
+		if _, err := io.ReadAll(c); err != nil {
+			t.Fatalf("GET through the host port from :%d: %v", port, err)
+		}
+		c.Close()
+		ports = append(ports, port)
+	}
+	if len(ports) < 10 {
+		t.Fatalf("only %d of 20 client ports free", len(ports))
+	}
+	d.hibernate(t, "flows")
+	if r := d.cli("pod", "wake", "flows"); r.code != 0 {
+		t.Fatalf("wake: exit %d: %s", r.code, r.stderr)
+	}
+	var att struct {
+		Gateway string `json:"gateway"`
+	}
+	b, err := os.ReadFile(filepath.Join(d.dir, "data", "netns", "pods", p.ID+".json"))
+	if err != nil || json.Unmarshal(b, &att) != nil || att.Gateway == "" {
+		t.Fatalf("netns record: %v %s", err, b)
+	}
+	pod := net.JoinHostPort(p.IP, "8080")
+	for _, port := range ports {
+		dl := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(att.Gateway), Port: port}, Timeout: 5 * time.Second}
+		c, err := dl.Dial("tcp", pod)
+		if err != nil {
+			t.Errorf("dial %s from %s:%d after the wake: %v", pod, att.Gateway, port, err)
+			continue
+		}
+		c.Close()
 	}
 }
