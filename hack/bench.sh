@@ -56,9 +56,10 @@ if want hibernate; then
 	go run ./hack/benchnode -bin "$BIN" -hibernate-only -n 10
 fi
 if want hibernated; then
-	# Long (a pod created and hibernated per second or so): PINACLE_BENCH_HIBERNATED sets the count.
+	# Long (a pod created and hibernated per second or so): PINACLE_BENCH_HIBERNATED sets the
+	# count, PINACLE_BENCH_HIBERNATED_BUDGET (a Go duration) bounds the time spent adding pods.
 	section "issue 13: pods one node holds with all but 10 of ${PINACLE_BENCH_HIBERNATED:-1000} hibernated; disk, MemAvailable and tasks per hibernated pod beside a running one; the limiting resource"
-	go run ./hack/benchnode -bin "$BIN" -hibernated "${PINACLE_BENCH_HIBERNATED:-1000}"
+	go run ./hack/benchnode -bin "$BIN" -hibernated "${PINACLE_BENCH_HIBERNATED:-1000}" -hibernated-budget "${PINACLE_BENCH_HIBERNATED_BUDGET:-0}"
 fi
 if want snapshot; then
 	section "issue 14 part 2: template with a 5 s warm-up: create from its snapshot -> all healthy vs bare runsc restore of the same checkpoint and cold create; snapshot size"

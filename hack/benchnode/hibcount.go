@@ -68,7 +68,7 @@ func costPer(a, b usage, n int) per {
 		tasks: float64(b.tasks-a.tasks) / k, fds: float64(b.fds-a.fds) / k, rss: float64(b.rssKB-a.rssKB) * 1024 / k}
 }
 
-func runHibernatedCount(bin string, n, workers int) error {
+func runHibernatedCount(bin string, n, workers int, budget time.Duration) error {
 	if n <= countRunning {
 		return fmt.Errorf("-hibernated %d: must be more than the %d left running", n, countRunning)
 	}
@@ -101,7 +101,7 @@ func runHibernatedCount(bin string, n, workers int) error {
 		return err
 	}
 	u0 := nd.usage()
-	held, stopWhy, took := fillHibernated(ctx, nd, n-countRunning-1, workers)
+	held, stopWhy, took := fillHibernated(ctx, nd, n-countRunning-1, workers, budget)
 	held++ // hc0, hibernated again by wakeOnce
 	u1 := nd.usage()
 	hib := costPer(u0, u1, held-1)
@@ -146,8 +146,9 @@ func runHibernatedCount(bin string, n, workers int) error {
 }
 
 // fillHibernated creates and hibernates k pods with a few workers, and
-// stops at the first failure or when the disk or memory runs short.
-func fillHibernated(ctx context.Context, nd *node, k, workers int) (held int, stopWhy string, took time.Duration) {
+// stops at the first failure, when the disk or memory runs short, or
+// when budget (0: none) has passed.
+func fillHibernated(ctx context.Context, nd *node, k, workers int, budget time.Duration) (held int, stopWhy string, took time.Duration) {
 	var (
 		next, done atomic.Int64
 		mu         sync.Mutex
@@ -167,6 +168,10 @@ func fillHibernated(ctx context.Context, nd *node, k, workers int) (held int, st
 			for !stopped() {
 				i := int(next.Add(1))
 				if i > k {
+					return nil
+				}
+				if budget > 0 && time.Since(t0) > budget {
+					stop(fmt.Sprintf("the time budget of %s passed (-hibernated-budget)", budget))
 					return nil
 				}
 				name := fmt.Sprintf("hc%d", i)
