@@ -16,8 +16,8 @@ const Window = 10 * time.Second
 // Attempt bounds one dial within Retry. A dial the woken pod does not
 // answer is not left to retransmit its SYN on the same address and port
 // pair (which the pod may still hold from before its sleep, in
-// TIME_WAIT: it answers with a bare ACK that the host's conntrack
-// drops) but dialled afresh, from another port.
+// TIME_WAIT: then it drops a SYN whose sequence number is below the old
+// flow's) but dialled afresh, from another port.
 const Attempt = time.Second
 
 // Retry returns dial's connection, dialling again with backoff within

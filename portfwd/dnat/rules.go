@@ -265,8 +265,9 @@ func (k *kernel) podLines(d map[string]*table, pod string, target netip.Addr, po
 		// the client's port made the two meet on one address and port
 		// pair: a restored pod still holding such a flow in TIME_WAIT (its
 		// clock stops while it sleeps; the hibernate cut the host's
-		// conntrack entry) answered the relay's SYN with a bare ACK, which
-		// conntrack drops, and the dial hung (TestHibernateIdle in CI).
+		// conntrack entry) dropped the relay's SYN when its sequence
+		// number was below the old flow's, and the dial hung
+		// (TestHibernateIdle in CI; TestHibernateWakeOldFlows).
 		nl = append(nl, "-A "+n.post+" -s 127.0.0.0/8 -o "+bridge+" -m conntrack --ctstate DNAT -m comment --comment "+tag+" -j MASQUERADE --random-fully")
 	}
 	return map[string][]string{"nat": nl, "filter": fl}
