@@ -55,6 +55,12 @@ if want hibernate; then
 	section "issue 13: hibernate time and checkpoint size; wake -> first byte via host port vs bare runsc restore and cold create; memory returned by 20 hibernated pods; what a hibernated pod costs"
 	go run ./hack/benchnode -bin "$BIN" -hibernate-only -n 10
 fi
+if want hibernated; then
+	# Long (a pod created and hibernated per second or so): PINACLE_BENCH_HIBERNATED sets the
+	# count, PINACLE_BENCH_HIBERNATED_BUDGET (a Go duration) bounds the time spent adding pods.
+	section "issue 13: pods one node holds with all but 10 of ${PINACLE_BENCH_HIBERNATED:-1000} hibernated; disk, MemAvailable and tasks per hibernated pod beside a running one; the limiting resource"
+	go run ./hack/benchnode -bin "$BIN" -hibernated "${PINACLE_BENCH_HIBERNATED:-1000}" -hibernated-budget "${PINACLE_BENCH_HIBERNATED_BUDGET:-0}"
+fi
 if want snapshot; then
 	section "issue 14 part 2: template with a 5 s warm-up: create from its snapshot -> all healthy vs bare runsc restore of the same checkpoint and cold create; snapshot size"
 	go run ./hack/benchnode -bin "$BIN" -snapshot-only -n 10

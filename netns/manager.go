@@ -1,6 +1,7 @@
 package netns
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -31,6 +32,11 @@ type Manager interface {
 	// Teardown undoes Setup from persisted state only (it works after a
 	// daemon restart), tolerates anything already gone, and is idempotent.
 	Teardown(ctx context.Context, podID string) error
+	// Remake tears down what is left of the pod's network (a reboot took
+	// its namespace) and sets it up again on the subnet its record names
+	// (else spec.Subnet), which stays reserved throughout: no other
+	// network, a warm pool entry's say, can take it in between.
+	Remake(ctx context.Context, spec Spec) (*Attachment, error)
 	// RestoreAddress puts the pod's address and default route back on its
 	// interface (runsc strips them); call it before runsc restore.
 	RestoreAddress(ctx context.Context, podID string) error
@@ -179,7 +185,7 @@ func (m *manager) List(_ context.Context) ([]*Attachment, error) {
 	return out, nil
 }
 
-func (m *manager) Setup(ctx context.Context, spec Spec) (_ *Attachment, retErr error) {
+func (m *manager) Setup(ctx context.Context, spec Spec) (*Attachment, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
@@ -192,8 +198,35 @@ func (m *manager) Setup(ctx context.Context, spec Spec) (_ *Attachment, retErr e
 			return a, nil
 		}
 	}
+	return m.setup(ctx, spec, "")
+}
+
+func (m *manager) Remake(ctx context.Context, spec Spec) (*Attachment, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	defer m.lock(spec.PodID)()
+	owner := spec.PodID
+	if a, err := m.load(spec.PodID); err == nil && a.Mode != ModeNone {
+		if a.SubnetOwner != "" {
+			owner = a.SubnetOwner // a claimed warm entry's reservation
+		}
+		spec.Subnet = a.Subnet
+	}
+	if err := m.teardownKeep(ctx, spec.PodID, true); err != nil {
+		return nil, err
+	}
+	return m.setup(ctx, spec, owner)
+}
+
+// setup makes the pod's network (Setup without the checks and the warm
+// pool); owner, when set, holds the subnet reservation already.
+func (m *manager) setup(ctx context.Context, spec Spec, owner string) (_ *Attachment, retErr error) {
 	mode := spec.Policy.mode()
 	a := m.names(spec.PodID, mode)
+	if owner != spec.PodID {
+		a.SubnetOwner = owner
+	}
 	a.Hostname = spec.Hostname
 	if a.Hostname == "" {
 		a.Hostname = spec.PodID
@@ -208,7 +241,7 @@ func (m *manager) Setup(ctx context.Context, spec Spec) (_ *Attachment, retErr e
 	// The record goes down before any side effect: from here on a crash
 	// leaves something Teardown can find and undo.
 	if err := m.writeRecord(spec.PodID, a); err != nil {
-		return nil, errors.Join(err, m.releaseSubnet(ctx, spec.PodID))
+		return nil, errors.Join(err, m.releaseSubnet(ctx, cmp.Or(a.SubnetOwner, spec.PodID)))
 	}
 	defer func() {
 		if retErr != nil {
@@ -277,7 +310,11 @@ func (m *manager) plan(ctx context.Context, spec Spec, a *Attachment) error {
 	if err != nil {
 		return err
 	}
-	sub, err := m.store.Reserve(ctx, spec.PodID, spec.Subnet, routes)
+	owner := spec.PodID
+	if a.SubnetOwner != "" {
+		owner = a.SubnetOwner // Remake: the same reservation, kept
+	}
+	sub, err := m.store.Reserve(ctx, owner, spec.Subnet, routes)
 	if err != nil {
 		return fmt.Errorf("pod %s: %w", spec.PodID, err)
 	}
@@ -292,7 +329,7 @@ func (m *manager) plan(ctx context.Context, spec Spec, a *Attachment) error {
 		a.DomainChain = strings.TrimSuffix(a.EgressChain, "-E") + "-D"
 	}
 	if a.ConfList, err = confList(a, m.ipamDir(), spec.Bandwidth); err != nil {
-		return errors.Join(err, m.releaseSubnet(ctx, spec.PodID))
+		return errors.Join(err, m.releaseSubnet(ctx, owner))
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -175,4 +176,64 @@ func TestWarmPoolStaleDNS(t *testing.T) {
 	if err := e.m.Teardown(ctx, "fresh"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// releases records the owners a SubnetStore was asked to release.
+type releases struct {
+	SubnetStore
+	mu  sync.Mutex
+	got []string
+}
+
+func (r *releases) Release(ctx context.Context, owner string) error {
+	r.mu.Lock()
+	r.got = append(r.got, owner)
+	r.mu.Unlock()
+	return r.SubnetStore.Release(ctx, owner)
+}
+
+// Remake of a network whose namespace a reboot took gives the pod the
+// same address, on the reservation it held (a claimed warm entry's
+// here), which is never released in between: the pool's refill, running
+// meanwhile, cannot take it.
+func TestRemakeKeepsSubnet(t *testing.T) {
+	e := newTestManager(t, WithWarmPool(1))
+	rec := &releases{SubnetStore: e.m.store}
+	e.m.store = rec // before the pool's filler reads it
+	ctx := context.Background()
+	before := leakcheck.Take(ctx, e.leakFilter()...)
+	pctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.m.RunWarmPool(pctx) }()
+	waitWarm(t, e.m, 1)
+	a := setup(t, e, Spec{PodID: "a"})
+	if a.SubnetOwner == "" {
+		t.Fatalf("pod a did not claim the warm entry: %+v", a)
+	}
+	run(t, "ip", "netns", "del", a.NetnsName)
+	rec.mu.Lock()
+	rec.got = nil
+	rec.mu.Unlock()
+	b, err := e.m.Remake(ctx, Spec{PodID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.IP != a.IP || b.Subnet != a.Subnet || b.SubnetOwner != a.SubnetOwner {
+		t.Fatalf("remade: %s on %s held by %q; was %s on %s held by %q", b.IP, b.Subnet, b.SubnetOwner, a.IP, a.Subnet, a.SubnetOwner)
+	}
+	rec.mu.Lock()
+	if len(rec.got) > 0 {
+		t.Errorf("Remake released reservations %v", rec.got)
+	}
+	rec.mu.Unlock()
+	mustReachSelf(t, b)
+	waitWarm(t, e.m, 1)
+	if err := e.m.Teardown(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	checkNoLeak(t, e, before)
 }

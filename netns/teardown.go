@@ -79,6 +79,12 @@ func (m *manager) teardownNetwork(ctx context.Context, log *slog.Logger, a *Atta
 // one stuck step does not leak the rest; the record is removed only when
 // every step succeeded, so a retry can finish the job.
 func (m *manager) teardown(ctx context.Context, podID string) error {
+	return m.teardownKeep(ctx, podID, false)
+}
+
+// teardownKeep is teardown; with keepSubnet the subnet stays reserved
+// (Remake sets the network up again on it).
+func (m *manager) teardownKeep(ctx context.Context, podID string, keepSubnet bool) error {
 	a, err := m.load(podID)
 	if errdefs.IsNotFound(err) {
 		return nil
@@ -113,7 +119,7 @@ func (m *manager) teardown(ctx context.Context, podID string) error {
 	if len(errs) > 0 {
 		return fmt.Errorf("pod %s: teardown: %w", podID, errors.Join(errs...))
 	}
-	if a.Mode != ModeNone {
+	if a.Mode != ModeNone && !keepSubnet {
 		owner := a.SubnetOwner
 		if owner == "" {
 			owner = podID

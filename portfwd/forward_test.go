@@ -176,6 +176,11 @@ func TestWakeHibernatedPod(t *testing.T) {
 		conns[i] = dial(t, port)
 	}
 	poll(t, 10*time.Second, "waker call", func() bool { return calls.Load() == 1 })
+	// Waiting, they are pending: the pod is wanted now.
+	poll(t, 10*time.Second, "the connections pending", func() bool { return f.Stats().Pods[0].ConnsPending == n })
+	if ps := f.Stats().Pods[0]; time.Since(ps.LastActive) > time.Second {
+		t.Fatalf("LastActive %s with %d connections pending", ps.LastActive, ps.ConnsPending)
+	}
 	close(release)
 	var wg sync.WaitGroup
 	for i, c := range conns {
@@ -186,6 +191,10 @@ func TestWakeHibernatedPod(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// Relayed, they are no longer pending; their bytes moved just now.
+	if ps := f.Stats().Pods[0]; ps.ConnsPending != 0 || ps.ConnsActive != n || time.Since(ps.LastActive) > 5*time.Second {
+		t.Fatalf("after the relay: %d pending, %d active, last active %s", ps.ConnsPending, ps.ConnsActive, ps.LastActive)
+	}
 	if c := calls.Load(); c != 1 {
 		t.Fatalf("waker called %d times, want 1", c)
 	}

@@ -247,6 +247,7 @@ func (l *listener) serve() {
 			continue
 		}
 		st.active.Add(1)
+		st.pending.Add(1) // handle ends it
 		l.wg.Add(1)
 		go l.handle(c)
 	}

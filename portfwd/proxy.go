@@ -39,15 +39,18 @@ func (l *listener) handle(client *net.TCPConn) {
 	st := &l.port.stats
 	defer st.active.Add(-1)
 
+	// Pending (since the accept loop) until relayed: the pod's idle
+	// sweep must not put it to sleep under a connection waiting for it.
 	target, woken, err := l.f.resolve(l.ctx, l.pod)
 	if err == nil {
 		var backend *net.TCPConn
 		backend, err = l.f.dialPod(l.ctx, netip.AddrPortFrom(target, l.port.alloc.PodPort), woken)
 		if err == nil {
-			l.proxy(client, backend)
+			l.proxy(client, backend) // which ends the pending
 			return
 		}
 	}
+	st.pending.Add(-1)
 	// A clean FIN right away: the client sees an empty reply now, not a
 	// hang.
 	st.failed.Add(1)
@@ -159,12 +162,16 @@ func (l *listener) proxy(client, backend *net.TCPConn) {
 	// not fail in practice.
 	c.clientRaw, _ = client.SyscallConn()
 	c.backendRaw, _ = backend.SyscallConn()
-	if !l.register(c) {
+	registered := l.register(c)
+	// Registered, its sockets count for the pod's LastActive: no longer
+	// pending, with no moment where it is neither.
+	st := &l.port.stats
+	st.pending.Add(-1)
+	if !registered {
 		c.abort(true)
 		return
 	}
 	defer l.unregister(c)
-	st := &l.port.stats
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -3,12 +3,15 @@ package portfwd
 import (
 	"sort"
 	"sync/atomic"
+	"syscall"
+	"time"
 )
 
 // counters are one port's, kept from Allocate to Release.
 type counters struct {
 	total    atomic.Uint64
 	active   atomic.Int64
+	pending  atomic.Int64 // accepted, not yet relayed (waking, dialling)
 	rejected atomic.Uint64
 	failed   atomic.Uint64
 	bytes    [2]atomic.Uint64 // dirIn, dirOut
@@ -22,6 +25,9 @@ type Counters struct {
 	ConnsTotal uint64 `json:"connsTotal"`
 	// ConnsActive is the connections open now.
 	ConnsActive int64 `json:"connsActive"`
+	// ConnsPending is the part of ConnsActive not relayed yet: waiting
+	// for the pod's wake or for the dial to it.
+	ConnsPending int64 `json:"connsPending"`
 	// ConnsRejected counts connections reset because the port was at
 	// its connection cap.
 	ConnsRejected uint64 `json:"connsRejected"`
@@ -39,6 +45,7 @@ type Counters struct {
 func (c *Counters) Add(o Counters) {
 	c.ConnsTotal += o.ConnsTotal
 	c.ConnsActive += o.ConnsActive
+	c.ConnsPending += o.ConnsPending
 	c.ConnsRejected += o.ConnsRejected
 	c.ConnsFailed += o.ConnsFailed
 	c.BytesIn += o.BytesIn
@@ -49,6 +56,7 @@ func (c *counters) snapshot() Counters {
 	return Counters{
 		ConnsTotal:    c.total.Load(),
 		ConnsActive:   c.active.Load(),
+		ConnsPending:  c.pending.Load(),
 		ConnsRejected: c.rejected.Load(),
 		ConnsFailed:   c.failed.Load(),
 		BytesIn:       c.bytes[dirIn].Load(),
@@ -74,7 +82,12 @@ type PodStats struct {
 	PodID string `json:"podID"`
 	State State  `json:"state"`
 	Counters
-	Ports []PortStats `json:"ports"`
+	// LastActive is when one of the pod's relayed connections last moved
+	// a byte either way (TCP_INFO, read now), or now while one is pending
+	// (ConnsPending); zero without either. The kernel path's connections
+	// show in the counters only.
+	LastActive time.Time   `json:"lastActive,omitzero"`
+	Ports      []PortStats `json:"ports"`
 }
 
 // Stats are every pod's counters, sorted by pod ID.
@@ -85,6 +98,7 @@ type Stats struct {
 
 func (f *forwarder) Stats() Stats {
 	kc := f.kernelCounters() // an exec: before taking f.mu
+	now := time.Now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var s Stats
@@ -98,10 +112,37 @@ func (f *forwarder) Stats() Stats {
 			c.Add(k)
 			ps.Ports = append(ps.Ports, PortStats{Allocation: pe.alloc, Listening: pe.ln != nil, Counters: c, Kernel: k})
 			ps.Counters.Add(c)
+			if pe.ln != nil {
+				ps.LastActive = latest(ps.LastActive, pe.ln.lastData(now))
+			}
+		}
+		if ps.ConnsPending > 0 {
+			ps.LastActive = now
 		}
 		s.Total.Add(ps.Counters)
 		s.Pods = append(s.Pods, ps)
 	}
 	sort.Slice(s.Pods, func(i, j int) bool { return s.Pods[i].PodID < s.Pods[j].PodID })
 	return s
+}
+
+// lastData is when one of l's relayed connections last sent or received
+// data on either socket, as of now; zero if none is open.
+func (l *listener) lastData(now time.Time) time.Time {
+	var last time.Time
+	for _, c := range l.snapshot() {
+		for _, rc := range [...]syscall.RawConn{c.clientRaw, c.backendRaw} {
+			if si, ok := tcpInfo(rc); ok {
+				last = latest(last, now.Add(-min(si.sinceSent, si.sinceRecv)))
+			}
+		}
+	}
+	return last
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -10,6 +10,7 @@
 //	go run ./hack/benchnode -bin bin/pinacle-node
 //	go run ./hack/benchnode -bin bin/pinacle-node -forward-only
 //	go run ./hack/benchnode -bin bin/pinacle-node -gateway-only
+//	go run ./hack/benchnode -bin bin/pinacle-node -hibernated 1000
 package main
 
 import (
@@ -48,6 +49,9 @@ func main() {
 	gatewayOnly := flag.Bool("gateway-only", false, "measure only the gateway against the host port of the same pod")
 	hibernateOnly := flag.Bool("hibernate-only", false, "measure only the hibernate figures (hibernate.go)")
 	snapshotOnly := flag.Bool("snapshot-only", false, "measure only the template snapshot figures (snapshot.go)")
+	hibernated := flag.Int("hibernated", 0, "measure only how many pods the node holds with all but 10 of this many hibernated (hibcount.go)")
+	hibWorkers := flag.Int("hibernated-workers", 3, "hibernated: pods created and hibernated at once")
+	hibBudget := flag.Duration("hibernated-budget", 0, "hibernated: stop adding pods after this long (0: never)")
 	lo := loadOpts{}
 	loadOnly := flag.Bool("load-only", false, "measure only the load figures (load.go, docs/load.md)")
 	flag.IntVar(&lo.clients, "load-clients", 20, "load: concurrent clients creating and deleting pods")
@@ -76,6 +80,8 @@ func main() {
 		err = runWarm(*bin, *n)
 	case *memOnly:
 		err = runMemory(*bin, *n)
+	case *hibernated > 0:
+		err = runHibernatedCount(*bin, *hibernated, *hibWorkers, *hibBudget)
 	case *hibernateOnly:
 		err = runHibernate(*bin, *n)
 	case *snapshotOnly:

@@ -28,6 +28,14 @@ type host struct {
 	faults map[string]error
 	// onCreate runs in the fake runsc create (e.g. to write init's status).
 	onCreate func(bundle string)
+	// stats is what the fake forwarder's Stats returns.
+	stats portfwd.Stats
+}
+
+func (h *host) setStats(s portfwd.Stats) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stats = s
 }
 
 func newHost() *host { return &host{faults: map[string]error{}} }
@@ -286,6 +294,16 @@ func (n fakeNet) Teardown(_ context.Context, id string) error {
 	}
 	return nil
 }
+func (n fakeNet) Remake(_ context.Context, s netns.Spec) (*netns.Attachment, error) {
+	if err := n.h.call("net.remake"); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(n.dir, s.PodID)
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		return nil, err
+	}
+	return &netns.Attachment{PodID: s.PodID, IP: netip.MustParseAddr("10.88.0.2"), NetnsPath: path, Hostname: s.Hostname}, nil
+}
 func (n fakeNet) RestoreAddress(context.Context, string) error {
 	return n.h.call("net.restoreaddr")
 }
@@ -324,7 +342,11 @@ func (p fakePorts) SetTarget(string, netip.Addr) error              { return nil
 func (p fakePorts) SetState(_ string, s portfwd.State) error {
 	return p.h.call("ports.setstate." + string(s))
 }
-func (p fakePorts) Stats() portfwd.Stats        { return portfwd.Stats{} }
+func (p fakePorts) Stats() portfwd.Stats {
+	p.h.mu.Lock()
+	defer p.h.mu.Unlock()
+	return p.h.stats
+}
 func (p fakePorts) Close(context.Context) error { return nil }
 
 // fakeImages holds one image, fake/img:1, once pulled (or from the start).

@@ -28,11 +28,13 @@ import (
 func hibernateSteps() steps[*unit] {
 	return steps[*unit]{crash: true, verb: "hibernate", list: []step[*unit]{
 		{name: "sessions", do: closeSessions},
+		// The kernel's DNAT rules step aside and open connections close: new
+		// ones reach the listener and wait, to wake the pod once it sleeps.
+		// Before the sync, so that a connection arriving during it waits
+		// instead of being served half way and cut here.
+		{name: "ports", do: portsHibernated, undo: portsRunning},
 		// gVisor caches file writes; flushed, they survive a failed restore.
 		{name: "sync", do: syncFiles},
-		// The kernel's DNAT rules step aside and open connections close: new
-		// ones reach the listener, which wakes the pod once it sleeps.
-		{name: "ports", do: portsHibernated, undo: portsRunning},
 		// The sandbox exits after the checkpoint: not a death.
 		{name: "watch", do: unwatchSandbox, undo: watchSandbox},
 		{name: "checkpoint", do: checkpointSandbox, undo: discardCheckpoint, partial: true},

@@ -103,6 +103,11 @@ func TestWakeRestoreFailureColdStarts(t *testing.T) {
 	if i < 0 || !slices.Contains(calls[i:], "net.teardown") || !slices.Contains(calls[i:], "runtime.create") {
 		t.Fatalf("no cold start after the failed restore: %v", calls)
 	}
+	// The host ports listen throughout, so that connections waiting for
+	// the wake are served by the cold start.
+	if slices.Contains(calls, "ports.stop") {
+		t.Fatalf("the cold start closed the host ports: %v", calls)
+	}
 	if !r.hasEvent("web", "RestoreFailed") {
 		t.Error("no RestoreFailed event")
 	}
@@ -244,7 +249,7 @@ func TestRecoverInterruptedWake(t *testing.T) {
 
 func TestHibernateCrashPoints(t *testing.T) {
 	want := map[string][]string{
-		"hibernate": {"hibernate:sessions", "hibernate:sync", "hibernate:ports", "hibernate:watch", "hibernate:checkpoint", "hibernate:sandbox"},
+		"hibernate": {"hibernate:sessions", "hibernate:ports", "hibernate:sync", "hibernate:watch", "hibernate:checkpoint", "hibernate:sandbox"},
 		"wake":      {"wake:network", "wake:rootfs", "wake:restore", "wake:forward", "wake:watch", "wake:cleanup"},
 	}
 	for op, w := range want {
@@ -275,7 +280,7 @@ func TestWakeAfterMachineRestart(t *testing.T) {
 	if err != nil || p.State != lifecycle.Running {
 		t.Fatalf("wake: %v %+v", err, p)
 	}
-	want := []string{"net.teardown", "net.setup", "net.restoreaddr", "image.rootfs", "rootfs.mount", "runtime.restore", "ports.start"}
+	want := []string{"net.remake", "net.restoreaddr", "image.rootfs", "rootfs.mount", "runtime.restore", "ports.start"}
 	if calls := r.h.after("ports.setstate.hibernated", want...); !slices.Equal(calls, want) {
 		t.Fatalf("wake did %v, want %v", r.h.log(), want)
 	}

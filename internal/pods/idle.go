@@ -19,9 +19,11 @@ const ActivityFile = "activity"
 
 // What counts as activity (docs/hibernate.md): a connection forwarded
 // to one of the pod's host ports or a byte through one (the forwarder's
-// counters, userspace and kernel path); an exec or terminal session open,
-// begun or ended; a touch of ActivityFile; the pod becoming running. An
-// open connection with nothing moving is not activity.
+// counters, userspace and kernel path, and for a relayed connection the
+// last byte its sockets moved); a connection waiting for the pod's wake
+// or for the dial to it; an exec or terminal session open, begun or
+// ended; a touch of ActivityFile; the pod becoming running. An open
+// connection with nothing moving is not activity.
 
 // idleMark is what the idle sweep last saw of one pod's traffic, and when
 // it changed.
@@ -94,45 +96,77 @@ func (m *Manager) idleSweep(marks map[string]*idleMark, now time.Time) {
 	if len(timeouts) == 0 {
 		return // the counters cost an iptables-save: only when needed
 	}
-	traffic := map[string]portfwd.Counters{}
-	for _, ps := range m.cfg.Ports.Stats().Pods {
-		traffic[ps.PodID] = ps.Counters
-	}
+	traffic := m.podTraffic()
 	for i := range pods {
 		p := &pods[i]
 		timeout, ok := timeouts[p.ID]
 		if !ok {
 			continue
 		}
-		c := traffic[p.ID]
 		mk := marks[p.ID]
-		if mk == nil || mk.conns != c.ConnsTotal || mk.bytes != c.BytesIn+c.BytesOut {
-			mk = &idleMark{conns: c.ConnsTotal, bytes: c.BytesIn + c.BytesOut, since: now}
+		if mk == nil {
+			mk = &idleMark{}
 			marks[p.ID] = mk
 		}
-		last := latest(mk.since, p.StateChangedAt)
-		open, lastExec := m.execs.activity(p.ID)
-		if open {
-			continue
-		}
-		last = latest(last, lastExec)
-		if fi, err := os.Stat(filepath.Join(m.runDir(p.ID), ActivityFile)); err == nil {
-			last = latest(last, fi.ModTime())
-		}
-		if now.Sub(last) < timeout {
+		if !m.idleFor(p, mk, traffic[p.ID], now, timeout) {
 			continue
 		}
 		delete(marks, p.ID)
-		id := p.ID
-		m.event(m.bg, id, "idle", "IdleTimeout", fmt.Sprintf("no activity for %s; hibernating", timeout))
+		id, seen := p.ID, *mk
+		skew := now.Sub(time.Now()) // the sweep's clock (tests set it ahead)
 		m.background(id, func(ctx context.Context) error {
-			err := m.hibernate(ctx, id)
-			if err != nil {
-				m.log.Warn("idle hibernate", "pod", id, "err", err)
-			}
-			return err
+			return m.idleHibernate(ctx, id, timeout, seen, func() time.Time { return time.Now().Add(skew) })
 		})
 	}
+}
+
+// podTraffic is the forwarder's view of each pod's connections.
+func (m *Manager) podTraffic() map[string]portfwd.PodStats {
+	out := map[string]portfwd.PodStats{}
+	for _, ps := range m.cfg.Ports.Stats().Pods {
+		out[ps.PodID] = ps
+	}
+	return out
+}
+
+// idleFor updates pod p's mark with its traffic and says whether nothing
+// counted as activity for timeout. A connection waiting for a wake or a
+// dial, or an open exec session, is activity as long as it lasts.
+func (m *Manager) idleFor(p *store.Pod, mk *idleMark, ps portfwd.PodStats, now time.Time, timeout time.Duration) bool {
+	c := ps.Counters
+	if mk.since.IsZero() || mk.conns != c.ConnsTotal || mk.bytes != c.BytesIn+c.BytesOut {
+		*mk = idleMark{conns: c.ConnsTotal, bytes: c.BytesIn + c.BytesOut, since: now}
+	}
+	open, lastExec := m.execs.activity(p.ID)
+	if open || c.ConnsPending > 0 {
+		return false
+	}
+	last := latest(latest(mk.since, p.StateChangedAt), latest(lastExec, ps.LastActive))
+	if fi, err := os.Stat(filepath.Join(m.runDir(p.ID), ActivityFile)); err == nil {
+		last = latest(last, fi.ModTime())
+	}
+	return now.Sub(last) >= timeout
+}
+
+// idleHibernate hibernates pod id (under its lock) if it is still idle:
+// between the sweep and now a connection may have come, or may be
+// waiting on the kernel path that the hibernate is about to cut. seen is
+// the sweep's mark, now its clock.
+func (m *Manager) idleHibernate(ctx context.Context, id string, timeout time.Duration, seen idleMark, now func() time.Time) error {
+	p, err := m.cfg.Store.GetPod(ctx, id)
+	if err != nil || p.State != lifecycle.Running {
+		return err
+	}
+	if !m.idleFor(p, &seen, m.podTraffic()[id], now(), timeout) {
+		m.log.Debug("idle hibernate called off: activity since the sweep", "pod", id)
+		return nil
+	}
+	m.event(ctx, id, "idle", "IdleTimeout", fmt.Sprintf("no activity for %s; hibernating", timeout))
+	if err := m.hibernate(ctx, id); err != nil {
+		m.log.Warn("idle hibernate", "pod", id, "err", err)
+		return err
+	}
+	return nil
 }
 
 func latest(a, b time.Time) time.Time {

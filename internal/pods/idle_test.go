@@ -10,6 +10,7 @@ import (
 	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 	"github.com/pinacle/pinacle-node/podspec"
+	"github.com/pinacle/pinacle-node/portfwd"
 )
 
 // idleRig is a rig whose node-wide idle timeout is a minute; the sweeps
@@ -92,4 +93,58 @@ func TestIdleTimeoutOfTheSpecWins(t *testing.T) {
 	}
 	r.m.idleSweep(marks, now.Add(6*time.Minute))
 	r.waitState("web", lifecycle.Hibernated)
+}
+
+// TestIdleConnectionsKeepAwake: a connection waiting for the pod (its
+// wake or the dial to it) and a relayed one that moved bytes lately are
+// activity, whatever the counters say.
+func TestIdleConnectionsKeepAwake(t *testing.T) {
+	r := idleRig(t)
+	r.mustCreate("web")
+	marks := map[string]*idleMark{}
+	now := time.Now()
+	r.m.idleSweep(marks, now)
+	r.h.setStats(portfwd.Stats{Pods: []portfwd.PodStats{{PodID: "web", Counters: portfwd.Counters{ConnsActive: 1, ConnsPending: 1}}}})
+	r.m.idleSweep(marks, now.Add(2*time.Minute))
+	if p := r.record("web"); p.State != lifecycle.Running {
+		t.Fatalf("pod %s with a connection waiting for it", p.State)
+	}
+	r.h.setStats(portfwd.Stats{Pods: []portfwd.PodStats{{PodID: "web", Counters: portfwd.Counters{ConnsActive: 1}, LastActive: now.Add(110 * time.Second)}}})
+	r.m.idleSweep(marks, now.Add(150*time.Second))
+	if p := r.record("web"); p.State != lifecycle.Running {
+		t.Fatalf("pod %s 40s after its relayed connection moved a byte", p.State)
+	}
+	r.m.idleSweep(marks, now.Add(200*time.Second))
+	r.waitState("web", lifecycle.Hibernated)
+}
+
+// TestIdleRecheckedBeforeHibernate: activity between the sweep's look
+// and the hibernate (which waits for the pod's lock) calls it off.
+func TestIdleRecheckedBeforeHibernate(t *testing.T) {
+	r := idleRig(t)
+	r.mustCreate("web")
+	marks := map[string]*idleMark{}
+	now := time.Now()
+	r.m.idleSweep(marks, now)
+	unlock := r.m.lock("web")
+	r.m.idleSweep(marks, now.Add(2*time.Minute))
+	refs := func() int {
+		r.m.mu.Lock()
+		defer r.m.mu.Unlock()
+		if l := r.m.locks["web"]; l != nil {
+			return l.refs
+		}
+		return 0
+	}
+	poll(t, "the idle hibernate waiting for the pod's lock", func() bool { return refs() == 2 })
+	// A connection arrives while it waits.
+	r.h.setStats(portfwd.Stats{Pods: []portfwd.PodStats{{PodID: "web", Counters: portfwd.Counters{ConnsTotal: 1, ConnsActive: 1, ConnsPending: 1}}}})
+	unlock()
+	poll(t, "the idle hibernate done", func() bool { return refs() == 0 })
+	if p := r.record("web"); p.State != lifecycle.Running {
+		t.Fatalf("pod %s: hibernated with a connection waiting for it", p.State)
+	}
+	if r.hasEvent("web", "IdleTimeout") {
+		t.Error("an IdleTimeout event for a hibernate called off")
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/pinacle/pinacle-node/netns"
 	"github.com/pinacle/pinacle-node/oci"
 	"github.com/pinacle/pinacle-node/podspec"
+	"github.com/pinacle/pinacle-node/portfwd"
 	"github.com/pinacle/pinacle-node/rootfs"
 )
 
@@ -61,7 +62,11 @@ type unit struct {
 	// graceful lets init stop the services before the sandbox goes (a
 	// stop); a failed start removes it at once.
 	graceful bool
-	wake     wakeMode // who asked for a wake (wakeSteps)
+	// keepListeners makes the down of the forward step leave the host
+	// ports listening, hibernated: a cold start after a failed restore,
+	// whose waiting connections the cold-started pod serves.
+	keepListeners bool
+	wake          wakeMode // who asked for a wake (wakeSteps)
 	// seed, set by the seed step, makes the sandbox step restore it;
 	// seedFailed is that restore's error; noSeed forbids a seed (the
 	// cold retry after a failed restore).
@@ -218,6 +223,11 @@ func startForwarding(ctx context.Context, u *unit) error {
 const forwardDrain = 5 * time.Second
 
 func stopForwarding(ctx context.Context, u *unit) error {
+	if u.keepListeners {
+		// Rules off and open connections closed, as for a hibernate; the
+		// listeners and the connections waiting on them stay.
+		return u.m.cfg.Ports.SetState(u.id, portfwd.Hibernated)
+	}
 	ctx, cancel := context.WithTimeout(ctx, forwardDrain)
 	defer cancel()
 	return u.m.cfg.Ports.Stop(ctx, u.id)

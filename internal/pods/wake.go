@@ -70,24 +70,20 @@ func restoreAddress(ctx context.Context, u *unit) error {
 }
 
 // remakeNetwork sets the pod's network up again when its namespace is
-// gone (the machine restarted while the pod slept), asking for the
-// subnet its record names (not a warm pool entry's), so that it gets the
-// same address, which the restored sandbox's sockets are bound to. Any
-// other address fails the wake (a cold start follows).
+// gone (the machine restarted while the pod slept), on the subnet its
+// record names, kept reserved throughout (netns Remake: between a
+// teardown and a setup, the warm pool's refill took it, seen in
+// TestHibernateWakeAfterMachineRestart), so that it gets the same
+// address, which the restored sandbox's sockets are bound to. Any other
+// address fails the wake (a cold start follows).
 func remakeNetwork(ctx context.Context, u *unit, ip netip.Addr) error {
-	if old, err := u.m.cfg.Net.Get(ctx, u.id); err == nil && old.Subnet.IsValid() && old.Subnet.Contains(ip) {
-		u.nspec.Subnet = old.Subnet
-	} else if bits := u.m.cfg.SubnetBits; bits > 0 && bits <= ip.BitLen() {
-		// The network's record went with the machine's state: without a
-		// subnet asked for, a default network would be a warm pool
-		// entry's, on another address (seen in
-		// TestHibernateWakeAfterMachineRestart).
+	if bits := u.m.cfg.SubnetBits; bits > 0 && bits <= ip.BitLen() {
+		// For a network whose record went with the machine's state:
+		// without a subnet asked for, a default network would be a warm
+		// pool entry's, on another address.
 		u.nspec.Subnet = netip.PrefixFrom(ip, bits).Masked()
 	}
-	if err := u.m.cfg.Net.Teardown(ctx, u.id); err != nil {
-		return fmt.Errorf("clearing the lost network: %w", err)
-	}
-	att, err := u.m.cfg.Net.Setup(ctx, u.nspec)
+	att, err := u.m.cfg.Net.Remake(ctx, u.nspec)
 	if err != nil {
 		return err
 	}
@@ -229,10 +225,23 @@ func (m *Manager) wakeUp(ctx context.Context, p *store.Pod, how wakeMode) error 
 
 // coldStart brings a pod whose restore failed up from its files: what
 // the wake left is taken down (the checkpoint with it) and the pod's
-// steps run as for a start.
+// steps run as for a start. The host ports keep listening throughout:
+// the connections waiting for the wake wait for the cold start and are
+// served by it. Only if it fails do they close.
 func (m *Manager) coldStart(ctx context.Context, p *store.Pod) error {
-	if err := m.bringDown(ctx, p.ID); err != nil {
-		return m.fail(ctx, p.ID, fmt.Errorf("cold start after a failed restore: %w", err))
+	m.unwatch(p.ID)
+	u := m.unitFor(p.ID)
+	u.graceful, u.keepListeners = true, true
+	err := podSteps.down(ctx, u)
+	if err != nil {
+		err = m.fail(ctx, p.ID, fmt.Errorf("cold start after a failed restore: %w", err))
+	} else {
+		err = m.bringUp(ctx, p)
 	}
-	return m.bringUp(ctx, p)
+	if err != nil {
+		if serr := stopForwarding(context.WithoutCancel(ctx), m.unitFor(p.ID)); serr != nil {
+			m.log.Warn("closing the host ports of a pod that failed", "pod", p.ID, "err", serr)
+		}
+	}
+	return err
 }

@@ -52,3 +52,23 @@ func TestRetryEndsWithContext(t *testing.T) {
 		t.Fatalf("Retry = %v; want the context's end", err)
 	}
 }
+
+// TestRetryUnansweredDial: a dial that hangs is cut at Attempt and made
+// afresh, even where retry takes only refusals (the gateway's).
+func TestRetryUnansweredDial(t *testing.T) {
+	calls := 0
+	c, err := Retry(context.Background(), func(ctx context.Context) (net.Conn, error) {
+		calls++
+		if calls == 1 {
+			<-ctx.Done() // a SYN nobody answers
+			return nil, ctx.Err()
+		}
+		a, b := net.Pipe()
+		b.Close()
+		return a, nil
+	}, func(err error) bool { return errors.Is(err, errRefused) })
+	if err != nil || c == nil || calls != 2 {
+		t.Fatalf("Retry = %v, %v after %d dials; want a connection on the second", c, err, calls)
+	}
+	c.Close()
+}

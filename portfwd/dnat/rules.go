@@ -20,7 +20,7 @@ import (
 //	nat    P           -m comment --comment pinacle:<owner>:<pod> -j P-<hash>
 //	nat    P-<hash>    [-d <listen>] -p tcp --dport H -j DNAT --to-destination IP:PP
 //	nat    POSTROUTING -j P-POST
-//	nat    P-POST      -s 127.0.0.0/8 -o <bridge> -m conntrack --ctstate DNAT -j MASQUERADE (per pod)
+//	nat    P-POST      -s 127.0.0.0/8 -o <bridge> -m conntrack --ctstate DNAT -j MASQUERADE --random-fully (per pod)
 //	filter FORWARD     -j P (first), OUTPUT -j P, INPUT -j P-GUARD, -j P (first)
 //	filter P           -m comment --comment pinacle:<owner>:<pod> -j P-<hash>
 //	filter P-<hash>    per port: connlimit reject, accept in (counts bytes in), accept replies (bytes out)
@@ -259,7 +259,16 @@ func (k *kernel) podLines(d map[string]*table, pod string, target netip.Addr, po
 		}
 	}
 	if k.localnet() {
-		nl = append(nl, "-A "+n.post+" -s 127.0.0.0/8 -o "+bridge+" -m conntrack --ctstate DNAT -m comment --comment "+tag+" -j MASQUERADE")
+		// --random-fully: the flow leaves from the bridge's address, which
+		// the userspace relay and the gateway dial the pod from too, with
+		// ports the kernel picks from the same ephemeral range. Keeping
+		// the client's port made the two meet on one address and port
+		// pair: a restored pod still holding such a flow in TIME_WAIT (its
+		// clock stops while it sleeps; the hibernate cut the host's
+		// conntrack entry) dropped the relay's SYN when its sequence
+		// number was below the old flow's, and the dial hung
+		// (TestHibernateIdle in CI; TestHibernateWakeOldFlows).
+		nl = append(nl, "-A "+n.post+" -s 127.0.0.0/8 -o "+bridge+" -m conntrack --ctstate DNAT -m comment --comment "+tag+" -j MASQUERADE --random-fully")
 	}
 	return map[string][]string{"nat": nl, "filter": fl}
 }
