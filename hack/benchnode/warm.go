@@ -15,7 +15,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/testimage"
@@ -224,16 +225,22 @@ func podmanFirstHTTP(dir string, n int) ([]time.Duration, error) {
 	if err != nil {
 		return nil, err
 	}
-	layout := filepath.Join(dir, "podman-layout")
-	// skopeo's oci: transport finds a bare tag, not a full reference.
-	if err := testimage.WriteOCILayout(layout, map[string]v1.Image{"latest": img}); err != nil {
+	// A docker-archive that podman loads itself: Debian's skopeo (1.9)
+	// finds no descriptor in an OCI layout whose manifest has Docker's
+	// media type, which is what the test image has.
+	archive := filepath.Join(dir, "podman-image.tar")
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		return nil, err
+	}
+	if err := tarball.WriteToFile(archive, tag, img); err != nil {
 		return nil, err
 	}
 	pm := func(args ...string) ([]byte, error) {
 		return exec.Command("podman", append([]string{"--runtime", runsc, "--cgroup-manager", "cgroupfs"}, args...)...).CombinedOutput()
 	}
-	if out, err := exec.Command("skopeo", "copy", "oci:"+layout+":latest", "containers-storage:"+ref).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("skopeo copy into podman's storage: %v: %s", err, out)
+	if out, err := pm("load", "-i", archive); err != nil {
+		return nil, fmt.Errorf("podman load: %v: %s", err, out)
 	}
 	defer pm("rmi", "-f", ref)
 	var ds []time.Duration
