@@ -40,7 +40,7 @@ type Config struct {
 	// PodInit is the static pinacle-init binary bind-mounted read-only
 	// into every sandbox as its PID 1.
 	PodInit string
-	Logger     *slog.Logger
+	Logger  *slog.Logger
 	// URLHost is the host printed in port URLs (default 127.0.0.1).
 	URLHost string
 	// ReadyTimeout caps how long a pod's services may take to become ready
