@@ -121,19 +121,27 @@ func answerClaim(c net.Conn, configPath, token string) (out claimOutcome, done b
 	return claimOutcome{cfg: cfg}, true
 }
 
+// claimDialWindow bounds the retries of a refused claim connection: a
+// ready entry's init listens within moments of its start, so a longer
+// refusal means init is gone, and the claim should fail over to a cold
+// create rather than wait.
+const claimDialWindow = 5 * time.Second
+
 // Claim is the node's side: it sends req to the standby init at addr
 // and returns the outcome init reports. A refused connection is retried
-// until ctx ends (the entry's init may still be starting).
+// for a few seconds (the entry's init may still be starting).
 func Claim(ctx context.Context, addr string, req ClaimRequest) error {
 	var d net.Dialer
 	var c net.Conn
 	var err error
+	dctx, cancel := context.WithTimeout(ctx, claimDialWindow)
+	defer cancel()
 	for {
-		if c, err = d.DialContext(ctx, "tcp", addr); err == nil {
+		if c, err = d.DialContext(dctx, "tcp", addr); err == nil {
 			break
 		}
 		select {
-		case <-ctx.Done():
+		case <-dctx.Done():
 			return fmt.Errorf("claim %s: %w: %w", addr, err, errdefs.ErrUnavailable)
 		case <-time.After(20 * time.Millisecond):
 		}
