@@ -11,13 +11,14 @@ export CGO_ENABLED := 0
 
 all: build
 
-## build: bin/pinacle-node, static
+## build: bin/pinacle-node and bin/pinacle-init (pods' PID 1, which the node finds beside itself), static
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/pinacle-node ./cmd/pinacle-node
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/pinacle-init ./cmd/pinacle-init
 
-## cross: bin/pinacle-node-linux-{amd64,arm64} for the Lima VM
+## cross: bin/pinacle-{node,init}-linux-{amd64,arm64} for the Lima VM
 cross:
-	for a in $(GOARCHES); do GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/pinacle-node-linux-$$a ./cmd/pinacle-node || exit 1; done
+	for a in $(GOARCHES); do for c in node init; do GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/pinacle-$$c-linux-$$a ./cmd/pinacle-$$c || exit 1; done; done
 
 ## setup: install runsc (static), CNI plugins, iptables, busybox, skopeo, umoci; idempotent
 setup:
@@ -83,7 +84,7 @@ vm-up: cross host
 
 ## vm-reload: install a freshly cross-built node in the running VM and restart it (pods keep running)
 vm-reload:
-	limactl shell --workdir / $(VM) sudo sh -euc 'install -m 0755 /opt/pinacle/src/bin/pinacle-node-linux-$$(dpkg --print-architecture) /usr/local/bin/pinacle-node && systemctl restart pinacle-node'
+	limactl shell --workdir / $(VM) sudo sh -euc 'a=$$(dpkg --print-architecture); for c in node init; do install -m 0755 /opt/pinacle/src/bin/pinacle-$$c-linux-$$a /usr/local/bin/pinacle-$$c; done; systemctl restart pinacle-node'
 
 ## vm-test: the whole suite as root inside the VM, on a writable copy of the read-only repository mount
 vm-test:

@@ -45,11 +45,14 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(workRoot)
 	nodeBin = filepath.Join(workRoot, "pinacle-node")
-	build := exec.Command("go", "build", "-o", nodeBin, "../cmd/pinacle-node")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: building pinacle-node: %v\n%s", err, out)
-		return 1
+	// pinacle-init, pods' PID 1, goes beside the node, where it looks.
+	for bin, pkg := range map[string]string{nodeBin: "../cmd/pinacle-node", filepath.Join(workRoot, "pinacle-init"): "../cmd/pinacle-init"} {
+		build := exec.Command("go", "build", "-o", bin, pkg)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: building %s: %v\n%s", pkg, err, out)
+			return 1
+		}
 	}
 	ctx := context.Background()
 	probe := suiteProbe()

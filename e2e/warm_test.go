@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +101,9 @@ func (d *daemon) podFacts(t *testing.T, p podView) map[string]string {
 		"workspace": "stat -c '%U:%G %a' /workspace /workspace/made-by-web",
 		"ps":        "ps -o user,args | grep -e init -e httpd | grep -v grep",
 		"env":       "echo $GREETING",
+		// init holds CAP_SYS_ADMIN only until it starts the services (it
+		// sets a claimed pod's hostname with it); exec never gets it.
+		"caps": "for p in 1 $(pidof httpd) self; do grep -E '^Cap(Bnd|Prm|Eff)' /proc/$p/status | tr '\\n' ' '; echo; done",
 	} {
 		r := d.cli("pod", "exec", p.Name, "--", "sh", "-c", cmd)
 		if r.code != 0 {
@@ -150,6 +154,11 @@ func TestWarmPoolClaim(t *testing.T) {
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s: cold pod %q, claimed pod %q", k, v, got[k])
+		}
+	}
+	for _, p := range []podView{cold, w1} {
+		if c := d.podFacts(t, p)["caps"]; capSysAdmin(t, c) {
+			t.Errorf("%s: CAP_SYS_ADMIN is held after the services started (init, httpd, exec):\n%s", p.Name, c)
 		}
 	}
 	if got["hostname"] != "NAME" || got["etchostname"] != "NAME" || got["greeting"] != "hello-NAME" || got["whoami"] != "dev" {
@@ -239,4 +248,29 @@ func TestWarmPoolDaemonKilled(t *testing.T) {
 			t.Errorf("the killed daemon's warm sandbox %s left its directory: %v", id, err)
 		}
 	}
+}
+
+// capSysAdmin says whether any Cap* line of /proc/PID/status in s has
+// CAP_SYS_ADMIN (bit 21) set; a status without them fails the test.
+func capSysAdmin(t *testing.T, s string) bool {
+	t.Helper()
+	f := strings.Fields(s)
+	n := 0
+	for i := 0; i+1 < len(f); i++ {
+		if !strings.HasPrefix(f[i], "Cap") {
+			continue
+		}
+		v, err := strconv.ParseUint(f[i+1], 16, 64)
+		if err != nil {
+			t.Fatalf("capabilities %q: %v", s, err)
+		}
+		n++
+		if v&(1<<21) != 0 {
+			return true
+		}
+	}
+	if n < 9 {
+		t.Fatalf("want CapBnd, CapPrm and CapEff of init, httpd and the exec: %q", s)
+	}
+	return false
 }

@@ -17,9 +17,10 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 step "Installing what the node needs (runsc, CNI plugins, iptables, ...)"
 make -s setup
 
-step "Building pinacle-node"
+step "Building pinacle-node and pinacle-init"
 make -s build
 install -m 0755 bin/pinacle-node /usr/local/bin/pinacle-node
+install -m 0755 bin/pinacle-init /usr/local/bin/pinacle-init # pods' PID 1: the node looks beside itself
 mkdir -p /etc/pinacle
 [ -f /etc/pinacle/node.yaml ] || install -m 0644 deploy/node.yaml /etc/pinacle/node.yaml
 

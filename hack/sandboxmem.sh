@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Where an idle sandbox's host memory goes (docs/runtime.md, "Memory per
 # idle pod"): boots one bare runsc sandbox whose process is
-# `pinacle-node init` with no services (as a pod's), or another program,
+# `pinacle-init` with no services (as a pod's), or another program
+# (`-p "/bin/pinacle-node init --config /cfg/services.json"`: the node
+# binary's init, as pods ran it before pinacle-init),
 # and prints each host process's anonymous memory, the memory cgroup's
 # usage and `runsc usage`. Run as root.
 #
 #   hack/sandboxmem.sh [-p "/bin/sleep 100000"] [-e ENV=V] [-- runsc flags...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-proc="/bin/pinacle-node init --config /cfg/services.json"
+proc="/bin/pinacle-init --config /cfg/services.json"
 envs=()
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -36,6 +38,7 @@ mkdir -p "$work"/rootfs/{bin,cfg,run,tmp,proc,sys,dev,etc} "$work/b"
 cp "$(command -v busybox)" "$work/rootfs/bin/"
 ln -s busybox "$work/rootfs/bin/sh"; ln -s busybox "$work/rootfs/bin/sleep"
 CGO_ENABLED=0 go build -o "$work/rootfs/bin/pinacle-node" ./cmd/pinacle-node
+CGO_ENABLED=0 go build -o "$work/rootfs/bin/pinacle-init" ./cmd/pinacle-init
 echo '{"services":[],"statusFile":"/run/status.json","logDir":"/run/logs"}' > "$work/rootfs/cfg/services.json"
 (cd "$work/b" && runsc spec)
 python3 - "$work" "$name" "$proc" "${envs[@]}" <<'PY'

@@ -39,4 +39,8 @@ const (
 	// spec leaves out for the runtime to apply once the container has
 	// started (SpecOptions.DeferCPUQuota).
 	AnnotationCPUQuota = "dev.pinacle.cpu-quota"
+	// AnnotationInitCapabilities lists (comma-separated) capabilities the
+	// container's init holds and exec'd processes must not get
+	// (SpecOptions.InitCapabilities).
+	AnnotationInitCapabilities = "dev.pinacle.init-capabilities"
 )

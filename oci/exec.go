@@ -34,7 +34,7 @@ func (r *runsc) Exec(ctx context.Context, id string, o ExecOpts) (int, error) {
 		Args:            o.Args,
 		Env:             mergeEnv(spec.Process.Env, o.Env),
 		Cwd:             spec.Process.Cwd,
-		Capabilities:    spec.Process.Capabilities,
+		Capabilities:    withoutInitCaps(spec),
 		NoNewPrivileges: spec.Process.NoNewPrivileges,
 	}
 	if o.Cwd != "" {
@@ -146,6 +146,24 @@ func (r *runsc) spec(ctx context.Context, id string) (*specs.Spec, error) {
 	ci.spec = s
 	ci.mu.Unlock()
 	return s, nil
+}
+
+// withoutInitCaps is the spec's process capabilities less those only
+// init holds (AnnotationInitCapabilities); spec is not modified.
+func withoutInitCaps(spec *specs.Spec) *specs.LinuxCapabilities {
+	c := spec.Process.Capabilities
+	v := spec.Annotations[AnnotationInitCapabilities]
+	if c == nil || v == "" {
+		return c
+	}
+	drop := strings.Split(v, ",")
+	keep := func(set []string) []string {
+		return slices.DeleteFunc(slices.Clone(set), func(s string) bool { return slices.Contains(drop, s) })
+	}
+	return &specs.LinuxCapabilities{
+		Bounding: keep(c.Bounding), Effective: keep(c.Effective), Permitted: keep(c.Permitted),
+		Inheritable: keep(c.Inheritable), Ambient: keep(c.Ambient),
+	}
 }
 
 // addCaps returns c with extra added to every set (c itself is shared

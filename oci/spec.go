@@ -73,8 +73,13 @@ type SpecOptions struct {
 	NoFile uint64
 
 	// Capabilities, when non-nil, replaces DefaultCapabilities ("CAP_" optional).
-	Capabilities    []string
-	NoNewPrivileges bool
+	Capabilities []string
+	// InitCapabilities are given to the container's own process (init)
+	// on top of Capabilities, and recorded in AnnotationInitCapabilities
+	// so that Exec leaves them out: init needs them for a moment and
+	// drops them itself ("CAP_" form).
+	InitCapabilities []string
+	NoNewPrivileges  bool
 	// MaskedPaths and ReadonlyPaths, when non-nil, replace Docker's defaults.
 	MaskedPaths   []string
 	ReadonlyPaths []string
@@ -117,6 +122,11 @@ func BuildSpec(bundleDir string, o SpecOptions) (*specs.Spec, error) {
 	env := o.env(u.Home)
 	cwd := cmp.Or(o.WorkingDir, o.Image.WorkingDir, "/")
 	caps := o.capabilities()
+	for _, c := range o.InitCapabilities {
+		if !slices.Contains(caps, c) {
+			caps = append(slices.Clip(caps), c)
+		}
+	}
 	nofile := cmp.Or(o.NoFile, 1<<20)
 	masked, readonly := DefaultMaskedPaths, DefaultReadonlyPaths
 	if o.MaskedPaths != nil {
@@ -163,6 +173,9 @@ func BuildSpec(bundleDir string, o SpecOptions) (*specs.Spec, error) {
 	}
 	if o.Network != "" {
 		s.Annotations[AnnotationNetwork] = o.Network
+	}
+	if len(o.InitCapabilities) > 0 {
+		s.Annotations[AnnotationInitCapabilities] = strings.Join(o.InitCapabilities, ",")
 	}
 	return s, nil
 }

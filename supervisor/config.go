@@ -68,11 +68,15 @@ type Config struct {
 	WorkingDir string                     `json:"workingDir,omitempty"`
 
 	// Standby makes init wait, with nothing running, until the node
-	// claims the sandbox (OpClaim on the control socket, sent by `init
-	// claim`); it then reads this file again, which the node has
-	// rewritten with the pod's config, and carries on as any init
-	// (docs/warmpool.md).
-	Standby bool `json:"standby,omitempty"`
+	// claims the sandbox over Claim's channel; it then reads this file
+	// again, which the node has rewritten with the pod's config, and
+	// carries on as any init (docs/warmpool.md).
+	Standby bool         `json:"standby,omitempty"`
+	Claim   *ClaimConfig `json:"claim,omitempty"`
+	// DropCapabilities are held by init for its own work (setting a
+	// claimed pod's hostname) and dropped, from every set, before any
+	// service starts.
+	DropCapabilities []string `json:"dropCapabilities,omitempty"`
 }
 
 // LoadConfig reads a config file strictly (unknown fields are errors),
@@ -148,6 +152,12 @@ func invalid(format string, args ...any) error {
 // policies, health checks, unknown dependencies and dependency cycles.
 // Call it after defaults are applied (LoadConfig and ParseConfig do).
 func (c *Config) Validate() error {
+	if c.Standby && (c.Claim == nil || c.Claim.Listen == "" || c.Claim.Token == "") {
+		return invalid("standby needs claim.listen and claim.token")
+	}
+	if err := validateCapabilities(c.DropCapabilities); err != nil {
+		return err
+	}
 	if c.LogMaxBytes < 1024 {
 		return invalid("logMaxBytes %d: must be at least 1024", c.LogMaxBytes)
 	}

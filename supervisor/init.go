@@ -50,10 +50,16 @@ func RunInit(ctx context.Context, configPath string, log *slog.Logger) error {
 		writeConfigError(statusFileOf(configPath), err)
 		return err
 	}
+	drop := cfg.DropCapabilities
 	if cfg.Standby {
-		if cfg, err = awaitClaim(ctx, configPath, cfg.ControlSocket, log); err != nil || cfg == nil {
+		if cfg, err = awaitClaim(ctx, configPath, *cfg.Claim, log); err != nil || cfg == nil {
 			return err
 		}
+		drop = append(drop, cfg.DropCapabilities...)
+	}
+	if err := dropCapabilities(drop); err != nil {
+		writeConfigError(cfg.StatusFile, err)
+		return err
 	}
 	sup, err := New(cfg, WithLogger(log), WithReapAll(true))
 	if err != nil {

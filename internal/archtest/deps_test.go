@@ -42,6 +42,11 @@ var depRules = []depRule{
 		deny: []string{"github.com/containernetworking/", "github.com/vishvananda/", "go.etcd.io/bbolt",
 			"github.com/prometheus/", "github.com/spf13/", "os/user"},
 		why: "the in-sandbox init carries none of the daemon's machinery (os/user may pull in cgo)"},
+	{pkg: "cmd/pinacle-init", goos: "linux",
+		own: []string{"cmd/pinacle-init", "supervisor", "podspec", "internal/errdefs", "internal/fileutil"},
+		deny: []string{"github.com/containernetworking/", "github.com/vishvananda/", "go.etcd.io/bbolt",
+			"github.com/prometheus/", "github.com/spf13/", "os/user"},
+		why: "pods' PID 1 links the supervisor only: every page its start touches is copied into each sandbox"},
 }
 
 func TestDependencyRules(t *testing.T) {

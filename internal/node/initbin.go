@@ -13,19 +13,41 @@ import (
 	"github.com/pinacle/pinacle-node/internal/fileutil"
 )
 
-// InitBinaryPath is where, under the data root, pods find the init binary
-// they bind-mount.
+// InitBinaryPath is where, under the data root, pods find the node's
+// binary they bind-mount (`init svc`, `init sync` and the web terminal
+// run from it).
 func InitBinaryPath(dataRoot string) string { return filepath.Join(dataRoot, "bin", "pinacle-node") }
 
-// InstallInitBinary copies this (static) binary to the data root, where
-// pods bind-mount it as their init, and returns its path. A new version
-// goes in with a rename, so running pods keep the file they started with.
-func InstallInitBinary(dataRoot string) (string, error) {
+// PodInitPath is where, under the data root, pods find pinacle-init, the
+// small binary that is their PID 1.
+func PodInitPath(dataRoot string) string { return filepath.Join(dataRoot, "bin", "pinacle-init") }
+
+// PodInitEnv names a pinacle-init binary other than the one beside the
+// node's own executable.
+const PodInitEnv = "PINACLE_INIT_BINARY"
+
+// InstallInitBinary copies this (static) binary and pinacle-init (from
+// $PINACLE_INIT_BINARY, else beside this executable) to the data root,
+// where pods bind-mount them, and returns their paths. A new version goes
+// in with a rename, so running pods keep the files they started with.
+func InstallInitBinary(dataRoot string) (nodeBin, podInit string, err error) {
 	self, err := os.Executable()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return installInitBinary(self, InitBinaryPath(dataRoot))
+	src := os.Getenv(PodInitEnv)
+	if src == "" {
+		src = filepath.Join(filepath.Dir(self), "pinacle-init")
+	}
+	if _, err := os.Stat(src); err != nil {
+		return "", "", fmt.Errorf("pods' init binary %s: %w (install pinacle-init beside pinacle-node, as `make build` puts both in bin/, or name it in $%s): %w",
+			src, err, PodInitEnv, errdefs.ErrNotFound)
+	}
+	if nodeBin, err = installInitBinary(self, InitBinaryPath(dataRoot)); err != nil {
+		return "", "", err
+	}
+	podInit, err = installInitBinary(src, PodInitPath(dataRoot))
+	return nodeBin, podInit, err
 }
 
 func installInitBinary(self, dst string) (string, error) {

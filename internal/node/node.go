@@ -63,7 +63,7 @@ func New(ctx context.Context, cfg *nodeconfig.Config, log *slog.Logger) (_ *Node
 			return nil, err
 		}
 	}
-	initBin, err := InstallInitBinary(cfg.DataRoot)
+	initBin, podInit, err := InstallInitBinary(cfg.DataRoot)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +110,7 @@ func New(ctx context.Context, cfg *nodeconfig.Config, log *slog.Logger) (_ *Node
 	}
 	pcfg := pods.Config{
 		DataRoot: cfg.DataRoot, Store: n.State, Images: n.Images, Runtime: n.Runtime, Net: n.Net, Ports: n.Ports,
-		Templates: tmpl, InitBinary: initBin, Logger: log, URLHost: cfg.Ports.URLHost, GitBaseURL: cfg.Git.BaseURL,
+		Templates: tmpl, InitBinary: initBin, PodInit: podInit, Logger: log, URLHost: cfg.Ports.URLHost, GitBaseURL: cfg.Git.BaseURL,
 		StorageSpares: n.Spares, IdleTimeout: cfg.IdleTimeout.Duration, SubnetBits: cfg.Network.SubnetBits,
 		Warm: warmConfig(cfg),
 	}

@@ -20,6 +20,7 @@ import (
 // Paths inside the sandbox where the node's own files appear.
 const (
 	sandboxBin    = "/.pinacle/bin/pinacle-node"
+	sandboxInit   = "/.pinacle/bin/pinacle-init"
 	sandboxConfig = "/.pinacle/config"
 	sandboxRun    = "/.pinacle/run"
 )
@@ -38,11 +39,13 @@ func (m *Manager) prepareRootfs(ctx context.Context, id, root string, spec *pods
 			return err
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(root, sandboxBin), os.O_CREATE|os.O_RDONLY, 0o755)
-	if err != nil {
-		return fmt.Errorf("mount point %s: %w", sandboxBin, err)
+	for _, bin := range []string{sandboxBin, sandboxInit} {
+		f, err := os.OpenFile(filepath.Join(root, bin), os.O_CREATE|os.O_RDONLY, 0o755)
+		if err != nil {
+			return fmt.Errorf("mount point %s: %w", bin, err)
+		}
+		f.Close()
 	}
-	f.Close()
 	if spec.WorkingDir == "" {
 		return nil
 	}
@@ -87,12 +90,20 @@ func (m *Manager) chownToUser(ctx context.Context, id, root, user, path string, 
 }
 
 // writeBundle writes the supervisor's config and the runtime spec.
-func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.RootFS, root string, att *netns.Attachment, limits podspec.Limits, standby bool) error {
+//
+// Init holds CAP_SYS_ADMIN (InitCapabilities: exec'd processes do not
+// get it) to set a claimed warm sandbox's hostname, and drops it before
+// it starts any service (DropCapabilities); every pod's spec is the same
+// in this, claimed or cold, so checkpoints restore into either. claim,
+// when set, makes the bundle a warm entry's: init waits on standby.
+func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.RootFS, root string, att *netns.Attachment, limits podspec.Limits, claim *supervisor.ClaimConfig) error {
 	cfg := supervisor.Config{
-		Standby:    standby,
-		Env:        spec.Environment,
-		LogDir:     supervisor.DefaultLogDir,
-		StatusFile: supervisor.DefaultStatusFile,
+		Standby:          claim != nil,
+		Claim:            claim,
+		DropCapabilities: initOnlyCaps,
+		Env:              spec.Environment,
+		LogDir:           supervisor.DefaultLogDir,
+		StatusFile:       supervisor.DefaultStatusFile,
 		// The pod-level readiness checks run in init beside the services'.
 		Checks:     spec.HealthChecks,
 		User:       spec.User,
@@ -117,7 +128,11 @@ func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.Root
 	if err != nil {
 		return err
 	}
-	if err := fileutil.WriteAtomic(filepath.Join(m.configDir(id), "services.json"), b, 0o644); err != nil {
+	mode := os.FileMode(0o644)
+	if claim != nil {
+		mode = 0o600 // the claim token: for init (and root) only
+	}
+	if err := fileutil.WriteAtomic(filepath.Join(m.configDir(id), "services.json"), b, mode); err != nil {
 		return err
 	}
 	resolv, hosts, _ := att.Files() // the hostname is the spec's, set below
@@ -127,15 +142,16 @@ func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.Root
 	}
 	var imgCfg = img.Config.Config
 	o := oci.SpecOptions{
-		Image:       imgCfg,
-		Entrypoint:  []string{sandboxBin, "init", "--config", sandboxConfig + "/services.json"},
-		Env:         env,
-		WorkingDir:  "/",
-		User:        "0:0",
-		Hostname:    hostname(spec),
-		RootPath:    root,
-		CgroupsPath: cgroupsPath(id),
-		CPUs:        limits.CPUCores,
+		Image:            imgCfg,
+		Entrypoint:       []string{sandboxInit, "--config", sandboxConfig + "/services.json"},
+		Env:              env,
+		WorkingDir:       "/",
+		User:             "0:0",
+		InitCapabilities: initOnlyCaps,
+		Hostname:         hostname(spec),
+		RootPath:         root,
+		CgroupsPath:      cgroupsPath(id),
+		CPUs:             limits.CPUCores,
 		// The boot runs unthrottled (at 0.5 CPU it takes 2.7x as long);
 		// the runtime applies the quota once the sandbox has started.
 		DeferCPUQuota: true,
@@ -148,6 +164,7 @@ func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.Root
 		Hosts:         hosts,
 		Mounts: []oci.Mount{
 			{Source: m.cfg.InitBinary, Destination: sandboxBin, ReadOnly: true},
+			{Source: m.cfg.PodInit, Destination: sandboxInit, ReadOnly: true},
 			{Source: m.configDir(id), Destination: sandboxConfig, ReadOnly: true},
 			{Source: m.runDir(id), Destination: sandboxRun},
 		},
@@ -159,6 +176,10 @@ func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.Root
 	_, err = oci.NewBundle(m.bundleDir(id), o)
 	return err
 }
+
+// initOnlyCaps are what init holds beyond the pods' default set, and
+// drops before any service starts (writeBundle).
+var initOnlyCaps = []string{"CAP_SYS_ADMIN"}
 
 // CgroupParent holds every pod's cgroup (v1: under every controller). It
 // outlives its pods; `pinacle-node cleanup` removes it.

@@ -35,9 +35,12 @@ type Config struct {
 	Ports     portfwd.Forwarder
 	Templates *templates.Registry
 	// InitBinary is the static pinacle-node binary bind-mounted read-only
-	// into every sandbox as its init.
+	// into every sandbox (`init svc`, `init sync`, the web terminal).
 	InitBinary string
-	Logger     *slog.Logger
+	// PodInit is the static pinacle-init binary bind-mounted read-only
+	// into every sandbox as its PID 1.
+	PodInit string
+	Logger  *slog.Logger
 	// URLHost is the host printed in port URLs (default 127.0.0.1).
 	URLHost string
 	// ReadyTimeout caps how long a pod's services may take to become ready
@@ -114,8 +117,8 @@ func New(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("pods: DataRoot is required: %w", errdefs.ErrInvalidArgument)
 	case cfg.Store == nil, cfg.Images == nil, cfg.Runtime == nil, cfg.Net == nil, cfg.Ports == nil, cfg.Templates == nil:
 		return nil, fmt.Errorf("pods: Store, Images, Runtime, Net, Ports and Templates are required: %w", errdefs.ErrInvalidArgument)
-	case cfg.InitBinary == "":
-		return nil, fmt.Errorf("pods: InitBinary is required: %w", errdefs.ErrInvalidArgument)
+	case cfg.InitBinary == "", cfg.PodInit == "":
+		return nil, fmt.Errorf("pods: InitBinary and PodInit are required: %w", errdefs.ErrInvalidArgument)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

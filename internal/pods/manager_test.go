@@ -58,7 +58,7 @@ func newRig(t *testing.T) *rig {
 	r.cfg = Config{
 		DataRoot: filepath.Join(dir, "data"), Store: st, Images: r.images, Runtime: r.rt,
 		Net: fakeNet{h, t.TempDir()}, Ports: fakePorts{h}, Templates: tmpl, Rootfs: r.rfs,
-		InitBinary: "/proc/self/exe", StopTimeout: time.Second, ReadyTimeout: 10 * time.Second,
+		InitBinary: "/proc/self/exe", PodInit: "/proc/self/exe", StopTimeout: time.Second, ReadyTimeout: 10 * time.Second,
 	}
 	r.start()
 	return r

@@ -17,6 +17,7 @@ import (
 	"github.com/pinacle/pinacle-node/podspec"
 	"github.com/pinacle/pinacle-node/portfwd"
 	"github.com/pinacle/pinacle-node/rootfs"
+	"github.com/pinacle/pinacle-node/supervisor"
 )
 
 // podSteps bring a pod up (create, start), down (stop, a failed start,
@@ -73,8 +74,9 @@ type unit struct {
 	seed       *seed
 	seedFailed error
 	noSeed     bool
-	// standby brings up a warm pool entry: its init waits for a claim.
-	standby bool
+	// claim, set, brings up a warm pool entry: its init waits on
+	// standby for a claim over this channel.
+	claim *supervisor.ClaimConfig
 	// warm is the warm sandbox this pod's create claimed: its network,
 	// rootfs and sandbox are up, and the steps hand them to the pod
 	// (docs/warmpool.md).
@@ -165,7 +167,7 @@ func writeBundle(_ context.Context, u *unit) error {
 	if u.warm != nil {
 		return u.m.writeClaimedBundle(u)
 	}
-	return u.m.writeBundle(u.id, u.spec, u.img, u.rfs.Path, u.att, u.limits, u.standby)
+	return u.m.writeBundle(u.id, u.spec, u.img, u.rfs.Path, u.att, u.limits, u.claim)
 }
 
 // startSandbox creates and starts the sandbox in one runsc call. A failed

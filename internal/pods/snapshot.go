@@ -92,13 +92,15 @@ func (m *Manager) captureRunning(ctx context.Context, id string, dst func(string
 // snapshotKey hashes what shapes a pod's runtime: a restored pod gets
 // its seed's processes, environment, limits and image, so any change in
 // them (a new image, an edited template) must give another key. The init
-// binary is in it too: the restored init runs the code it was started
+// binaries are in it too: the restored init runs the code it was started
 // with. Name, ID, hostname, ports and subnet are per pod and set anew
 // on restore.
 func (m *Manager) snapshotKey(spec *podspec.Pod, digest string) string {
 	var initStamp string
-	if fi, err := os.Stat(m.cfg.InitBinary); err == nil {
-		initStamp = fmt.Sprintf("%d-%d", fi.Size(), fi.ModTime().UnixNano())
+	for _, bin := range []string{m.cfg.InitBinary, m.cfg.PodInit} {
+		if fi, err := os.Stat(bin); err == nil {
+			initStamp += fmt.Sprintf("%d-%d;", fi.Size(), fi.ModTime().UnixNano())
+		}
 	}
 	b, _ := json.Marshal(struct {
 		Template, ImageDigest, Init string

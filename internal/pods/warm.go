@@ -2,6 +2,8 @@ package pods
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/pinacle/pinacle-node/internal/fileutil"
 	"github.com/pinacle/pinacle-node/podspec"
+	"github.com/pinacle/pinacle-node/supervisor"
 	"github.com/pinacle/pinacle-node/templates"
 )
 
@@ -324,7 +327,12 @@ func (m *Manager) addWarm(ctx context.Context, s warmShapeSpec) error {
 		m.removeWarm(ctx, id)
 		return err
 	}
-	u.standby = true
+	token := make([]byte, 16)
+	if _, err := rand.Read(token); err != nil {
+		m.removeWarm(ctx, id)
+		return err
+	}
+	u.claim = &supervisor.ClaimConfig{Listen: fmt.Sprintf(":%d", supervisor.ClaimPort), Token: hex.EncodeToString(token)}
 	w.mu.Lock()
 	w.entries[id] = e
 	w.mu.Unlock()

@@ -5,15 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"time"
 
 	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/netns"
-	"github.com/pinacle/pinacle-node/oci"
 	"github.com/pinacle/pinacle-node/podspec"
+	"github.com/pinacle/pinacle-node/supervisor"
 	"github.com/pinacle/pinacle-node/templates"
 )
 
@@ -193,7 +195,7 @@ func (m *Manager) writeClaimedBundle(u *unit) error {
 		defer f.Close()
 		old = append(old, f)
 	}
-	if err := m.writeBundle(u.id, u.spec, u.img, u.rfs.Path, u.att, u.limits, false); err != nil {
+	if err := m.writeBundle(u.id, u.spec, u.img, u.rfs.Path, u.att, u.limits, nil); err != nil {
 		return err
 	}
 	for _, f := range old {
@@ -221,32 +223,34 @@ func rewriteFrom(f *os.File, path string) error {
 	return err
 }
 
-// claimExecTimeout bounds the claim's runsc exec.
-const claimExecTimeout = 30 * time.Second
+// claimTimeout bounds the claim: its connection, and init reading the
+// pod's config.
+const claimTimeout = 30 * time.Second
 
-// claimSandbox hands the warm sandbox to the pod: `init claim` sets the
-// hostname and has init load the pod's services. It reports whether the
-// pod has its sandbox; when the claim fails, the warm sandbox goes (with
-// an event) and the caller creates one cold from the same bundle.
+// claimSandbox hands the warm sandbox to the pod over its init's claim
+// channel (a TCP connection from the node to the entry's address, with
+// the entry's token; no process is started in the sandbox): init sets
+// the hostname, drops the capability it needed for it, and loads the
+// pod's services. It reports whether the pod has its sandbox; when the
+// claim fails, the warm sandbox goes (with an event) and the caller
+// creates one cold from the same bundle.
 func (m *Manager) claimSandbox(ctx context.Context, u *unit) bool {
 	id := u.id
 	err := os.Remove(m.statusFile(id))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		m.log.Warn("claim: stale status", "pod", id, "err", err)
 	}
-	if m.warm.cfg.FailClaims {
+	claim := u.warm.u.claim
+	switch {
+	case m.warm.cfg.FailClaims:
 		err = errors.New("claim failure injected (fault seam)")
-	} else {
-		cctx, cancel := context.WithTimeout(ctx, claimExecTimeout)
-		var code int
-		code, err = m.cfg.Runtime.Exec(cctx, id, oci.ExecOpts{
-			Args: []string{sandboxBin, "init", "claim", "--hostname", hostname(u.spec)}, User: "0:0", Cwd: "/",
-			AddCaps: []string{"CAP_SYS_ADMIN"},
-		})
+	case claim == nil:
+		err = errors.New("the warm sandbox has no claim channel")
+	default:
+		cctx, cancel := context.WithTimeout(ctx, claimTimeout)
+		addr := net.JoinHostPort(u.att.IP.String(), strconv.Itoa(supervisor.ClaimPort))
+		err = supervisor.Claim(cctx, addr, supervisor.ClaimRequest{Token: claim.Token, Hostname: hostname(u.spec)})
 		cancel()
-		if err == nil && code != 0 {
-			err = fmt.Errorf("init claim exited %d", code)
-		}
 	}
 	if err == nil {
 		return true
