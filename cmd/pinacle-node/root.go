@@ -30,6 +30,7 @@ func newRootCmd() *cobra.Command {
 		newCleanupCmd(),
 		newDrainCmd(),
 		newWebtermCmd(),
+		newVKCmd(),
 	)
 	cli.Strict(root)
 	return root

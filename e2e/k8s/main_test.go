@@ -1,0 +1,49 @@
+//go:build k8srig
+
+package k8s
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+var (
+	nodeBin string
+	workDir string
+	skipWhy string
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	switch {
+	case os.Geteuid() != 0:
+		skipWhy = "the rig test needs root (it runs pinacle nodes)"
+	default:
+		if _, err := exec.LookPath("runsc"); err != nil {
+			skipWhy = "runsc is not installed (run `make setup`)"
+		}
+	}
+	if skipWhy != "" {
+		fmt.Fprintln(os.Stderr, "k8s rig: skipping:", skipWhy)
+		return m.Run()
+	}
+	var err error
+	workDir, err = os.MkdirTemp("", "pinacle-k8s-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(workDir)
+	nodeBin = filepath.Join(workDir, "pinacle-node")
+	build := exec.Command("go", "build", "-o", nodeBin, "../../cmd/pinacle-node")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "k8s rig: building pinacle-node: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
