@@ -7,7 +7,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.Version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: all build cross setup test unit e2e bench fuzz chaos lint leakcheck clean k8s-build k8s-rig k8s-e2e
+.PHONY: all build cross setup test unit e2e bench fuzz chaos load lint leakcheck clean k8s-build k8s-rig k8s-e2e
 
 all: build
 
@@ -51,6 +51,11 @@ k8s-e2e: k8s-build
 CHAOS_ROUNDS ?= 200
 chaos: build
 	PINACLE_CHAOS_ROUNDS=$(CHAOS_ROUNDS) $(GO) test -count=1 -timeout 180m -run '^TestChaos$$' -v ./e2e/
+
+## load: 20 clients creating and deleting pods against 1, then idle pods until the machine's limits (docs/load.md; not in CI)
+LOAD_FLAGS ?=
+load: build
+	$(GO) run ./hack/benchnode -bin $(BIN)/pinacle-node -load-only $(LOAD_FLAGS)
 
 ## bench: the figures each issue asks for
 bench: build

@@ -55,7 +55,7 @@ func startDaemonWith(t *testing.T, editCfg func(string) string, prepare func(dir
 	}
 	d := &daemon{t: t, dir: dir, cfg: filepath.Join(dir, "node.yaml"), sock: filepath.Join(dir, "node.sock"),
 		pool: daemonPool(n), portMin: 24000 + 100*n, portMax: 24000 + 100*n + 99, gwPort: 23800 + n}
-	cfg := fmt.Sprintf("dataRoot: %s/data\nrunscRoot: %s/runsc\nsocket: %s\ntemplatesDir: %s/templates\nnetwork: {pool: %s}\nports: {min: %d, max: %d, listenAddr: 127.0.0.1}\ngateway: {port: %d}\n",
+	cfg := fmt.Sprintf("dataRoot: %s/data\nrunscRoot: %s/runsc\nsocket: %s\ntemplatesDir: %s/templates\nnetwork: {pool: %s}\nports: {min: %d, max: %d, listenAddr: 127.0.0.1}\ngateway: {port: %d}\nwarmPool: {recent: 0, max: 0}\n",
 		dir, dir, d.sock, dir, d.pool, d.portMin, d.portMax, d.gwPort)
 	if editCfg != nil {
 		cfg = editCfg(cfg)

@@ -104,9 +104,10 @@ func hostIP(t *testing.T) string {
 	return ""
 }
 
-// TestGatewayPodCannotReachNode: a pod finds neither the API socket nor
-// the gateway's key in its file system, and cannot connect to the gateway
-// (here listening on every address) to reach another pod's service.
+// TestGatewayPodCannotReachNode: a pod finds neither the API socket, the
+// gateway's key nor another pod's service secrets in its file system, and
+// cannot connect to the gateway (here listening on every address) to
+// reach another pod's service.
 func TestGatewayPodCannotReachNode(t *testing.T) {
 	d := startDaemonWith(t, func(cfg string) string {
 		return strings.Replace(cfg, "gateway: {port:", "gateway: {listenAddr: 0.0.0.0, port:", 1)
@@ -120,9 +121,24 @@ func TestGatewayPodCannotReachNode(t *testing.T) {
 		t.Fatalf("create b: %s", r.stderr)
 	}
 	key := filepath.Join(d.dir, "data", "gateway", "key")
-	for _, path := range []string{d.sock, "/run/pinacle/node.sock", key, filepath.Dir(key), filepath.Join(d.dir, "data", "state.db")} {
+	bConfig := filepath.Join(d.dir, "data", "pods", b.ID, "config")
+	for _, path := range []string{d.sock, "/run/pinacle/node.sock", key, filepath.Dir(key), filepath.Join(d.dir, "data", "state.db"), bConfig} {
 		if r := d.cli("pod", "exec", a.ID, "--", "sh", "-c", "test -e "+path); r.code != 1 {
 			t.Errorf("in the pod, test -e %s: exit %d, want 1 (absent)", path, r.code)
+		}
+	}
+	// Each pod sees its own service secrets (what its web terminal,
+	// code-server and Jupyter check), never another pod's.
+	for _, f := range []string{"webterm.token", "jupyter.token", "code-server.token"} {
+		own, errA := os.ReadFile(filepath.Join(d.dir, "data", "pods", a.ID, "config", f))
+		other, errB := os.ReadFile(filepath.Join(bConfig, f))
+		if errA != nil || errB != nil || len(own) == 0 || string(own) == string(other) {
+			t.Errorf("%s of pods a and b: %v %v, want two different secrets", f, errA, errB)
+			continue
+		}
+		r := d.cli("pod", "exec", a.ID, "--", "cat", "/.pinacle/config/"+f)
+		if r.code != 0 || r.stdout != string(own) {
+			t.Errorf("in pod a, %s: exit %d %q, want pod a's own", f, r.code, r.stdout)
 		}
 	}
 	// The gateway answers from the host (401 without a cookie), so a

@@ -188,6 +188,10 @@ func TestGatewayAuth(t *testing.T) {
 	if code, _ := c.get("http://"+otherHost+"/", "Cookie", termCookie); code != 401 {
 		t.Errorf("terminal cookie on another pod's host: %d, want 401", code)
 	}
+	// ... or for another port of the same pod.
+	if code, body := newGWClient(t, d.gwPort).get(gwURL["app"], "Cookie", termCookie); code != 401 || strings.Contains(body, "Hello from pinacle") {
+		t.Errorf("terminal cookie on the same pod's app host: %d, want 401", code)
+	}
 	for _, host := range []string{fmt.Sprintf("terminal-%s.evil.example:%d", p.ID, d.gwPort), fmt.Sprintf("127.0.0.1:%d", d.gwPort)} {
 		if code, body := c.get(gwURL["terminal"], "Host", host, "Cookie", termCookie); code != 421 || strings.Contains(body, "xterm") {
 			t.Errorf("Host %s: %d, want 421", host, code)

@@ -34,6 +34,21 @@ type Backend struct {
 	// (the web terminal's bearer token), so that service answers only
 	// through the gateway.
 	Header http.Header
+	// Cookies are added to every request to the backend, replacing any
+	// of the same name the client sent: the node's credential for a
+	// service that takes it as a session cookie (code-server).
+	Cookies []*http.Cookie
+	// Activity, when set, is credited with the bytes the exchange moves
+	// (request and response bodies, both directions of a WebSocket):
+	// every second at most while they move and when the exchange ends,
+	// so a long-lived connection in use counts as the pod's activity.
+	// It may be called from several goroutines at once.
+	Activity func(bytes int64)
+	// Woken says the pod was woken from hibernation for this request:
+	// right after a restore its stack may refuse connections for a moment,
+	// so the gateway retries a refused dial for a while instead of
+	// answering 502 (the forwarder does the same for its host ports).
+	Woken bool
 }
 
 // ResolverFunc is a Resolver made of a function.
@@ -48,12 +63,13 @@ func (f ResolverFunc) Resolve(ctx context.Context, pod, port string) (Backend, e
 // Serve runs it on a listener with the connection cap. Safe for
 // concurrent use.
 type Gateway struct {
-	o       options
-	signer  signer
-	epochs  *epochs
-	res     Resolver
-	proxy   *httputil.ReverseProxy
-	metrics *metrics
+	o         options
+	signer    signer
+	epochs    *epochs
+	res       Resolver
+	proxy     *httputil.ReverseProxy
+	transport *http.Transport // the proxy's
+	metrics   *metrics
 
 	mu       sync.Mutex
 	inflight map[string]int // per pod
@@ -90,6 +106,7 @@ func New(stateDir string, res Resolver, opts ...Option) (*Gateway, error) {
 	}
 	g := &Gateway{o: o, signer: signer{key: key}, epochs: ep, res: res, metrics: newMetrics(), inflight: map[string]int{}}
 	g.proxy = newProxy(g)
+	g.transport = g.proxy.Transport.(*http.Transport)
 	return g, nil
 }
 

@@ -22,6 +22,13 @@ const CookieName = "pinacle_gw"
 
 type ctxKey struct{}
 
+// exchange is what the proxy needs of one authorized request: where it
+// goes, and the meter that counts its bytes.
+type exchange struct {
+	be Backend
+	m  *meter
+}
+
 // ServeHTTP routes by Host, authenticates and proxies.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	pod, port, ok := parseHost(r.Host, g.o.domain)
@@ -62,11 +69,31 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writePage(w, http.StatusServiceUnavailable, pageUnavailable, pageData{Pod: pod, Port: port})
 		return
 	}
+	if be.Woken {
+		// Keep-alive connections from before the hibernation may be
+		// dead; a request that is not replayable would fail on one.
+		g.transport.CloseIdleConnections()
+	}
 	if isUpgrade(r) {
 		g.metrics.upgrades.Inc()
 	}
 	g.metrics.request("proxied")
-	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, be)))
+	x := &exchange{be: be, m: newMeter(g.creditor(be), activityEvery, g.o.now)}
+	// For an upgrade ServeHTTP returns when the connection closes, so
+	// the last flush credits the tail of a WebSocket too.
+	defer x.m.flush()
+	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, x)))
+}
+
+// creditor is where an exchange's counted bytes go: the gateway's byte
+// counter and the backend's Activity.
+func (g *Gateway) creditor(be Backend) func(int64) {
+	return func(n int64) {
+		g.metrics.bytes.Add(float64(n))
+		if be.Activity != nil {
+			be.Activity(n)
+		}
+	}
 }
 
 // login sets the cookie from a link's token and redirects to the clean URL.

@@ -40,11 +40,12 @@ type env struct {
 	routes  map[string]string      // "pod/port" -> backend
 	down    map[string]bool        // pods that are not running
 	headers map[string]http.Header // "pod/port" -> Backend.Header
+	extras  map[string]Backend     // "pod/port" -> Backend.Cookies, .Activity, .Woken
 }
 
 func newEnv(t testing.TB, opts ...Option) *env {
 	t.Helper()
-	e := &env{dir: t.TempDir(), clk: &clock{t: time.Now()}, routes: map[string]string{}, down: map[string]bool{}, headers: map[string]http.Header{}}
+	e := &env{dir: t.TempDir(), clk: &clock{t: time.Now()}, routes: map[string]string{}, down: map[string]bool{}, headers: map[string]http.Header{}, extras: map[string]Backend{}}
 	e.start(t, opts...)
 	return e
 }
@@ -82,7 +83,8 @@ func (e *env) resolve(_ context.Context, pod, port string) (Backend, error) {
 	if !ok {
 		return Backend{}, errdefs.ErrNotFound
 	}
-	return Backend{Addr: a, Header: e.headers[pod+"/"+port]}, nil
+	x := e.extras[pod+"/"+port]
+	return Backend{Addr: a, Header: e.headers[pod+"/"+port], Cookies: x.Cookies, Activity: x.Activity, Woken: x.Woken}, nil
 }
 
 // backend serves h on loopback as port of pod.

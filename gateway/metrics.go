@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	requests      *prometheus.CounterVec
 	upgrades      prometheus.Counter
+	bytes         prometheus.Counter
 	connsTotal    prometheus.Counter
 	connsActive   prometheus.Gauge
 	connsRejected prometheus.Counter
@@ -22,6 +23,7 @@ func newMetrics() *metrics {
 			Help: "Requests to the gateway by outcome (proxied, login, unauthorized, bad_host, cross_site, not_found, unavailable, over_cap, backend_error).",
 		}, []string{"result"}),
 		upgrades:      prometheus.NewCounter(prometheus.CounterOpts{Name: "pinacle_gateway_upgrades_total", Help: "Authenticated upgrade (WebSocket) requests passed to pods."}),
+		bytes:         prometheus.NewCounter(prometheus.CounterOpts{Name: "pinacle_gateway_bytes_total", Help: "Bytes proxied to and from pods: bodies both ways and upgraded connections (WebSockets) both ways."}),
 		connsTotal:    prometheus.NewCounter(prometheus.CounterOpts{Name: "pinacle_gateway_connections_total", Help: "Client connections accepted by the gateway."}),
 		connsActive:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "pinacle_gateway_connections_active", Help: "Open client connections."}),
 		connsRejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "pinacle_gateway_connections_rejected_total", Help: "Client connections closed over the cap."}),
@@ -37,5 +39,5 @@ func (m *metrics) request(result string) { m.requests.WithLabelValues(result).In
 // Collectors returns the gateway's metrics, for the node's registry.
 func (g *Gateway) Collectors() []prometheus.Collector {
 	m := g.metrics
-	return []prometheus.Collector{m.requests, m.upgrades, m.connsTotal, m.connsActive, m.connsRejected}
+	return []prometheus.Collector{m.requests, m.upgrades, m.bytes, m.connsTotal, m.connsActive, m.connsRejected}
 }

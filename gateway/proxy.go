@@ -1,12 +1,18 @@
 package gateway
 
 import (
+	"context"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/pinacle/pinacle-node/internal/wakedial"
 )
 
 // newProxy is the reverse proxy to the backend Resolve named (carried in
@@ -17,7 +23,7 @@ import (
 func newProxy(g *Gateway) *httputil.ReverseProxy {
 	tr := &http.Transport{
 		Proxy:                 nil, // never an environment proxy: backends are pod IPs
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dialBackend,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       90 * time.Second,
@@ -27,15 +33,35 @@ func newProxy(g *Gateway) *httputil.ReverseProxy {
 	}
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			be, _ := pr.In.Context().Value(ctxKey{}).(Backend)
+			x := pr.In.Context().Value(ctxKey{}).(*exchange)
 			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = be.Addr
+			pr.Out.URL.Host = x.be.Addr
 			pr.Out.Host = pr.In.Host // dev servers and same-origin checks see the name the browser used
 			pr.SetXForwarded()       // X-Forwarded-For/-Host/-Proto, client-sent ones dropped
 			stripCookie(pr.Out.Header, CookieName)
-			for k, v := range be.Header {
+			for k, v := range x.be.Header {
 				pr.Out.Header[k] = v
 			}
+			for _, c := range x.be.Cookies {
+				stripCookie(pr.Out.Header, c.Name)
+			}
+			for _, c := range x.be.Cookies {
+				pr.Out.AddCookie(c)
+			}
+			if pr.Out.Body != nil && pr.Out.Body != http.NoBody {
+				pr.Out.Body = &meteredBody{ReadCloser: pr.Out.Body, m: x.m}
+			}
+		},
+		ModifyResponse: func(res *http.Response) error {
+			x := res.Request.Context().Value(ctxKey{}).(*exchange)
+			// A 101's body is the connection to the pod, which the proxy
+			// copies both ways until either side closes.
+			if rwc, ok := res.Body.(io.ReadWriteCloser); ok && res.StatusCode == http.StatusSwitchingProtocols {
+				res.Body = &meteredConn{ReadWriteCloser: rwc, m: x.m}
+			} else if res.Body != nil {
+				res.Body = &meteredBody{ReadCloser: res.Body, m: x.m}
+			}
+			return nil
 		},
 		Transport:  tr,
 		BufferPool: bufferPool{},
@@ -46,6 +72,20 @@ func newProxy(g *Gateway) *httputil.ReverseProxy {
 			writePage(w, http.StatusBadGateway, pageUnavailable, pageData{Pod: pod, Port: port})
 		},
 	}
+}
+
+var dialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+
+// dialBackend dials a pod; for a request that woke it (the exchange is in
+// ctx: the transport dials with the request's values) it retries refusals
+// for a while (wakedial).
+func dialBackend(ctx context.Context, network, addr string) (net.Conn, error) {
+	dial := func(ctx context.Context) (net.Conn, error) { return dialer.DialContext(ctx, network, addr) }
+	x, _ := ctx.Value(ctxKey{}).(*exchange)
+	if x == nil || !x.be.Woken {
+		return dial(ctx)
+	}
+	return wakedial.Retry(ctx, dial, func(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) })
 }
 
 // stripCookie removes cookie name from h's Cookie headers, keeping the

@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 BIN="${BIN:-bin/pinacle-node}"
 only="${1:-all}"
 section() { printf '\n== %s\n' "$*"; }
+# A section whose command fails (or prints none of its figures) fails the
+# run, after the others have printed theirs.
+status=0
+failed=()
+trap 'status=1; failed+=("line $LINENO")' ERR
 
 # Transparent huge pages change sandbox start by about 15% here (see
 # docs/runtime.md, Host tuning): print the mode with the figures, and let
@@ -50,6 +55,18 @@ if want hibernate; then
 	section "issue 13: hibernate time and checkpoint size; wake -> first byte via host port vs bare runsc restore and cold create; memory returned by 20 hibernated pods; what a hibernated pod costs"
 	go run ./hack/benchnode -bin "$BIN" -hibernate-only -n 10
 fi
+if want snapshot; then
+	section "issue 14 part 2: template with a 5 s warm-up: create from its snapshot -> all healthy vs bare runsc restore of the same checkpoint and cold create; snapshot size"
+	go run ./hack/benchnode -bin "$BIN" -snapshot-only -n 10
+fi
+if want warm; then
+	section "issue 14: create -> first HTTP via host port claiming a warm sandbox vs bare runsc create+start of the same bundle (target <= 0.7x) and podman run -d + runsc (target <= 0.3x); memory and disk held by the pool"
+	# Podman is the baseline only: Debian's, installed for this figure.
+	command -v podman >/dev/null || apt-get install -y --no-install-recommends podman >/dev/null || echo "podman could not be installed; its baseline is skipped"
+	go run ./hack/benchnode -bin "$BIN" -warm-only -n 10
+	section "issue 14: memory per idle running busybox pod (MemAvailable drop and memory cgroup; target 15 MB)"
+	go run ./hack/benchnode -bin "$BIN" -memory-only -n 10
+fi
 if want templates; then
 	section "issue 6: decode + resolve"
 	go test -run '^$' -bench . -benchmem ./templates/ | grep -E '^Benchmark'
@@ -62,7 +79,7 @@ if want supervisor; then
 	section "issue 5: web terminal keystroke echo and memory"
 	go test -run '^$' -bench 'KeystrokeEcho' -benchtime 2000x ./webterm/ | grep -E '^Benchmark'
 	section "issue 4/5: API round trips and exec overhead"
-	go test -run '^$' -bench . -benchtime 2s ./internal/api/ | grep -E '^Benchmark'
+	go test -run '^$' -bench . -benchtime 2s ./internal/apiserver/ | grep -E '^Benchmark'
 fi
 if want gateway; then
 	section "issue 16: authenticating gateway vs the same backend direct (64 B GET p50 added, 512 MiB throughput ratio, WebSocket echo p50, new conns/s); targets: added p50 <= 1 ms, ratio >= 0.8"
@@ -70,3 +87,7 @@ if want gateway; then
 	section "issue 16: the gateway vs the host port of the same real pod (web terminal /healthz and keystroke echo, 256 MiB from busybox httpd)"
 	go run ./hack/benchnode -bin "$BIN" -gateway-only
 fi
+if [ "$status" -ne 0 ]; then
+	echo "bench: failed at ${failed[*]}" >&2
+fi
+exit "$status"

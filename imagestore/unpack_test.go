@@ -239,19 +239,38 @@ func FuzzUnpack(f *testing.F) {
 	})
 }
 
-// TestWriteFuzzCorpus regenerates testdata/fuzz/FuzzUnpack from
-// hostileCases when PINACLE_WRITE_FUZZ_CORPUS=1.
-func TestWriteFuzzCorpus(t *testing.T) {
-	if os.Getenv("PINACLE_WRITE_FUZZ_CORPUS") != "1" {
-		t.Skip("set PINACLE_WRITE_FUZZ_CORPUS=1 to regenerate the seed corpus")
-	}
+// TestFuzzCorpusCurrent checks that testdata/fuzz/FuzzUnpack holds the
+// seeds made from hostileCases, so a hostile case added to the unit tests
+// also seeds the fuzzer; PINACLE_WRITE_FUZZ_CORPUS=1 rewrites them.
+func TestFuzzCorpusCurrent(t *testing.T) {
 	dir := filepath.Join("testdata", "fuzz", "FuzzUnpack")
-	os.MkdirAll(dir, 0o755)
+	write := os.Getenv("PINACLE_WRITE_FUZZ_CORPUS") == "1"
+	for name, seed := range fuzzSeeds(t) {
+		path := filepath.Join(dir, name)
+		if write {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, seed, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || !bytes.Equal(got, seed) {
+			t.Errorf("seed %s is missing or stale (%v): run PINACLE_WRITE_FUZZ_CORPUS=1 go test -run TestFuzzCorpusCurrent ./imagestore/", path, err)
+		}
+	}
+}
+
+// fuzzSeeds renders hostileCases as go-fuzz corpus files, by name.
+func fuzzSeeds(t *testing.T) map[string][]byte {
 	// The fuzz target's outside dir is per run; aim absolute seeds at the canary.
 	cases := hostileCases(filepath.Join(canary, "sentinel"))
 	cases["benign-whiteouts"] = []ti.File{ti.Dir("a", 0o755), ti.Reg("a/f", "x", 0o644), ti.Whiteout("a/g"), ti.Opaque("a"), ti.Symlink("l", "a"), ti.Hardlink("h", "a/f")}
 	cases["via-root-symlink"] = []ti.File{ti.Symlink("lnk", "/"), ti.Reg("lnk/tmp/pinacle-fuzz-canary/x", "x", 0o644)}
 	cases["replace-dir-with-symlink"] = []ti.File{ti.Dir("d", 0o755), ti.Reg("d/f", "x", 0o644), ti.Symlink("d", "/tmp"), ti.Reg("d/pinacle-fuzz-canary", "x", 0o644)}
+	seeds := make(map[string][]byte, len(cases))
 	for name, files := range cases {
 		b, err := ti.Tar(files...)
 		if err != nil {
@@ -262,12 +281,7 @@ func TestWriteFuzzCorpus(t *testing.T) {
 			// slow the fuzzing engine to a crawl.
 			b = b[:4096]
 		}
-		var sb strings.Builder
-		sb.WriteString("go test fuzz v1\n[]byte(")
-		sb.WriteString(strconvQuote(b))
-		sb.WriteString(")\n")
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(sb.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		seeds[name] = []byte("go test fuzz v1\n[]byte(" + strconvQuote(b) + ")\n")
 	}
+	return seeds
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -38,6 +39,9 @@ func (r *runsc) Exec(ctx context.Context, id string, o ExecOpts) (int, error) {
 	}
 	if o.Cwd != "" {
 		p.Cwd = o.Cwd
+	}
+	if len(o.AddCaps) > 0 {
+		p.Capabilities = addCaps(p.Capabilities, o.AddCaps)
 	}
 	if o.User != "" {
 		u, err := execUser(spec, o.User)
@@ -142,4 +146,24 @@ func (r *runsc) spec(ctx context.Context, id string) (*specs.Spec, error) {
 	ci.spec = s
 	ci.mu.Unlock()
 	return s, nil
+}
+
+// addCaps returns c with extra added to every set (c itself is shared
+// with the cached spec and is not modified).
+func addCaps(c *specs.LinuxCapabilities, extra []string) *specs.LinuxCapabilities {
+	out := &specs.LinuxCapabilities{}
+	if c != nil {
+		*out = *c
+	}
+	add := func(set []string) []string {
+		set = append([]string(nil), set...)
+		for _, e := range extra {
+			if !slices.Contains(set, e) {
+				set = append(set, e)
+			}
+		}
+		return set
+	}
+	out.Bounding, out.Effective, out.Permitted = add(out.Bounding), add(out.Effective), add(out.Permitted)
+	return out
 }

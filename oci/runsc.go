@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -103,14 +104,13 @@ func (r *runsc) run(ctx context.Context, c call) ([]byte, int, error) {
 		ctx, cancel = context.WithTimeout(ctx, r.timeout)
 		defer cancel()
 	}
-	logf, err := os.CreateTemp("", "runsc-log-*")
+	logf, err := anonFile("runsc-log-*")
 	if err != nil {
 		return nil, -1, err
 	}
-	defer os.Remove(logf.Name())
 	defer logf.Close()
 
-	cmd := exec.CommandContext(ctx, r.binary, r.args(c, logf.Name())...)
+	cmd := exec.CommandContext(ctx, r.binary, r.args(c, fdPath(logf))...)
 	outf, errf, closeStdio, err := setStdio(cmd, c)
 	if err != nil {
 		return nil, -1, err
@@ -136,7 +136,7 @@ func (r *runsc) run(ctx context.Context, c call) ([]byte, int, error) {
 
 	var out []byte
 	if outf != nil {
-		out, _ = os.ReadFile(outf.Name()) // unreadable: no output to return, the exit says the rest
+		out, _ = readAll(outf) // unreadable: no output to return, the exit says the rest
 	}
 	if runErr == nil {
 		return out, 0, nil
@@ -172,11 +172,11 @@ func setStdio(cmd *exec.Cmd, c call) (outf, errf *os.File, closeStdio func(), er
 		}
 	}
 	tempFile := func(pattern string) (*os.File, error) {
-		f, err := os.CreateTemp("", pattern)
+		f, err := anonFile(pattern)
 		if err != nil {
 			return nil, err
 		}
-		closers = append(closers, func() { f.Close(); os.Remove(f.Name()) })
+		closers = append(closers, func() { f.Close() })
 		return f, nil
 	}
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
@@ -221,10 +221,10 @@ func runFailure(c call, runErr error, logf, errf *os.File) (int, error) {
 		return -1, fmt.Errorf("runsc %s: %w", c.args[0], runErr)
 	}
 	code := ee.ExitCode()
-	logb, _ := os.ReadFile(logf.Name()) // unreadable: classified from stderr instead
+	logb, _ := readAll(logf) // unreadable: classified from stderr instead
 	var errb []byte
 	if errf != nil {
-		errb, _ = os.ReadFile(errf.Name()) // unreadable: an unclassified error
+		errb, _ = readAll(errf) // unreadable: an unclassified error
 	}
 	msg := logMessage(logb, nil)
 	if c.exitPassthrough && msg == "" {
@@ -239,4 +239,31 @@ func runFailure(c call, runErr error, logf, errf *os.File) (int, error) {
 func (r *runsc) info(id string) *ctrInfo {
 	v, _ := r.containers.LoadOrStore(id, &ctrInfo{})
 	return v.(*ctrInfo)
+}
+
+// anonFile is a temporary file already unlinked, so that a node killed
+// while runsc runs leaves nothing behind in the temp dir (chaos runs
+// left hundreds).
+func anonFile(pattern string) (*os.File, error) {
+	f, err := os.CreateTemp("", pattern)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// fdPath names f for runsc, which opens its --log by path in its own
+// process: /proc/<node>/fd/N reaches the unlinked file (runsc runs as
+// root, as the node does).
+func fdPath(f *os.File) string {
+	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
+}
+
+// readAll reads f from its start, whatever its offset.
+func readAll(f *os.File) ([]byte, error) {
+	return io.ReadAll(io.NewSectionReader(f, 0, math.MaxInt64))
 }

@@ -118,6 +118,9 @@ type ExecOpts struct {
 	// Detach returns once the process started.
 	Detach  bool
 	PidFile string
+	// AddCaps are capabilities ("CAP_" form) the process gets beyond the
+	// container's (a warm sandbox's claim sets the pod's hostname).
+	AddCaps []string
 }
 
 // CheckpointOpts for Checkpoint.

@@ -8,9 +8,9 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
+	"github.com/pinacle/pinacle-node/internal/wakedial"
 )
 
 const (
@@ -55,30 +55,23 @@ func (l *listener) handle(client *net.TCPConn) {
 	l.f.logger.Debug("portfwd: backend unavailable", "pod", l.pod.id, "port", l.port.alloc.key(), "err", err)
 }
 
-// wokenDialWindow bounds how long a connection that waited for a wake
-// keeps dialling the restored pod: right after a restore its stack may
-// still refuse for a moment, and closing the client then (with its
-// request unread) would reset it, which a woken pod must never do.
-const wokenDialWindow = 10 * time.Second
-
-// dialPod dials the pod; after a wake it retries refusals for a while.
+// dialPod dials the pod; after a wake it retries for a while, as the
+// restored pod may refuse (or not yet answer) for a moment (wakedial).
 func (f *forwarder) dialPod(ctx context.Context, to netip.AddrPort, woken bool) (*net.TCPConn, error) {
-	c, err := f.dial(ctx, to)
-	if err == nil || !woken {
-		return c, err
+	if !woken {
+		return f.dial(ctx, to)
 	}
-	deadline := time.Now().Add(wokenDialWindow)
-	for delay := 20 * time.Millisecond; time.Now().Before(deadline); delay = min(2*delay, 500*time.Millisecond) {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(delay):
+	c, err := wakedial.Retry(ctx, func(ctx context.Context) (net.Conn, error) {
+		c, err := f.dial(ctx, to)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
 		}
-		if c, err = f.dial(ctx, to); err == nil {
-			return c, nil
-		}
+		return c, nil
+	}, func(error) bool { return true })
+	if err != nil {
+		return nil, err
 	}
-	return nil, err
+	return c.(*net.TCPConn), nil
 }
 
 func (f *forwarder) dial(ctx context.Context, to netip.AddrPort) (*net.TCPConn, error) {

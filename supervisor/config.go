@@ -66,6 +66,13 @@ type Config struct {
 	Checks     []podspec.NamedHealthCheck `json:"checks,omitempty"`
 	User       string                     `json:"user,omitempty"`
 	WorkingDir string                     `json:"workingDir,omitempty"`
+
+	// Standby makes init wait, with nothing running, until the node
+	// claims the sandbox (OpClaim on the control socket, sent by `init
+	// claim`); it then reads this file again, which the node has
+	// rewritten with the pod's config, and carries on as any init
+	// (docs/warmpool.md).
+	Standby bool `json:"standby,omitempty"`
 }
 
 // LoadConfig reads a config file strictly (unknown fields are errors),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strings"
@@ -144,14 +145,23 @@ func inState(states ...State) func(ServiceStatus) bool {
 }
 
 // freePort returns a loopback TCP port nobody listens on right now.
+// freePort is a port free now in 21000-21999, below the kernel's
+// ephemeral range: an ephemeral port freed here could be handed to any
+// other test's listener or dial before the service binds it (a db that
+// lost its port and restarted failed TestDependencyOrder in CI).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	start := rand.IntN(1000)
+	for i := range 1000 {
+		port := 21000 + (start+i)%1000
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			l.Close()
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port in 21000-21999")
+	return 0
 }
 
 func readLog(t *testing.T, cfg *Config, name string) string {

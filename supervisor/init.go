@@ -50,6 +50,11 @@ func RunInit(ctx context.Context, configPath string, log *slog.Logger) error {
 		writeConfigError(statusFileOf(configPath), err)
 		return err
 	}
+	if cfg.Standby {
+		if cfg, err = awaitClaim(ctx, configPath, cfg.ControlSocket, log); err != nil || cfg == nil {
+			return err
+		}
+	}
 	sup, err := New(cfg, WithLogger(log), WithReapAll(true))
 	if err != nil {
 		writeConfigError(cfg.StatusFile, err)

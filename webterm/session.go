@@ -142,6 +142,52 @@ func (s *session) hangup(log *slog.Logger, pid int, ptmx *os.File, waitc <-chan 
 		_ = unix.Kill(-pid, unix.SIGKILL)
 		<-waitc
 	}
+	endSession(pid, s.cfg.hangupGrace)
+}
+
+// endSession hangs up what is left of the shell's session (its sid is
+// the shell's pid): a job in a process group of its own misses the
+// terminal's hangup when the shell dies before handing it the terminal,
+// and would outlive the closed tab. SIGKILL after grace.
+func endSession(sid int, grace time.Duration) {
+	if signalSession(sid, unix.SIGHUP) == 0 {
+		return
+	}
+	for deadline := time.Now().Add(grace); time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		if signalSession(sid, 0) == 0 {
+			return
+		}
+	}
+	signalSession(sid, unix.SIGKILL)
+}
+
+// signalSession sends sig to every live process of session sid and says
+// how many there were (sig 0 only counts them).
+func signalSession(sid int, sig unix.Signal) (n int) {
+	ents, _ := os.ReadDir("/proc") // unreadable: nothing to signal
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		st := string(b)
+		i := strings.LastIndexByte(st, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(st[i+1:]) // state ppid pgrp session ...
+		if len(f) < 4 || f[0] == "Z" || f[3] != strconv.Itoa(sid) {
+			continue
+		}
+		n++
+		_ = unix.Kill(pid, sig) // gone meanwhile: nothing to do
+	}
+	return n
 }
 
 // command builds the shell: its own session and process group (pty.Start

@@ -36,7 +36,7 @@ func newInitCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&configPath, "config", supervisor.DefaultConfigPath, "services config file")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "init's own log level (JSON on stderr)")
-	cmd.AddCommand(newInitSvcCmd(), newInitSyncCmd())
+	cmd.AddCommand(newInitSvcCmd(), newInitSyncCmd(), newInitClaimCmd())
 	return cmd
 }
 
@@ -55,6 +55,27 @@ func newInitSyncCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// newInitClaimCmd is `init claim`, run by the node through `runsc exec`
+// in a warm sandbox it hands to a pod (docs/warmpool.md).
+func newInitClaimCmd() *cobra.Command {
+	var socket, hostname string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "claim",
+		Short: "Hand a standby init its pod: set the hostname, start the pod's services",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			return supervisor.Claim(ctx, socket, hostname)
+		},
+	}
+	cmd.Flags().StringVar(&socket, "socket", supervisor.DefaultControlSocket, "init's control socket ('@' = abstract)")
+	cmd.Flags().StringVar(&hostname, "hostname", "", "the pod's hostname")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
+	return cmd
 }
 
 func newInitSvcCmd() *cobra.Command {

@@ -30,6 +30,7 @@ func newPodCmd() *cobra.Command {
 		newPodLifecycleCmd("stop", "Stop a pod's sandbox, keeping its workspace and ports"),
 		newPodDeleteCmd(),
 		newPodHibernateCmd(),
+		newPodForkCmd(),
 		newPodWakeCmd(),
 		newPodEventsCmd(),
 		newPodLogsCmd(),

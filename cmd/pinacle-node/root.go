@@ -29,6 +29,7 @@ func newRootCmd() *cobra.Command {
 		newPodCmd(),
 		newCleanupCmd(),
 		newDrainCmd(),
+		newStatusCmd(),
 		newWebtermCmd(),
 		newVKCmd(),
 	)

@@ -18,10 +18,10 @@ import (
 func newTemplateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "template",
-		Short: "List, show and detect pod templates",
+		Short: "List, show and detect pod templates; snapshot them on the daemon",
 	}
 	addTemplatesDirFlag(cmd.PersistentFlags())
-	cmd.AddCommand(newTemplateLsCmd(), newTemplateShowCmd(), newTemplateDetectCmd(), newTemplateTiersCmd())
+	cmd.AddCommand(newTemplateLsCmd(), newTemplateShowCmd(), newTemplateDetectCmd(), newTemplateTiersCmd(), newTemplateSnapshotCmd())
 	return cmd
 }
 

@@ -132,6 +132,12 @@ func wakeFirstByte(ctx context.Context, nd *node, n int) error {
 // (after putting the address back, as any restore must), times the first
 // byte from the pod's address, and removes the sandbox again.
 func bareRestore(nd *node, p *api.Pod) (time.Duration, error) {
+	return bareRestoreFrom(nd, p, filepath.Join(nd.dir, "data", "pods", p.ID, "checkpoint"))
+}
+
+// bareRestoreFrom is bareRestore of the checkpoint in image (a template
+// snapshot's, restored into hibernated pod p's bundle and netns).
+func bareRestoreFrom(nd *node, p *api.Pod, image string) (time.Duration, error) {
 	var att struct {
 		NetnsPath, Interface string
 		IP, Gateway          string
@@ -157,7 +163,7 @@ func bareRestore(nd *node, p *api.Pod) (time.Duration, error) {
 	}
 	defer out.Close()
 	cmd := exec.Command("runsc", "--root", root, "--platform=systrap", "--overlay2=none", "--network=sandbox", "restore", "--detach",
-		"--bundle", filepath.Join(podDir, "bundle"), "--image-path", filepath.Join(podDir, "checkpoint"), p.ID)
+		"--bundle", filepath.Join(podDir, "bundle"), "--image-path", image, p.ID)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Run(); err != nil {
 		b, _ := os.ReadFile(out.Name())

@@ -28,7 +28,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pinacle/pinacle-node/internal/api"
@@ -47,13 +47,39 @@ func main() {
 	lsOnly := flag.Bool("ls-only", false, "measure only `pod ls`, with -ls-pods running pods and then with the same pods stopped")
 	gatewayOnly := flag.Bool("gateway-only", false, "measure only the gateway against the host port of the same pod")
 	hibernateOnly := flag.Bool("hibernate-only", false, "measure only the hibernate figures (hibernate.go)")
+	snapshotOnly := flag.Bool("snapshot-only", false, "measure only the template snapshot figures (snapshot.go)")
+	lo := loadOpts{}
+	loadOnly := flag.Bool("load-only", false, "measure only the load figures (load.go, docs/load.md)")
+	flag.IntVar(&lo.clients, "load-clients", 20, "load: concurrent clients creating and deleting pods")
+	flag.IntVar(&lo.rounds, "load-rounds", 3, "load: create+delete pairs per client (the 1-client baseline does clients x rounds)")
+	flag.IntVar(&lo.maxIdle, "load-max-idle", 400, "load: at most this many idle pods")
+	flag.IntVar(&lo.step, "load-step", 25, "load: idle pods added between measurements")
+	flag.IntVar(&lo.memBudgetMB, "load-mem-budget", 16384, "load: stop adding idle pods once their memory cgroups hold this many MB")
+	flag.IntVar(&lo.availFloorMB, "load-avail-floor", 4096, "load: stop adding idle pods once the host's MemAvailable is under this many MB")
+	flag.DurationVar(&lo.window, "load-window", 10*time.Second, "load: CPU sampling window at each step")
+	flag.BoolVar(&lo.churnOnly, "load-churn-only", false, "load: only the create/delete churn")
+	flag.BoolVar(&lo.idleOnly, "load-idle-only", false, "load: only the idle pods")
+	flag.StringVar(&lo.idleKind, "load-idle-kind", "service", "load: idle pods are plain (init only), service (busybox httpd, an http health check at the default interval, a host port) or service-nocheck (the same without the check)")
+	flag.IntVar(&lo.profileAt, "load-profile-at", 100, "load: print where the idle pods' CPU goes at the first step with this many pods")
+	flag.Float64Var(&lo.slowFactor, "load-slow-factor", 4, "load: stop adding idle pods once a step's create p50 is this multiple of the first step's (0: never)")
+	flag.IntVar(&lo.taskShare, "load-task-share", 70, "load: stop adding idle pods once the host's tasks reach this percent of kernel.pid_max")
+	warmOnly := flag.Bool("warm-only", false, "measure only the warm pool figures (warm.go)")
+	memOnly := flag.Bool("memory-only", false, "measure only the memory per idle pod (memory.go)")
 	flag.Parse()
 	var err error
 	switch {
+	case *loadOnly:
+		err = runLoad(*bin, lo)
 	case *gatewayOnly:
 		err = runGateway(*bin)
+	case *warmOnly:
+		err = runWarm(*bin, *n)
+	case *memOnly:
+		err = runMemory(*bin, *n)
 	case *hibernateOnly:
 		err = runHibernate(*bin, *n)
+	case *snapshotOnly:
+		err = runSnapshot(*bin, *n)
 	case *forwardOnly:
 		err = runForward(*bin)
 	case *createOnly:
@@ -77,8 +103,8 @@ type node struct {
 
 // The main daemon, and the userspace-only one of the forwarder figures.
 const (
-	mainNet = "network: {pool: 10.213.0.0/16}\nports: {min: 45000, max: 45999, listenAddr: 127.0.0.1}\ngateway: {port: 44990}\n"
-	userNet = "network: {pool: 10.214.0.0/16}\nports: {min: 46000, max: 46099, listenAddr: 127.0.0.1, kernelForward: false}\ngateway: {port: 44991}\n"
+	mainNet = "network: {pool: 10.213.0.0/16}\nports: {min: 45000, max: 45999, listenAddr: 127.0.0.1}\ngateway: {port: 44990}\nwarmPool: {max: 0}\n"
+	userNet = "network: {pool: 10.214.0.0/16}\nports: {min: 46000, max: 46099, listenAddr: 127.0.0.1, kernelForward: false}\ngateway: {port: 44991}\nwarmPool: {max: 0}\n"
 )
 
 func start(bin, dir, netCfg string) (*node, error) {
@@ -161,11 +187,20 @@ func httpd(name string) api.CreateRequest {
 // withNode runs fn against a fresh daemon in a temporary directory, then
 // deletes its pods, stops it and removes the directory.
 func withNode(bin string, fn func(nd *node) error) error {
+	return withNodeSetup(bin, func(string) error { return nil }, fn)
+}
+
+// withNodeSetup is withNode with setup run on the daemon's directory
+// before it starts (templates, say).
+func withNodeSetup(bin string, setup func(dir string) error, fn func(nd *node) error) error {
 	dir, err := os.MkdirTemp("", "pinacle-benchnode-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	if err := setup(dir); err != nil {
+		return err
+	}
 	nd, err := start(bin, dir, mainNet)
 	if err != nil {
 		return err

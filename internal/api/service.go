@@ -55,4 +55,17 @@ type Service interface {
 	// afresh from its files and an event says so. Idempotent: a running
 	// pod succeeds at once.
 	Wake(ctx context.Context, idOrName string) (*Pod, error)
+	// Fork makes a new pod (req.Name) from a running one: the same
+	// processes with their memory and a copy of its files, under its own
+	// ID, address and host ports; the source runs on. A restore that fails
+	// starts the new pod afresh from the copied files, with an event.
+	Fork(ctx context.Context, idOrName string, req ForkRequest) (*Pod, error)
+	// SnapshotTemplate snapshots a running, healthy pod of a template;
+	// later pods of that template with the same runtime-shaping spec are
+	// restored from it. ErrNotFound without such a pod.
+	SnapshotTemplate(ctx context.Context, req SnapshotRequest) (*Snapshot, error)
+	// ListSnapshots lists the template snapshots, most recently used first.
+	ListSnapshots(ctx context.Context) ([]Snapshot, error)
+	// RemoveSnapshot removes one; a missing one is ErrNotFound.
+	RemoveSnapshot(ctx context.Context, key string) error
 }

@@ -226,3 +226,28 @@ type EventLine struct {
 // ErrorTrailer carries a JSON ErrorBody when a text stream (logs) fails
 // after its 200 status was sent.
 const ErrorTrailer = "Pinacle-Error"
+
+// ForkRequest asks for a new pod made from a running one (pod fork).
+type ForkRequest struct {
+	Name string `json:"name"` // the new pod's name (required)
+	Wait bool   `json:"wait,omitempty"`
+}
+
+// SnapshotRequest asks for a snapshot of a template (template snapshot).
+type SnapshotRequest struct {
+	Template string `json:"template"`
+	// Pod names the running pod to snapshot; empty: any running pod of
+	// the template with every service healthy.
+	Pod string `json:"pod,omitempty"`
+}
+
+// Snapshot is a template snapshot on the node.
+type Snapshot struct {
+	Key         string    `json:"key"`
+	Template    string    `json:"template"`
+	ImageDigest string    `json:"imageDigest"`
+	SourcePod   string    `json:"sourcePod"`
+	Bytes       int64     `json:"bytes"`
+	CreatedAt   time.Time `json:"createdAt"`
+	LastUsed    time.Time `json:"lastUsed"`
+}

@@ -28,6 +28,7 @@ func (s *Server) routes() {
 	handle("GET", "/v1/version", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, api.VersionInfo{Version: s.version, APIVersion: api.APIVersion, GoVersion: runtime.Version()})
 	})
+	handle("GET", "/v1/node", s.nodeStatus)
 	handle("POST", "/v1/pods", s.create)
 	handle("GET", "/v1/pods", s.list)
 	handle("GET", "/v1/pods/{id}", s.withID(s.get))
@@ -46,6 +47,10 @@ func (s *Server) routes() {
 	handle("POST", "/v1/pods/{id}/url/revoke", s.withID(s.revokeURLs))
 	handle("POST", "/v1/pods/{id}/hibernate", s.withID(s.hibernate))
 	handle("POST", "/v1/pods/{id}/wake", s.withID(s.wake))
+	handle("POST", "/v1/pods/{id}/fork", s.withID(s.fork))
+	handle("POST", "/v1/snapshots", s.snapshotTemplate)
+	handle("GET", "/v1/snapshots", s.listSnapshots)
+	handle("DELETE", "/v1/snapshots/{key}", s.removeSnapshot)
 	// The mux's own 404 and 405 pages are text; ours are JSON. A pattern
 	// without a method matches only the methods no other pattern takes.
 	for path, methods := range allowed {
@@ -408,4 +413,18 @@ func (l *lazyWriter) Write(p []byte) (int, error) {
 		return n, err
 	}
 	return n, l.rc.Flush()
+}
+
+func (s *Server) nodeStatus(w http.ResponseWriter, r *http.Request) {
+	ns, ok := s.svc.(api.NodeStatuser)
+	if !ok {
+		s.writeError(w, r, fmt.Errorf("node status: this service does not report one: %w", errdefs.ErrNotFound))
+		return
+	}
+	st, err := ns.NodeStatus(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
 }

@@ -38,7 +38,7 @@ var depRules = []depRule{
 		deny: append(kube, linuxOnly[:3]...), why: "the host CLI uses the node's API and renderer, none of its Linux implementation (nor Kubernetes)"},
 	{pkg: "cmd/pinacle", goos: "darwin", own: append([]string{"cmd/pinacle", "internal/hostcli", "internal/render"}, hostOwn...),
 		deny: append(kube, linuxOnly[:3]...), why: "the host CLI uses the node's API and renderer, none of its Linux implementation (nor Kubernetes)"},
-	{pkg: "portfwd", goos: "linux", own: []string{"portfwd", "internal/errdefs", "internal/fileutil"},
+	{pkg: "portfwd", goos: "linux", own: []string{"portfwd", "internal/errdefs", "internal/fileutil", "internal/wakedial"},
 		deny: []string{"github.com/containernetworking/", "github.com/vishvananda/"},
 		why:  "the forwarder is usable without CNI or netlink; its kernel path lives in portfwd/dnat"},
 	{pkg: "supervisor", goos: "linux",

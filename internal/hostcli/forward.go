@@ -405,7 +405,7 @@ func (f *Forwarder) render(inv *Invocation, out []byte) error {
 	switch inv.Group + " " + inv.Sub {
 	case "pod ls", "pod list":
 		return RenderPods(w, out)
-	case "pod create", "pod get", "pod inspect", "pod show", "pod start", "pod stop", "pod hibernate":
+	case "pod create", "pod get", "pod inspect", "pod show", "pod start", "pod stop", "pod hibernate", "pod fork":
 		return RenderPod(w, out)
 	case "pod wake":
 		if hasAny(inv.Args, "--all") { // one result per pod

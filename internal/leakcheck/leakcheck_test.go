@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -99,15 +100,19 @@ func TestFindsLeakedProcess(t *testing.T) {
 	p := Probe{Filter: []string{marker}, Procs: []string{marker}}
 	before := p.Take(ctx)
 	cmd := exec.Command("sh", "-c", "sleep 1000; :", marker)
+	// Its own process group, killed whole: killing only sh would leave
+	// its sleep behind, a leak of the leak check's own test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	kill := func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	t.Cleanup(func() { _ = kill(); _ = cmd.Wait() })
 	err := p.Check(ctx, before, 200*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("process: %d sh -c", cmd.Process.Pid)) {
 		t.Fatalf("Check = %v, want the leaked process %d", err, cmd.Process.Pid)
 	}
-	if err := cmd.Process.Kill(); err != nil {
+	if err := kill(); err != nil {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()

@@ -26,6 +26,9 @@ func Cleanup(ctx context.Context, cfg *nodeconfig.Config) ([]string, error) {
 	if err := noPodsRemain(ctx, cfg); err != nil {
 		return nil, err
 	}
+	if err := removeWarmLeftovers(ctx, cfg); err != nil {
+		return nil, err
+	}
 	pool, err := netip.ParsePrefix(cfg.Network.Pool)
 	if err != nil {
 		return nil, fmt.Errorf("network.pool %q: %w", cfg.Network.Pool, errdefs.ErrInvalidArgument)

@@ -18,6 +18,7 @@ import (
 	"github.com/pinacle/pinacle-node/oci"
 	"github.com/pinacle/pinacle-node/portfwd"
 	"github.com/pinacle/pinacle-node/rootfs"
+	"github.com/pinacle/pinacle-node/snapshots"
 )
 
 // forwarderCloseTimeout bounds how long Close waits for the forwarder to
@@ -76,13 +77,7 @@ func New(ctx context.Context, cfg *nodeconfig.Config, log *slog.Logger) (_ *Node
 	if n.Runtime, err = Runtime(cfg, oci.WithLogger(log)); err != nil {
 		return nil, err
 	}
-	// A SIGKILL in the middle of writing a network record (the warm pool
-	// refills in the background) leaves its temporary file; nothing else
-	// would ever remove it.
-	if err := fileutil.RemoveStaleTemps(filepath.Join(netnsDir(cfg), "pods")); err != nil {
-		return nil, err
-	}
-	if n.Net, err = Network(cfg, n.State, log); err != nil {
+	if n.Net, err = openNetwork(cfg, n.State, log); err != nil {
 		return nil, err
 	}
 	// A connection to a hibernated pod's host port wakes it. The pods
@@ -116,7 +111,11 @@ func New(ctx context.Context, cfg *nodeconfig.Config, log *slog.Logger) (_ *Node
 	pcfg := pods.Config{
 		DataRoot: cfg.DataRoot, Store: n.State, Images: n.Images, Runtime: n.Runtime, Net: n.Net, Ports: n.Ports,
 		Templates: tmpl, InitBinary: initBin, Logger: log, URLHost: cfg.Ports.URLHost, GitBaseURL: cfg.Git.BaseURL,
-		StorageSpares: n.Spares, IdleTimeout: cfg.IdleTimeout.Duration,
+		StorageSpares: n.Spares, IdleTimeout: cfg.IdleTimeout.Duration, SubnetBits: cfg.Network.SubnetBits,
+		Warm: warmConfig(cfg),
+	}
+	if pcfg.Snapshots, pcfg.AutoSnapshot, err = Snapshots(cfg); err != nil {
+		return nil, err
 	}
 	if n.Gateway != nil { // a nil *Gateway in the interface would not read as "off"
 		pcfg.Gateway = n.Gateway
@@ -156,5 +155,35 @@ func (n *Node) StartWarmPool(ctx context.Context) (stop func()) {
 			n.Log.Warn("warm network pool", "err", err)
 		}
 	}()
-	return func() { cancel(); <-done }
+	// The warm sandbox pool (docs/warmpool.md) drains before the networks.
+	sandboxes := make(chan struct{})
+	go func() {
+		defer close(sandboxes)
+		n.Pods.RunWarm(warmCtx)
+	}()
+	return func() { cancel(); <-sandboxes; <-done }
+}
+
+// Snapshots opens the template snapshot store node.yaml asks for (nil
+// when snapshots are off) and says whether to take them automatically.
+func Snapshots(cfg *nodeconfig.Config) (*snapshots.Store, bool, error) {
+	if e := cfg.Snapshots.Enabled; e != nil && !*e {
+		return nil, false, nil
+	}
+	var maxBytes int64
+	if mb := cfg.Snapshots.MaxMB; mb != nil {
+		maxBytes = *mb << 20
+	}
+	st, err := snapshots.Open(filepath.Join(cfg.DataRoot, "snapshots"), maxBytes)
+	return st, cfg.Snapshots.Auto, err
+}
+
+// openNetwork is Network after clearing the temporary files that a
+// SIGKILL in the middle of writing a network record leaves (the warm
+// pool refills in the background); nothing else would ever remove them.
+func openNetwork(cfg *nodeconfig.Config, st *store.Store, log *slog.Logger) (netns.Manager, error) {
+	if err := fileutil.RemoveStaleTemps(filepath.Join(netnsDir(cfg), "pods")); err != nil {
+		return nil, err
+	}
+	return Network(cfg, st, log)
 }

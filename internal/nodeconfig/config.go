@@ -51,6 +51,9 @@ type Config struct {
 		// path (default 2; 0 turns it off).
 		WarmPool *int `json:"warmPool,omitempty"`
 	} `json:"network,omitzero"`
+	// WarmPool keeps sandboxes booted ahead of time for pod create to
+	// claim (docs/warmpool.md).
+	WarmPool WarmPool `json:"warmPool,omitzero"`
 	Registry struct {
 		Mirrors            map[string][]string `json:"mirrors,omitempty"` // docker.io: [http://127.0.0.1:5000]
 		InsecureRegistries []string            `json:"insecureRegistries,omitempty"`
@@ -71,6 +74,19 @@ type Config struct {
 	// activity (docs/hibernate.md), unless its spec sets its own
 	// idleTimeout. 0 (the default): only pods whose spec sets one.
 	IdleTimeout podspec.Duration `json:"idleTimeout,omitzero"`
+	// Snapshots are template snapshots (docs/snapshots.md): pods of a
+	// template restored from a checkpoint of a healthy one.
+	Snapshots struct {
+		// Enabled turns them on (default true): a template with a snapshot
+		// creates its pods from it.
+		Enabled *bool `json:"enabled,omitempty"`
+		// Auto snapshots a template when its first cold-created pod has
+		// every service healthy (default false: only template snapshot).
+		Auto bool `json:"auto,omitempty"`
+		// MaxMB caps their disk use; the least recently used go first
+		// (default 4096; 0: no cap).
+		MaxMB *int64 `json:"maxMb,omitempty"`
+	} `json:"snapshots,omitzero"`
 }
 
 // Gateway configures the authenticating HTTP gateway.
@@ -150,6 +166,15 @@ func (c *Config) Default() {
 		n := 2
 		c.Network.WarmPool = &n
 	}
+	if c.Snapshots.Enabled == nil {
+		on := true
+		c.Snapshots.Enabled = &on
+	}
+	if c.Snapshots.MaxMB == nil {
+		mb := int64(4096)
+		c.Snapshots.MaxMB = &mb
+	}
+	c.WarmPool.defaults()
 }
 
 // Validate checks the values, naming the field of each problem.
@@ -168,6 +193,7 @@ func (c *Config) Validate() error {
 		bad("ports.publicListenAddr", "%q is not an IP address", c.Ports.PublicListenAddr)
 	}
 	c.Gateway.validate(bad)
+	c.WarmPool.validate(bad)
 	p, err := netip.ParsePrefix(c.Network.Pool)
 	if err != nil || !p.Addr().Is4() {
 		bad("network.pool", "%q is not an IPv4 CIDR", c.Network.Pool)
@@ -176,6 +202,9 @@ func (c *Config) Validate() error {
 	}
 	if d := c.IdleTimeout.Duration; d < 0 || (d > 0 && d < time.Second) {
 		bad("idleTimeout", "%s: want 0 (off) or at least 1s", d)
+	}
+	if n := c.Snapshots.MaxMB; n != nil && *n < 0 {
+		bad("snapshots.maxMb", "%d: want 0 (no cap) or more", *n)
 	}
 	if n := c.Network.WarmPool; n != nil && (*n < 0 || *n > 64) {
 		bad("network.warmPool", "%d: want 0 (off) to 64", *n)

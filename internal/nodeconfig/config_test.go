@@ -42,6 +42,10 @@ func TestLoad(t *testing.T) {
 	if c, err := Load(p, true); err != nil || c.IdleTimeout.Duration != 30*time.Minute {
 		t.Fatalf("idleTimeout: 30m: %+v, %v", c, err)
 	}
+	os.WriteFile(p, []byte("snapshots: {auto: true, maxMb: 0}\n"), 0o644)
+	if c, err := Load(p, true); err != nil || !c.Snapshots.Auto || *c.Snapshots.MaxMB != 0 || !*c.Snapshots.Enabled {
+		t.Fatalf("snapshots: %+v, %v", c.Snapshots, err)
+	}
 	for body, want := range map[string]string{
 		"prots: {}\n":                              "prots",
 		"ports: {min: 500, max: 100}\n":            "ports: range",
@@ -57,11 +61,30 @@ func TestLoad(t *testing.T) {
 		"gateway: {listenAddr: any}\n":             "gateway.listenAddr",
 		"idleTimeout: 10ms\n":                      "idleTimeout",
 		"idleTimeout: -1m\n":                       "idleTimeout",
+		"snapshots: {maxMb: -1}\n":                 "snapshots.maxMb",
+		"snapshots: {auto: yes please}\n":          "snapshots",
 	} {
 		os.WriteFile(p, []byte(body), 0o644)
 		_, err := Load(p, true)
 		if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err = %v, want invalid argument naming %s", body, err, want)
+		}
+	}
+}
+
+func TestWarmPoolConfig(t *testing.T) {
+	var c Config
+	c.Default()
+	if *c.WarmPool.Recent != 1 || *c.WarmPool.Max != 4 || c.Validate() != nil {
+		t.Fatalf("defaults: recent %d max %d: %v", *c.WarmPool.Recent, *c.WarmPool.Max, c.Validate())
+	}
+	bad := -1
+	c.WarmPool.Max = &bad
+	c.WarmPool.Entries = []WarmPoolEntry{{Template: "nodejs", Image: "x"}, {Image: "x", Tier: "dev.huge", Count: 99}}
+	err := c.Validate()
+	for _, field := range []string{"warmPool.max", "warmPool.entries[0]: want exactly one", "warmPool.entries[1].tier", "warmPool.entries[1].count"} {
+		if err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("error %v does not name %s", err, field)
 		}
 	}
 }

@@ -87,8 +87,9 @@ func (m *Manager) chownToUser(ctx context.Context, id, root, user, path string, 
 }
 
 // writeBundle writes the supervisor's config and the runtime spec.
-func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.RootFS, root string, att *netns.Attachment, limits podspec.Limits) error {
+func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.RootFS, root string, att *netns.Attachment, limits podspec.Limits, standby bool) error {
 	cfg := supervisor.Config{
+		Standby:    standby,
 		Env:        spec.Environment,
 		LogDir:     supervisor.DefaultLogDir,
 		StatusFile: supervisor.DefaultStatusFile,
@@ -109,7 +110,7 @@ func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.Root
 	if err := os.MkdirAll(m.configDir(id), 0o755); err != nil {
 		return err
 	}
-	if err := m.ensureWebtermToken(id); err != nil {
+	if err := m.ensureServiceSecrets(id, root, spec); err != nil {
 		return err
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ")

@@ -91,6 +91,9 @@ type fakeRuntime struct {
 	mu sync.Mutex
 	// sandboxes maps an ID to a channel closed when the sandbox ends.
 	sandboxes map[string]chan struct{}
+	// pids, when set for an ID, is the sandbox process State reports
+	// (none: 0, which the liveness check trusts).
+	pids map[string]int
 }
 
 var _ oci.Runtime = (*fakeRuntime)(nil)
@@ -134,7 +137,7 @@ func (r *fakeRuntime) State(_ context.Context, id string) (oci.State, error) {
 		return oci.State{ID: id, Status: oci.StatusStopped}, nil
 	default:
 	}
-	return oci.State{ID: id, Status: oci.StatusRunning}, nil
+	return oci.State{ID: id, Status: oci.StatusRunning, Pid: r.pids[id]}, nil
 }
 
 func (r *fakeRuntime) List(context.Context) ([]oci.State, error) { return nil, nil }

@@ -2,22 +2,17 @@ package pods
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/pinacle/pinacle-node/gateway"
 	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/errdefs"
-	"github.com/pinacle/pinacle-node/internal/fileutil"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 	"github.com/pinacle/pinacle-node/podspec"
 )
@@ -88,11 +83,13 @@ func (m *Manager) revokeLinks(id string) error {
 }
 
 // Backend is where the gateway sends a request for port of pod id: the
-// pod's IP and the port's internal port, and for the web terminal's port
-// its token as a bearer token. A hibernated pod is woken first, as a
-// connection to its host port would; any other pod that is not running is
-// ErrUnavailable; a missing pod or port ErrNotFound. A request counts as
-// the pod's activity (it touches ActivityFile), so a pod used through the
+// pod's IP and the port's internal port, and the pod's secret for the
+// service on that port if it checks one (secrets.go). A hibernated pod is
+// woken first, as a connection to its host port would; any other pod that
+// is not running is ErrUnavailable; a missing pod or port ErrNotFound. A
+// request counts as the pod's activity (it touches ActivityFile) when it
+// starts and, through Backend.Activity, every second or so while its
+// bytes move (a WebSocket open for hours), so a pod used through the
 // gateway is not hibernated as idle. It reads the pod's record (no status
 // file, no runsc), as it runs on every request.
 func (m *Manager) Backend(ctx context.Context, id, port string) (gateway.Backend, error) {
@@ -100,13 +97,19 @@ func (m *Manager) Backend(ctx context.Context, id, port string) (gateway.Backend
 	if err != nil {
 		return gateway.Backend{}, err
 	}
-	if p.State == lifecycle.Hibernated {
+	// A pod on its way to or from hibernation is woken too: the wake
+	// waits for the pod's lock, so it runs after a hibernate under way and
+	// is a no-op after a wake under way.
+	woken := false
+	switch p.State {
+	case lifecycle.Hibernated, lifecycle.Hibernating, lifecycle.Waking:
 		if _, err := m.WakeForConnection(ctx, id); err != nil {
 			return gateway.Backend{}, err
 		}
 		if p, err = m.cfg.Store.GetPod(ctx, id); err != nil {
 			return gateway.Backend{}, err
 		}
+		woken = true
 	}
 	spec, err := decodeSpec(p)
 	if err != nil {
@@ -121,49 +124,17 @@ func (m *Manager) Backend(ctx context.Context, id, port string) (gateway.Backend
 			return gateway.Backend{}, fmt.Errorf("pod %s is %s: %w", id, p.State, errdefs.ErrUnavailable)
 		}
 		m.touchActivity(id)
-		be := gateway.Backend{Addr: net.JoinHostPort(st.IP, strconv.Itoa(sp.Internal))}
-		if servesWebterm(spec, sp.Internal) {
-			tok, err := os.ReadFile(filepath.Join(m.configDir(id), webtermTokenFile))
-			if err != nil {
-				return gateway.Backend{}, fmt.Errorf("pod %s: web terminal token: %w", id, err)
-			}
-			be.Header = http.Header{"Authorization": {"Bearer " + strings.TrimSpace(string(tok))}}
+		be := gateway.Backend{
+			Addr:     net.JoinHostPort(st.IP, strconv.Itoa(sp.Internal)),
+			Activity: func(int64) { m.touchActivity(id) },
+			Woken:    woken,
+		}
+		if err := m.presentSecrets(id, spec, sp.Internal, &be); err != nil {
+			return gateway.Backend{}, err
 		}
 		return be, nil
 	}
 	return gateway.Backend{}, fmt.Errorf("pod %s: no tcp port %q: %w", id, port, errdefs.ErrNotFound)
-}
-
-// webtermTokenFile is the web terminal's token in the pod's config
-// directory (bind-mounted read-only at /.pinacle/config). The web-terminal
-// service definition requires it (--token-file), so its port answers only
-// to the gateway, which adds the token, and to whoever reads the file.
-const webtermTokenFile = "webterm.token"
-
-// ensureWebtermToken makes the pod's web terminal token once (32 random
-// bytes, hex); it then lives as long as the pod.
-func (m *Manager) ensureWebtermToken(id string) error {
-	path := filepath.Join(m.configDir(id), webtermTokenFile)
-	if _, err := os.Stat(path); err == nil {
-		return nil
-	}
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return err
-	}
-	// 0644: the service runs as the pod's user, who must read it.
-	return fileutil.WriteAtomic(path, []byte(hex.EncodeToString(b[:])+"\n"), 0o644)
-}
-
-// servesWebterm says whether one of spec's services is the node's web
-// terminal on port.
-func servesWebterm(spec *podspec.Pod, port int) bool {
-	for _, s := range spec.Services {
-		if s.Port == port && len(s.Command) >= 2 && filepath.Base(s.Command[0]) == "pinacle-node" && s.Command[1] == "webterm" {
-			return true
-		}
-	}
-	return false
 }
 
 // touchActivity marks pod id as active now (the idle sweep reads the

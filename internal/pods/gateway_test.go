@@ -131,7 +131,7 @@ func TestBackendWebtermToken(t *testing.T) {
 	if err != nil || len(strings.TrimSpace(string(tok))) != 64 {
 		t.Fatalf("token file: %q %v", tok, err)
 	}
-	if fi, _ := os.Stat(filepath.Join(r.m.configDir("term"), webtermTokenFile)); fi.Mode().Perm() != 0o644 {
+	if fi, _ := os.Stat(filepath.Join(r.m.configDir("term"), webtermTokenFile)); fi.Mode().Perm() != 0o600 {
 		t.Errorf("token mode %v", fi.Mode())
 	}
 	be, err := r.m.Backend(context.Background(), "term", "terminal")
@@ -153,6 +153,55 @@ func TestBackendWebtermToken(t *testing.T) {
 	}
 }
 
+// Jupyter and code-server, as the built-in service definitions run them,
+// get their own secrets: Jupyter's as an Authorization token, code-server's
+// as its session cookie; each pod has its own, and a service that names no
+// secret gets none.
+func TestBackendServiceSecrets(t *testing.T) {
+	r := newRig(t)
+	r.h.onCreate = func(bundle string) { // init says ready
+		b, _ := json.Marshal(supervisor.Status{Ready: true, StartedAt: time.Now(), UpdatedAt: time.Now()})
+		_ = os.WriteFile(filepath.Join(filepath.Dir(bundle), "run", "status.json"), b, 0o644)
+	}
+	mk := func(name string) {
+		spec := podSpec(name)
+		spec.Network.Ports = append(spec.Network.Ports, podspec.Port{Name: "lab", Internal: 8888}, podspec.Port{Name: "code", Internal: 8443})
+		spec.Services = []podspec.Service{
+			{Name: "jupyter", Port: 8888, Command: []string{"jupyter", "lab"}, Env: map[string]string{"JUPYTER_TOKEN_FILE": "/.pinacle/config/jupyter.token"}},
+			{Name: "code-server", Port: 8443, Command: []string{"sh", "-c", "HASHED_PASSWORD=$(cat /.pinacle/config/code-server.token) exec code-server"}},
+		}
+		if _, err := r.m.Create(context.Background(), api.CreateRequest{Spec: spec, Wait: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("one")
+	mk("two")
+	secret := func(pod, file string) string {
+		b, err := os.ReadFile(filepath.Join(r.m.configDir(pod), file))
+		if err != nil || len(b) != 64 || strings.TrimSpace(string(b)) != string(b) {
+			t.Fatalf("%s of %s: %q %v, want 64 hex digits and no newline", file, pod, b, err)
+		}
+		if fi, _ := os.Stat(filepath.Join(r.m.configDir(pod), file)); fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s of %s: mode %v, want 0600", file, pod, fi.Mode())
+		}
+		return string(b)
+	}
+	if secret("one", "jupyter.token") == secret("two", "jupyter.token") || secret("one", "code-server.token") == secret("one", "jupyter.token") {
+		t.Error("two pods, or two services, share a secret")
+	}
+	be, err := r.m.Backend(context.Background(), "one", "lab")
+	if err != nil || be.Header.Get("Authorization") != "token "+secret("one", "jupyter.token") || len(be.Cookies) != 0 {
+		t.Errorf("jupyter backend %+v, %v; want its token in Authorization", be, err)
+	}
+	be, err = r.m.Backend(context.Background(), "one", "code")
+	if err != nil || len(be.Cookies) != 1 || be.Cookies[0].Name != "code-server-session" || be.Cookies[0].Value != secret("one", "code-server.token") || be.Header != nil {
+		t.Errorf("code-server backend %+v, %v; want its secret as the session cookie", be, err)
+	}
+	if be, err := r.m.Backend(context.Background(), "one", "app"); err != nil || be.Header != nil || be.Cookies != nil || be.Activity == nil {
+		t.Errorf("app backend %+v, %v; want no secret, and activity credited", be, err)
+	}
+}
+
 // A request through the gateway wakes a hibernated pod and counts as
 // activity.
 func TestBackendWakesAndCountsActivity(t *testing.T) {
@@ -160,8 +209,11 @@ func TestBackendWakesAndCountsActivity(t *testing.T) {
 	r.mustCreate("web")
 	r.mustHibernate("web")
 	be, err := r.m.Backend(context.Background(), "web", "app")
-	if err != nil || be.Addr == "" {
-		t.Fatalf("Backend of a hibernated pod: %+v, %v; want it woken", be, err)
+	if err != nil || be.Addr == "" || !be.Woken {
+		t.Fatalf("Backend of a hibernated pod: %+v, %v; want it woken, and said so", be, err)
+	}
+	if be, err := r.m.Backend(context.Background(), "web", "app"); err != nil || be.Woken {
+		t.Errorf("Backend of a running pod: %+v, %v; want not woken", be, err)
 	}
 	if p := r.record("web"); p.State != lifecycle.Running {
 		t.Errorf("after Backend the pod is %s, want running", p.State)
@@ -169,5 +221,14 @@ func TestBackendWakesAndCountsActivity(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(r.m.runDir("web"), ActivityFile))
 	if err != nil || time.Since(fi.ModTime()) > time.Minute {
 		t.Errorf("activity file: %v %v, want touched now", fi, err)
+	}
+	// Bytes a long connection moves later are activity when credited.
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(filepath.Join(r.m.runDir("web"), ActivityFile), old, old); err != nil {
+		t.Fatal(err)
+	}
+	be.Activity(100)
+	if fi, _ := os.Stat(filepath.Join(r.m.runDir("web"), ActivityFile)); fi.ModTime().Before(old.Add(time.Minute)) {
+		t.Errorf("activity file at %v after a credit, want touched", fi.ModTime())
 	}
 }

@@ -153,12 +153,7 @@ func removeCheckpointed(ctx context.Context, u *unit) error {
 
 // Hibernate implements api.Service.
 func (m *Manager) Hibernate(ctx context.Context, idOrName string) (*api.Pod, error) {
-	p, err := m.find(ctx, idOrName)
-	if err != nil {
-		return nil, err
-	}
-	done := m.background(p.ID, func(ctx context.Context) error { return m.hibernate(ctx, p.ID) })
-	return m.maybeWait(ctx, p.ID, true, done)
+	return m.runVerb(ctx, idOrName, m.hibernate)
 }
 
 // hibernate runs hibernateSteps on a running pod (under its lock). On

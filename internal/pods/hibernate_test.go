@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"slices"
 	"testing"
 
@@ -185,6 +186,21 @@ func TestRecoverInterruptedHibernate(t *testing.T) {
 			t.Fatalf("ports not hibernated: %v", r.h.log())
 		}
 	})
+	t.Run("state says running, process gone", func(t *testing.T) {
+		// runsc's state file outlives a sandbox killed while the node was
+		// away: its word alone must not keep a pod "running" on nothing.
+		r := newRig(t)
+		r.mustCreate("web")
+		r.applyOp("web", lifecycle.OpHibernate)
+		r.rt.mu.Lock()
+		r.rt.pids = map[string]int{"web": deadPid(t)}
+		r.rt.mu.Unlock()
+		r.restart()
+		r.waitState("web", lifecycle.Running)
+		if r.hasEvent("web", "HibernateInterrupted") || !r.hasEvent("web", "HibernateLost") || !slices.Contains(r.h.log(), "runtime.create") {
+			t.Fatalf("a dead sandbox was taken for running: calls %v", r.h.log())
+		}
+	})
 	t.Run("checkpoint unfinished", func(t *testing.T) {
 		r := newRig(t)
 		r.mustCreate("web")
@@ -288,4 +304,14 @@ func TestWakeForConnection(t *testing.T) {
 	if ip, err := r.m.WakeForConnection(context.Background(), "web"); err != nil || !ip.IsValid() || len(r.h.log()) != 0 {
 		t.Fatalf("WakeForConnection of a running pod = %v, %v; did %v", ip, err, r.h.log())
 	}
+}
+
+// deadPid is the PID of a process that ran and was reaped.
+func deadPid(t *testing.T) int {
+	t.Helper()
+	c := exec.Command("true")
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return c.Process.Pid
 }

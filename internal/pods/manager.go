@@ -20,6 +20,7 @@ import (
 	"github.com/pinacle/pinacle-node/podspec"
 	"github.com/pinacle/pinacle-node/portfwd"
 	"github.com/pinacle/pinacle-node/rootfs"
+	"github.com/pinacle/pinacle-node/snapshots"
 	"github.com/pinacle/pinacle-node/templates"
 )
 
@@ -62,9 +63,21 @@ type Config struct {
 	// no idleTimeout of its own (0: only those that do). See idle.go for
 	// what counts as activity.
 	IdleTimeout time.Duration
+	// SubnetBits is the size of each pod's subnet (network.subnetBits): a
+	// wake that must make a lost network again asks for the subnet of the
+	// pod's recorded address even when the network's own record is gone.
+	SubnetBits int
 	// IdleCheck is how often pods are checked for idleness (default 15s,
 	// or a third of IdleTimeout when that is shorter).
 	IdleCheck time.Duration
+	// Snapshots holds template snapshots (optional: without it pods of a
+	// template always start cold). docs/snapshots.md.
+	Snapshots *snapshots.Store
+	// AutoSnapshot snapshots a template once its first cold pod is ready.
+	AutoSnapshot bool
+	// Warm is the warm sandbox pool (docs/warmpool.md); zero: off.
+	// RunWarm fills it.
+	Warm WarmConfig
 }
 
 // Manager implements Service.
@@ -86,6 +99,7 @@ type Manager struct {
 
 	status *statusCache // what views show of each pod's services
 	execs  *sessions    // open exec and terminal sessions, per pod
+	warm   *warmPool    // booted sandboxes that creates claim
 }
 
 type podLock struct {
@@ -134,6 +148,7 @@ func New(cfg Config) (*Manager, error) {
 		watchers: map[string]context.CancelFunc{},
 		status:   newStatusCache(),
 		execs:    newSessions(),
+		warm:     newWarmPool(cfg.Warm),
 	}
 	m.wg.Add(1)
 	go m.idleLoop()

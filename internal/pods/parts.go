@@ -94,6 +94,9 @@ func rootfsStep[U part]() step[U] {
 		name: "rootfs",
 		do: func(ctx context.Context, u U) error {
 			b := u.common()
+			if b.rfs != nil {
+				return nil // mounted already: a claimed warm sandbox's
+			}
 			rfs, err := b.rootfs.Mount(ctx, b.img.LayerDirs, b.dir, b.ropts)
 			if errors.Is(err, errdefs.ErrAlreadyExists) {
 				// Left mounted by an interrupted operation: start from a

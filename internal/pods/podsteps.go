@@ -28,6 +28,9 @@ var podSteps = steps[*unit]{crash: true, list: []step[*unit]{
 	{name: "network", do: setupNetwork, undo: teardownNetwork, join: "ports"},
 	imageStep[*unit](),
 	rootfsStep[*unit](),
+	// A fork or a template snapshot: its writable layer and run directory
+	// go in before anything reads the rootfs (seed.go).
+	{name: "seed", do: applySeed},
 	{name: "workspace", do: prepareWorkspace},
 	{name: "ports", do: allocatePorts, release: releasePorts},
 	{name: "bundle", do: writeBundle},
@@ -39,6 +42,7 @@ var podSteps = steps[*unit]{crash: true, list: []step[*unit]{
 	{name: "sandbox", do: startSandbox, undo: stopSandbox, partial: true, join: "ready"},
 	{name: "forward", do: startForwarding, undo: stopForwarding, partial: true},
 	{name: "ready", do: waitReady},
+	{name: "seeded", do: afterSeed},
 	// A hibernated pod's checkpoint goes when it is stopped, deleted or
 	// started afresh.
 	{name: "checkpoint", undo: discardCheckpoint},
@@ -58,6 +62,18 @@ type unit struct {
 	// stop); a failed start removes it at once.
 	graceful bool
 	wake     wakeMode // who asked for a wake (wakeSteps)
+	// seed, set by the seed step, makes the sandbox step restore it;
+	// seedFailed is that restore's error; noSeed forbids a seed (the
+	// cold retry after a failed restore).
+	seed       *seed
+	seedFailed error
+	noSeed     bool
+	// standby brings up a warm pool entry: its init waits for a claim.
+	standby bool
+	// warm is the warm sandbox this pod's create claimed: its network,
+	// rootfs and sandbox are up, and the steps hand them to the pod
+	// (docs/warmpool.md).
+	warm *warmEntry
 }
 
 // unitFor is what the undo and release of pod id need.
@@ -89,6 +105,7 @@ func (m *Manager) newUnit(id string, spec *podspec.Pod, st *podStatus) (*unit, e
 			}
 		}, func() {}
 	}
+	m.takeWarm(u)
 	return u, nil
 }
 
@@ -105,9 +122,12 @@ func removeFiles(_ context.Context, u *unit) error {
 }
 
 func setupNetwork(ctx context.Context, u *unit) error {
-	att, err := u.m.cfg.Net.Setup(ctx, u.nspec)
-	if err != nil {
-		return err
+	att := u.att
+	if u.warm == nil || att == nil { // a claimed warm sandbox's is up already
+		var err error
+		if att, err = u.m.cfg.Net.Setup(ctx, u.nspec); err != nil {
+			return err
+		}
 	}
 	u.att = att
 	u.st.IP, u.st.NetnsPath = att.IP.String(), att.NetnsPath
@@ -137,16 +157,26 @@ func allocatePorts(ctx context.Context, u *unit) error {
 func releasePorts(ctx context.Context, u *unit) error { return u.m.cfg.Ports.Release(ctx, u.id) }
 
 func writeBundle(_ context.Context, u *unit) error {
-	return u.m.writeBundle(u.id, u.spec, u.img, u.rfs.Path, u.att, u.limits)
+	if u.warm != nil {
+		return u.m.writeClaimedBundle(u)
+	}
+	return u.m.writeBundle(u.id, u.spec, u.img, u.rfs.Path, u.att, u.limits, u.standby)
 }
 
 // startSandbox creates and starts the sandbox in one runsc call. A failed
 // call can leave a created sandbox behind (the step is partial).
 func startSandbox(ctx context.Context, u *unit) error {
 	m, id := u.m, u.id
+	if u.warm != nil && m.claimSandbox(ctx, u) {
+		return nil
+	}
 	// A stale status file would read as ready before init wrote its own.
-	if err := os.Remove(m.statusFile(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	// A seed's is not stale: it is the restored init's own, written
+	// before the checkpoint by the same processes.
+	if u.seed == nil {
+		if err := os.Remove(m.statusFile(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
 	logf, err := os.OpenFile(filepath.Join(m.logDir(id), "sandbox.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -157,6 +187,9 @@ func startSandbox(ctx context.Context, u *unit) error {
 	// A leftover of an interrupted start.
 	if err := m.cfg.Runtime.Delete(ctx, id, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return fmt.Errorf("removing a leftover sandbox: %w", err)
+	}
+	if u.seed != nil {
+		return restoreSeed(ctx, u, logf)
 	}
 	return m.cfg.Runtime.Create(ctx, id, m.bundleDir(id), oci.CreateOpts{Stdout: logf, Stderr: logf, Start: true})
 }

@@ -22,12 +22,14 @@ func (m *Manager) Create(ctx context.Context, req api.CreateRequest) (*api.Pod, 
 	if err != nil {
 		return nil, err
 	}
+	spec = m.claimWarm(ctx, req, spec) // docs/warmpool.md
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err
 	}
 	p, err := m.cfg.Store.CreatePod(ctx, store.Pod{ID: spec.ID, Name: spec.Name, Spec: b})
 	if err != nil {
+		m.unclaimWarm(ctx, spec.ID)
 		if spec.GithubRepo != "" {
 			m.discardPodDir(spec.ID)
 		}
@@ -143,11 +145,17 @@ func (m *Manager) maybeWait(ctx context.Context, id string, wait bool, done <-ch
 
 // Start implements Service.
 func (m *Manager) Start(ctx context.Context, idOrName string) (*api.Pod, error) {
+	return m.runVerb(ctx, idOrName, m.start)
+}
+
+// runVerb runs op on the pod idOrName names in the background, under its
+// lock, and returns the pod once op is done or the caller stops waiting.
+func (m *Manager) runVerb(ctx context.Context, idOrName string, op func(context.Context, string) error) (*api.Pod, error) {
 	p, err := m.find(ctx, idOrName)
 	if err != nil {
 		return nil, err
 	}
-	done := m.background(p.ID, func(ctx context.Context) error { return m.start(ctx, p.ID) })
+	done := m.background(p.ID, func(ctx context.Context) error { return op(ctx, p.ID) })
 	return m.maybeWait(ctx, p.ID, true, done)
 }
 
@@ -196,7 +204,7 @@ func (m *Manager) bringUp(ctx context.Context, p *store.Pod) error {
 		return m.fail(ctx, p.ID, err)
 	}
 	t := &timing{}
-	err = podSteps.up(ctx, u, t, func(step string, err error) {
+	err = m.upSeeded(ctx, u, t, func(step string, err error) {
 		m.log.Warn("undo "+step, "pod", p.ID, "err", err)
 	})
 	if err == nil {

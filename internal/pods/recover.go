@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"syscall"
 
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 	"github.com/pinacle/pinacle-node/internal/store"
-	"github.com/pinacle/pinacle-node/oci"
 	"github.com/pinacle/pinacle-node/portfwd"
 )
 
@@ -29,6 +27,9 @@ func (m *Manager) Recover(ctx context.Context) error {
 			m.log.Warn("recovering pod", "pod", p.ID, "err", err)
 		}
 	}
+	// Warm sandboxes a dead daemon left (docs/warmpool.md): none is
+	// adopted, RunWarm boots new ones.
+	m.removeWarmLeftovers(ctx)
 	return nil
 }
 
@@ -112,10 +113,7 @@ func (m *Manager) portsNotRunning(ctx context.Context, id string) {
 // death when the sandbox is gone.
 func (m *Manager) recoverRunning(ctx context.Context, p *store.Pod) error {
 	id := p.ID
-	s, err := m.cfg.Runtime.State(ctx, id)
-	// runsc's state file can still say running for a sandbox killed
-	// while the node was away: the process itself must be there.
-	if err == nil && s.Status == oci.StatusRunning && (s.Pid <= 0 || syscall.Kill(s.Pid, 0) != syscall.ESRCH) {
+	if m.sandboxRunning(ctx, id) {
 		// Adopt: the sandbox lived through our absence.
 		st := m.statusOf(ctx, p)
 		if ip, err := netip.ParseAddr(st.IP); err == nil {

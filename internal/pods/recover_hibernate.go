@@ -3,6 +3,7 @@ package pods
 import (
 	"context"
 	"net/netip"
+	"syscall"
 
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 	"github.com/pinacle/pinacle-node/internal/store"
@@ -10,10 +11,17 @@ import (
 	"github.com/pinacle/pinacle-node/portfwd"
 )
 
-// sandboxRunning says whether pod id's sandbox runs.
+// sandboxRunning says whether pod id's sandbox runs: runsc says so and
+// its process is there. runsc's state file can still say running for a
+// sandbox killed while the node was away, so the state alone is not
+// trusted. Recovery of running, hibernating and waking pods all decide
+// with this one check.
 func (m *Manager) sandboxRunning(ctx context.Context, id string) bool {
 	s, err := m.cfg.Runtime.State(ctx, id)
-	return err == nil && s.Status == oci.StatusRunning
+	if err != nil || s.Status != oci.StatusRunning {
+		return false
+	}
+	return s.Pid <= 0 || syscall.Kill(s.Pid, 0) != syscall.ESRCH
 }
 
 // recoverHibernating settles a hibernate the node's death interrupted:

@@ -77,6 +77,12 @@ func restoreAddress(ctx context.Context, u *unit) error {
 func remakeNetwork(ctx context.Context, u *unit, ip netip.Addr) error {
 	if old, err := u.m.cfg.Net.Get(ctx, u.id); err == nil && old.Subnet.IsValid() && old.Subnet.Contains(ip) {
 		u.nspec.Subnet = old.Subnet
+	} else if bits := u.m.cfg.SubnetBits; bits > 0 && bits <= ip.BitLen() {
+		// The network's record went with the machine's state: without a
+		// subnet asked for, a default network would be a warm pool
+		// entry's, on another address (seen in
+		// TestHibernateWakeAfterMachineRestart).
+		u.nspec.Subnet = netip.PrefixFrom(ip, bits).Masked()
 	}
 	if err := u.m.cfg.Net.Teardown(ctx, u.id); err != nil {
 		return fmt.Errorf("clearing the lost network: %w", err)
@@ -140,12 +146,7 @@ func removeRestored(ctx context.Context, u *unit) error { return u.m.deleteSandb
 
 // Wake implements api.Service.
 func (m *Manager) Wake(ctx context.Context, idOrName string) (*api.Pod, error) {
-	p, err := m.find(ctx, idOrName)
-	if err != nil {
-		return nil, err
-	}
-	done := m.background(p.ID, func(ctx context.Context) error { return m.wake(ctx, p.ID, wakeMode{}) })
-	return m.maybeWait(ctx, p.ID, true, done)
+	return m.runVerb(ctx, idOrName, func(ctx context.Context, id string) error { return m.wake(ctx, id, wakeMode{}) })
 }
 
 // WakeForConnection wakes pod id for a connection to one of its host
