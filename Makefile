@@ -11,9 +11,10 @@ export CGO_ENABLED := 0
 
 all: build
 
-## build: bin/pinacle-node, static
+## build: bin/pinacle-node and bin/pinacle-vk (the Kubernetes node, docs/kubernetes.md), static
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/pinacle-node ./cmd/pinacle-node
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/pinacle-vk ./cmd/pinacle-vk
 
 ## cross: bin/pinacle-node-linux-{amd64,arm64} for the Lima VM
 cross:
@@ -39,9 +40,9 @@ K8S_RIG_BIN ?= /var/lib/pinacle-k8s-rig/bin
 k8s-build:
 	BIN=$(K8S_RIG_BIN) bash hack/k8srig/build-k8s.sh
 
-## k8s-rig: a control plane on 127.0.0.1 and three pinacle nodes through `pinacle-node vk` (docs/kubernetes.md); ^C stops it
+## k8s-rig: a control plane on 127.0.0.1 and three pinacle nodes through `pinacle-vk` (docs/kubernetes.md); ^C stops it
 k8s-rig: build k8s-build
-	$(GO) run ./hack/k8srig -bin $(K8S_RIG_BIN) -node-bin $(BIN)/pinacle-node
+	$(GO) run ./hack/k8srig -bin $(K8S_RIG_BIN) -node-bin $(BIN)/pinacle-node -vk-bin $(BIN)/pinacle-vk
 
 ## k8s-e2e: the rig test (root, real runsc; needs k8s-build's binaries, not part of `make test`)
 k8s-e2e: k8s-build

@@ -31,7 +31,6 @@ func newRootCmd() *cobra.Command {
 		newDrainCmd(),
 		newStatusCmd(),
 		newWebtermCmd(),
-		newVKCmd(),
 	)
 	cli.Strict(root)
 	return root

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/k8srig"
@@ -133,7 +134,7 @@ func figures(t *testing.T, r *k8srig.Rig) {
 		waitPod(t, r, name, 2*time.Minute, "Ready", ready)
 		viaK8s = append(viaK8s, time.Since(start))
 
-		kp.UID = "direct-" + name
+		kp.UID = types.UID("direct-" + name)
 		req, err := vk.CreateRequest(kp)
 		if err != nil {
 			t.Fatal(err)

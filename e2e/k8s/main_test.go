@@ -12,6 +12,7 @@ import (
 
 var (
 	nodeBin string
+	vkBin   string
 	workDir string
 	skipWhy string
 )
@@ -38,12 +39,14 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(workDir)
-	nodeBin = filepath.Join(workDir, "pinacle-node")
-	build := exec.Command("go", "build", "-o", nodeBin, "../../cmd/pinacle-node")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "k8s rig: building pinacle-node: %v\n%s", err, out)
-		return 1
+	nodeBin, vkBin = filepath.Join(workDir, "pinacle-node"), filepath.Join(workDir, "pinacle-vk")
+	for bin, pkg := range map[string]string{nodeBin: "../../cmd/pinacle-node", vkBin: "../../cmd/pinacle-vk"} {
+		build := exec.Command("go", "build", "-o", bin, pkg)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "k8s rig: building %s: %v\n%s", pkg, err, out)
+			return 1
+		}
 	}
 	return m.Run()
 }

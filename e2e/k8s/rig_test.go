@@ -66,7 +66,7 @@ func startRig(t *testing.T) *k8srig.Rig {
 	if err := testimage.WriteOCILayout(layout, map[string]v1.Image{busybox: img}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := k8srig.Start(ctx, k8srig.Options{Dir: dir, BinDir: rigBin(), NodeBin: nodeBin, Nodes: 3,
+	r, err := k8srig.Start(ctx, k8srig.Options{Dir: dir, BinDir: rigBin(), NodeBin: nodeBin, VKBin: vkBin, Nodes: 3,
 		PortBase: 26400, OutageSeconds: 30, ImageLayout: layout, Log: testWriter{t}})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,6 @@
 // Command k8srig brings up the Kubernetes rig (make k8s-rig): etcd,
 // kube-apiserver, kube-scheduler and kube-controller-manager on
-// 127.0.0.1 and three pinacle nodes joined through `pinacle-node vk`,
+// 127.0.0.1 and three pinacle nodes joined through `pinacle-vk`,
 // prints how to reach it, and on SIGINT/SIGTERM deletes every pod, stops
 // everything and cleans the nodes.
 package main
@@ -28,19 +28,23 @@ func main() {
 	dir := flag.String("dir", "/var/lib/pinacle-k8s-rig/run", "the rig's state (removed and made afresh)")
 	bin := flag.String("bin", "/var/lib/pinacle-k8s-rig/bin", "where build-k8s.sh put the control plane")
 	node := flag.String("node-bin", "bin/pinacle-node", "the pinacle-node binary")
+	vkBin := flag.String("vk-bin", "bin/pinacle-vk", "the pinacle-vk binary")
 	nodes := flag.Int("nodes", 3, "how many pinacle nodes")
 	flag.Parse()
-	if err := run(*dir, *bin, *node, *nodes); err != nil {
+	if err := run(*dir, *bin, *node, *vkBin, *nodes); err != nil {
 		fmt.Fprintln(os.Stderr, "k8s-rig:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir, bin, nodeBin string, nodes int) error {
+func run(dir, bin, nodeBin, vkBin string, nodes int) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	nodeBin, err := filepath.Abs(nodeBin)
 	if err != nil {
+		return err
+	}
+	if vkBin, err = filepath.Abs(vkBin); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(dir); err != nil {
@@ -57,7 +61,7 @@ func run(dir, bin, nodeBin string, nodes int) error {
 	if err := testimage.WriteOCILayout(layout, map[string]v1.Image{"pinacle.local/busybox:latest": img}); err != nil {
 		return err
 	}
-	r, err := k8srig.Start(ctx, k8srig.Options{Dir: dir, BinDir: bin, NodeBin: nodeBin, Nodes: nodes,
+	r, err := k8srig.Start(ctx, k8srig.Options{Dir: dir, BinDir: bin, NodeBin: nodeBin, VKBin: vkBin, Nodes: nodes,
 		PortBase: 26400, OutageSeconds: 300, ImageLayout: layout, Log: os.Stderr})
 	if err != nil {
 		return err

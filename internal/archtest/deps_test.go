@@ -24,8 +24,8 @@ type depRule struct {
 var (
 	linuxOnly = []string{"go.etcd.io/bbolt", "github.com/vishvananda", "github.com/containernetworking", "golang.org/x/sys/unix"}
 	hostOwn   = []string{"internal/api", "internal/cli", "internal/errdefs", "internal/lifecycle", "podspec"}
-	// kube is Kubernetes and virtual-kubelet: only `pinacle-node vk` (and
-	// the rig) carry them, never the host side built for macOS.
+	// kube is Kubernetes and virtual-kubelet: only `pinacle-vk` (and the
+	// rig) carry them, never pinacle-node nor the host side built for macOS.
 	kube = []string{"k8s.io/", "sigs.k8s.io/controller-runtime", "github.com/virtual-kubelet/"}
 )
 
@@ -41,6 +41,8 @@ var depRules = []depRule{
 	{pkg: "portfwd", goos: "linux", own: []string{"portfwd", "internal/errdefs", "internal/fileutil", "internal/wakedial"},
 		deny: []string{"github.com/containernetworking/", "github.com/vishvananda/"},
 		why:  "the forwarder is usable without CNI or netlink; its kernel path lives in portfwd/dnat"},
+	{pkg: "cmd/pinacle-node", goos: "linux", deny: kube,
+		why: "pinacle-node is also every sandbox's PID 1; Kubernetes' client libraries live in cmd/pinacle-vk"},
 	{pkg: "supervisor", goos: "linux",
 		deny: []string{"github.com/containernetworking/", "github.com/vishvananda/", "go.etcd.io/bbolt",
 			"github.com/prometheus/", "github.com/spf13/", "os/user"},

@@ -104,10 +104,10 @@ func (n *Node) StartServe(ctx context.Context) error {
 	}
 }
 
-// StartVK starts `pinacle-node vk` for the node.
+// StartVK starts `pinacle-vk` for the node.
 func (n *Node) StartVK() error {
 	var err error
-	n.vk, err = startProc(n.Name+" vk", filepath.Join(n.Dir, "vk.log"), nil, n.rig.opts.NodeBin, "vk",
+	n.vk, err = startProc(n.Name+" vk", filepath.Join(n.Dir, "vk.log"), nil, n.rig.opts.VKBin,
 		"--kubeconfig", n.Kubeconfig, "--node-name", n.Name, "--socket", n.Socket, "--address", n.Addr,
 		"--listen", net.JoinHostPort(n.Addr, "10250"), "--client-ca", n.rig.pki.path("ca.crt"),
 		"--cpu", "2", "--memory", "8Gi", "--pods", "20")

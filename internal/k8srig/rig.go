@@ -21,6 +21,7 @@ type Options struct {
 	Dir     string // this rig's state: certificates, etcd data, logs, node roots
 	BinDir  string // etcd, kube-apiserver, kube-scheduler, kube-controller-manager
 	NodeBin string // the pinacle-node binary
+	VKBin   string // the pinacle-vk binary
 	Nodes   int
 	// PortBase: etcd at PortBase, its peer port PortBase+1, the API
 	// server at PortBase+2.
@@ -196,7 +197,7 @@ func (r *Rig) waitAPI(ctx context.Context) error {
 }
 
 // NodeGroup is the group of the rig's node identities; grantNodes gives
-// it what `pinacle-node vk` needs.
+// it what `pinacle-vk` needs.
 const NodeGroup = "pinacle:nodes"
 
 func (r *Rig) grantNodes(ctx context.Context) error {

@@ -26,7 +26,7 @@ import (
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 )
 
-// Config is what `pinacle-node vk` needs.
+// Config is what `pinacle-vk` needs.
 type Config struct {
 	Kubeconfig string // kubeconfig of the node's Kubernetes identity
 	NodeName   string

@@ -17,7 +17,7 @@ func newVKCmd() *cobra.Command {
 	var cpu, mem string
 	var pods int
 	cmd := &cobra.Command{
-		Use:   "vk",
+		Use:   "pinacle-vk",
 		Short: "Register this node with Kubernetes (virtual-kubelet) and run the pods it is given",
 		Long: `Register this node as a Kubernetes Node through virtual-kubelet and run the
 pods the scheduler binds to it as pinacle pods, through the daemon's API
