@@ -30,7 +30,6 @@ import (
 	"github.com/pinacle/pinacle-node/internal/testenv"
 	"github.com/pinacle/pinacle-node/internal/testimage"
 	"github.com/pinacle/pinacle-node/internal/vk"
-	"github.com/pinacle/pinacle-node/oci"
 )
 
 const busybox = "pinacle.local/busybox:latest"
@@ -118,15 +117,13 @@ func teardown(t *testing.T, r *k8srig.Rig) {
 	}
 	r.Stop(ctx)
 	for _, n := range r.Nodes {
-		cmd := exec.Command(nodeBin, "cleanup", "--config", n.Config)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("%s: cleanup: %v: %s", n.Name, err, out)
-		}
 		out, _ := exec.Command("runsc", "--root", n.RunscRoot, "list", "-quiet").Output()
 		if ids := strings.TrimSpace(string(out)); ids != "" {
 			t.Errorf("%s: runsc containers left: %s", n.Name, ids)
 		}
-		_ = oci.ReleaseRoot(n.RunscRoot)
+		if err := n.Clean(ctx); err != nil {
+			t.Error(err)
+		}
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/pinacle/pinacle-node/internal/k8srig"
 	"github.com/pinacle/pinacle-node/internal/testimage"
-	"github.com/pinacle/pinacle-node/oci"
 )
 
 func main() {
@@ -84,10 +82,9 @@ func run(dir, bin, nodeBin, vkBin string, nodes int) error {
 	}
 	r.Stop(down)
 	for _, n := range r.Nodes {
-		if out, err := exec.Command(nodeBin, "cleanup", "--config", n.Config).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "k8s-rig: %s cleanup: %v: %s\n", n.Name, err, out)
+		if err := n.Clean(down); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 		}
-		_ = oci.ReleaseRoot(n.RunscRoot)
 	}
 	return nil
 }

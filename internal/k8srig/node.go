@@ -12,64 +12,71 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pinacle/pinacle-node/oci"
 )
 
 // Node is one pinacle node of the rig: its own data root, runsc root,
-// socket, subnet pool, host port range and address (127.0.1.N, on which
+// cgroup parent, socket, subnet pool, host port range and address (127.0.1.N, on which
 // its host ports, gateway and kubelet API listen), so two nodes on one
 // host share no runsc state or addresses.
 type Node struct {
-	rig        *Rig
-	Index      int
-	Name       string
-	Dir        string
-	Config     string // node.yaml
-	Socket     string
-	Addr       string
-	RunscRoot  string
-	Kubeconfig string
-	PortMin    int
-	PortMax    int
-	serve, vk  *proc
+	rig       *Rig
+	Index     int
+	Name      string
+	Dir       string
+	Config    string // node.yaml
+	Socket    string
+	Addr      string
+	RunscRoot string
+	// CgroupParent is node.yaml's cgroupParent: the node's pods' cgroups
+	// are made under it, and its cleanup removes it.
+	CgroupParent string
+	Kubeconfig   string
+	PortMin      int
+	PortMax      int
+	serve, vk    *proc
 }
 
-func (r *Rig) addNode(ctx context.Context, i int) (*Node, error) {
+// addNode makes node i's configuration and identity, imports the image
+// and starts it; the node is in r.Nodes from its first process on, so a
+// failed Start cleans it.
+func (r *Rig) addNode(ctx context.Context, i int) error {
 	dir := filepath.Join(r.opts.Dir, fmt.Sprintf("node%d", i))
 	n := &Node{rig: r, Index: i, Name: fmt.Sprintf("pinacle-%d", i), Dir: dir, Config: filepath.Join(dir, "node.yaml"),
 		Socket: filepath.Join(dir, "node.sock"), Addr: fmt.Sprintf("127.0.1.%d", i), RunscRoot: filepath.Join(dir, "runsc"),
-		Kubeconfig: filepath.Join(dir, "kubeconfig"), PortMin: 26000 + 100*i, PortMax: 26000 + 100*i + 99}
+		Kubeconfig: filepath.Join(dir, "kubeconfig"), CgroupParent: fmt.Sprintf("/pinacle-k8srig-%d", i), PortMin: 26000 + 100*i, PortMax: 26000 + 100*i + 99}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+		return err
 	}
 	cfg := fmt.Sprintf(`dataRoot: %s/data
 runscRoot: %s
 socket: %s
 templatesDir: %s/templates
+cgroupParent: %s
 network: {pool: 10.%d.0.0/16}
 ports: {min: %d, max: %d, listenAddr: %s, urlHost: %s}
 gateway: {port: %d, listenAddr: %s}
-`, dir, n.RunscRoot, n.Socket, dir, 80+i, n.PortMin, n.PortMax, n.Addr, n.Addr, 25800+i, n.Addr)
+`, dir, n.RunscRoot, n.Socket, dir, n.CgroupParent, 80+i, n.PortMin, n.PortMax, n.Addr, n.Addr, 25800+i, n.Addr)
 	if err := os.WriteFile(n.Config, []byte(cfg), 0o644); err != nil {
-		return nil, err
+		return err
 	}
 	if err := r.pki.issue(n.Name, "system:node:"+n.Name, []string{NodeGroup}, nil, nil, false); err != nil {
-		return nil, err
+		return err
 	}
 	if err := r.pki.kubeconfig(n.Kubeconfig, r.Server, n.Name); err != nil {
-		return nil, err
+		return err
 	}
 	if r.opts.ImageLayout != "" {
 		cmd := exec.CommandContext(ctx, r.opts.NodeBin, "image", "import", r.opts.ImageLayout)
 		cmd.Env = append(os.Environ(), n.Env()...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			return nil, fmt.Errorf("k8s rig: %s: image import: %w: %s", n.Name, err, out)
+			return fmt.Errorf("k8s rig: %s: image import: %w: %s", n.Name, err, out)
 		}
 	}
-	if err := n.Start(ctx); err != nil {
-		return nil, err
-	}
-	return n, nil
+	r.Nodes = append(r.Nodes, n)
+	return n.Start(ctx)
 }
 
 // Start starts the node's daemon, waits for its socket, then starts vk.
@@ -148,6 +155,19 @@ func (n *Node) WaitReady(ctx context.Context, timeout time.Duration) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// Clean runs `pinacle-node cleanup` for the node (its processes stopped
+// first) and releases its runsc root: what a node leaves on the host.
+func (n *Node) Clean(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, n.rig.opts.NodeBin, "cleanup", "--config", n.Config).CombinedOutput()
+	if rerr := oci.ReleaseRoot(n.RunscRoot); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("k8s rig: %s: cleanup: %w: %s", n.Name, err, out)
+	}
+	return nil
 }
 
 // Logs is the tail of the node's daemon and vk logs.

@@ -54,7 +54,7 @@ var Binaries = []string{"etcd", "kube-apiserver", "kube-scheduler", "kube-contro
 // Start brings up etcd, the API server, the scheduler and the controller
 // manager, then opts.Nodes pinacle nodes (serve + vk) and waits until
 // every node is Ready. On error, what was started is stopped.
-func Start(ctx context.Context, opts Options) (r *Rig, err error) {
+func Start(ctx context.Context, opts Options) (_ *Rig, err error) {
 	for _, b := range Binaries {
 		if _, err := os.Stat(filepath.Join(opts.BinDir, b)); err != nil {
 			return nil, fmt.Errorf("k8s rig: %s missing in %s (run hack/k8srig/build-k8s.sh): %w", b, opts.BinDir, err)
@@ -63,10 +63,17 @@ func Start(ctx context.Context, opts Options) (r *Rig, err error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
-	r = &Rig{opts: opts}
+	r := &Rig{opts: opts}
 	defer func() {
+		// r, not the named result: a failed Start returns nil but must
+		// stop what it started and clean the nodes' host state.
 		if err != nil {
 			r.Stop(context.WithoutCancel(ctx))
+			for _, n := range r.Nodes {
+				if cerr := n.Clean(context.WithoutCancel(ctx)); cerr != nil {
+					r.logf("%v", cerr)
+				}
+			}
 		}
 	}()
 	if r.pki, err = newPKI(filepath.Join(opts.Dir, "pki")); err != nil {
@@ -79,11 +86,9 @@ func Start(ctx context.Context, opts Options) (r *Rig, err error) {
 		return nil, err
 	}
 	for i := 1; i <= opts.Nodes; i++ {
-		n, err := r.addNode(ctx, i)
-		if err != nil {
+		if err := r.addNode(ctx, i); err != nil {
 			return nil, err
 		}
-		r.Nodes = append(r.Nodes, n)
 	}
 	for _, n := range r.Nodes {
 		if err := n.WaitReady(ctx, 90*time.Second); err != nil {
@@ -147,6 +152,9 @@ func (r *Rig) startControlPlane(ctx context.Context) error {
 		"--client-ca-file", p.path("ca.crt"), "--kubelet-certificate-authority", p.path("ca.crt"),
 		"--kubelet-client-certificate", p.path("kubelet-client.crt"), "--kubelet-client-key", p.path("kubelet-client.key"),
 		"--kubelet-preferred-address-types", "InternalIP",
+		// The endpoint reconciler refuses a loopback advertise address;
+		// the rig has no in-cluster clients of the kubernetes Service.
+		"--endpoint-reconciler-type", "none",
 		"--service-account-key-file", p.path("sa.pub"), "--service-account-signing-key-file", p.path("sa.key"),
 		"--service-account-issuer", "https://kubernetes.default.svc", "--service-cluster-ip-range", "10.0.0.0/24",
 		"--authorization-mode", "RBAC", "--disable-admission-plugins", "ServiceAccount",
