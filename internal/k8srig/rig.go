@@ -104,21 +104,7 @@ func (r *Rig) logf(format string, args ...any) {
 
 func (r *Rig) startControlPlane(ctx context.Context) error {
 	p, o := r.pki, r.opts
-	lo := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")}
-	for _, c := range []struct {
-		name, cn string
-		groups   []string
-		server   bool
-	}{
-		{"apiserver", "kube-apiserver", nil, true},
-		{"admin", "rig-admin", []string{"system:masters"}, false},
-		{"kubelet-client", "kube-apiserver-kubelet-client", []string{"system:masters"}, false},
-	} {
-		if err := p.issue(c.name, c.cn, c.groups, lo, []string{"localhost", "kubernetes", "kubernetes.default"}, c.server); err != nil {
-			return err
-		}
-	}
-	if err := p.serviceAccountKey(); err != nil {
+	if err := p.controlPlaneCerts(); err != nil {
 		return err
 	}
 	etcdPort, apiPort := o.PortBase, o.PortBase+2
@@ -251,4 +237,25 @@ func (r *Rig) Logs(lines int) string {
 		out += n.Logs(lines)
 	}
 	return out
+}
+
+// controlPlaneCerts issues the API server's serving pair, the admin
+// identity, the API server's kubelet client pair and the service account
+// key.
+func (p *pki) controlPlaneCerts() error {
+	lo := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")}
+	for _, c := range []struct {
+		name, cn string
+		groups   []string
+		server   bool
+	}{
+		{"apiserver", "kube-apiserver", nil, true},
+		{"admin", "rig-admin", []string{"system:masters"}, false},
+		{"kubelet-client", "kube-apiserver-kubelet-client", []string{"system:masters"}, false},
+	} {
+		if err := p.issue(c.name, c.cn, c.groups, lo, []string{"localhost", "kubernetes", "kubernetes.default"}, c.server); err != nil {
+			return err
+		}
+	}
+	return p.serviceAccountKey()
 }
