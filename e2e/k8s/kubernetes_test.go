@@ -5,6 +5,8 @@ package k8s
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +64,26 @@ func TestKubernetesRig(t *testing.T) {
 	})
 }
 
+// memAvailable is the host's MemAvailable in bytes.
+func memAvailable(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "MemAvailable:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no MemAvailable in /proc/meminfo")
+	return 0
+}
+
 func waitGone(t *testing.T, r *k8srig.Rig, name string) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
@@ -81,6 +103,7 @@ func waitGone(t *testing.T, r *k8srig.Rig, name string) {
 // scheduler put two on each node, each Ready.
 func spread(t *testing.T, r *k8srig.Rig) []string {
 	ctx := context.Background()
+	availBefore := memAvailable(t)
 	var names []string
 	for i := range 6 {
 		name := fmt.Sprintf("web-%d", i)
@@ -108,6 +131,9 @@ func spread(t *testing.T, r *k8srig.Rig) []string {
 		}
 	}
 	t.Logf("six pods spread over the nodes: %v", perNode)
+	used := availBefore - memAvailable(t)
+	t.Logf("FIGURE the rig holds %d nodes and %d pods (their requests: 500m CPU, 256 MiB each; the nodes offer 2 CPUs, 8 GiB, 20 pods each): "+
+		"host MemAvailable fell %d MiB for the six pods, %d MiB a pod", len(r.Nodes), len(names), used>>20, used/int64(len(names))>>20)
 	return names
 }
 

@@ -137,6 +137,16 @@ func healthCheck(pr *corev1.Probe, i int) (*podspec.HealthCheck, error) {
 	if pr.TimeoutSeconds > 0 {
 		hc.Timeout = podspec.Duration{Duration: secs(pr.TimeoutSeconds)}
 	}
+	// Kubernetes lets a probe's timeout reach or pass its period (probes
+	// run one at a time); a pinacle health check wants it shorter, so such
+	// a timeout becomes nine tenths of the period.
+	iv := hc.Interval.Duration
+	if iv == 0 {
+		iv = podspec.DefaultHealthInterval
+	}
+	if hc.Timeout.Duration >= iv {
+		hc.Timeout = podspec.Duration{Duration: iv * 9 / 10}
+	}
 	if pr.InitialDelaySeconds > 0 {
 		hc.StartPeriod = podspec.Duration{Duration: secs(pr.InitialDelaySeconds)}
 	}

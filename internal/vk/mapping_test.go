@@ -261,3 +261,23 @@ func TestOutageTolerations(t *testing.T) {
 		t.Error("second pass changed the tolerations again")
 	}
 }
+
+// Kubernetes allows a probe timeout equal to its period (timeoutSeconds
+// defaults to 1, so periodSeconds: 1 is common); the mapped health check
+// must still pass the node's validation, which wants the timeout shorter.
+func TestProbeTimeoutAtPeriodIsAccepted(t *testing.T) {
+	p := webPod()
+	p.Spec.Containers[0].ReadinessProbe.PeriodSeconds = 1
+	p.Spec.Containers[0].ReadinessProbe.TimeoutSeconds = 1
+	req, err := CreateRequest(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := req.Spec.Services[0].HealthCheck
+	if hc == nil || hc.Interval.Duration != time.Second || hc.Timeout.Duration != 900*time.Millisecond {
+		t.Fatalf("health check %+v, want interval 1s, timeout 900ms", hc)
+	}
+	if err := req.Spec.Validate(); err != nil {
+		t.Fatalf("mapped spec refused by the node's validation: %v", err)
+	}
+}
