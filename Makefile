@@ -7,14 +7,15 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.Version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: all build cross setup test unit e2e bench fuzz chaos load lint leakcheck clean
+.PHONY: all build cross setup test unit e2e bench fuzz chaos load lint leakcheck clean k8s-build k8s-rig k8s-e2e
 
 all: build
 
-## build: bin/pinacle-node and bin/pinacle-init (pods' PID 1, which the node finds beside itself), static
+## build: bin/pinacle-node, bin/pinacle-init (pods' PID 1, which the node finds beside itself) and bin/pinacle-vk (the Kubernetes node, docs/kubernetes.md), static
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/pinacle-node ./cmd/pinacle-node
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/pinacle-init ./cmd/pinacle-init
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/pinacle-vk ./cmd/pinacle-vk
 
 ## cross: bin/pinacle-{node,init}-linux-{amd64,arm64} for the Lima VM
 cross:
@@ -34,6 +35,19 @@ unit:
 ## e2e: the real binary against real runsc, CNI and a loopback registry, then the leak check
 e2e: build
 	set -o pipefail; $(GO) test -json -count=1 -timeout 40m ./e2e/... | $(GO) run ./hack/testreport
+
+## k8s-build: etcd and Kubernetes' control plane from the module proxy, once, into $(K8S_RIG_BIN) (minutes)
+K8S_RIG_BIN ?= /var/lib/pinacle-k8s-rig/bin
+k8s-build:
+	BIN=$(K8S_RIG_BIN) bash hack/k8srig/build-k8s.sh
+
+## k8s-rig: a control plane on 127.0.0.1 and three pinacle nodes through `pinacle-vk` (docs/kubernetes.md); ^C stops it
+k8s-rig: build k8s-build
+	$(GO) run ./hack/k8srig -bin $(K8S_RIG_BIN) -node-bin $(BIN)/pinacle-node -vk-bin $(BIN)/pinacle-vk
+
+## k8s-e2e: the rig test (root, real runsc; needs k8s-build's binaries, not part of `make test`)
+k8s-e2e: k8s-build
+	set -o pipefail; PINACLE_K8S_RIG_BIN=$(K8S_RIG_BIN) $(GO) test -tags k8srig -json -count=1 -timeout 30m ./e2e/k8s/ | $(GO) run ./hack/testreport
 
 ## chaos: SIGKILL the daemon (and sandboxes) at random under concurrent clients, 200 rounds (CHAOS_ROUNDS); CI runs a short version in e2e
 CHAOS_ROUNDS ?= 200

@@ -24,20 +24,25 @@ type depRule struct {
 var (
 	linuxOnly = []string{"go.etcd.io/bbolt", "github.com/vishvananda", "github.com/containernetworking", "golang.org/x/sys/unix"}
 	hostOwn   = []string{"internal/api", "internal/cli", "internal/errdefs", "internal/lifecycle", "podspec"}
+	// kube is Kubernetes and virtual-kubelet: only `pinacle-vk` (and the
+	// rig) carry them, never pinacle-node nor the host side built for macOS.
+	kube = []string{"k8s.io/", "sigs.k8s.io/controller-runtime", "github.com/virtual-kubelet/"}
 )
 
 var depRules = []depRule{
-	{pkg: "internal/api", goos: "darwin", own: hostOwn, deny: linuxOnly,
+	{pkg: "internal/api", goos: "darwin", own: hostOwn, deny: append(kube, linuxOnly...),
 		why: "the API's wire types and client build for the macOS host CLI"},
-	{pkg: "internal/render", goos: "darwin", own: append([]string{"internal/render"}, hostOwn...), deny: linuxOnly,
+	{pkg: "internal/render", goos: "darwin", own: append([]string{"internal/render"}, hostOwn...), deny: append(kube, linuxOnly...),
 		why: "both CLIs print through one renderer, and one of them runs on macOS"},
 	{pkg: "internal/hostcli", goos: "darwin", own: append([]string{"internal/hostcli", "internal/render"}, hostOwn...),
-		deny: linuxOnly[:3], why: "the host CLI uses the node's API and renderer, none of its Linux implementation"},
+		deny: append(kube, linuxOnly[:3]...), why: "the host CLI uses the node's API and renderer, none of its Linux implementation (nor Kubernetes)"},
 	{pkg: "cmd/pinacle", goos: "darwin", own: append([]string{"cmd/pinacle", "internal/hostcli", "internal/render"}, hostOwn...),
-		deny: linuxOnly[:3], why: "the host CLI uses the node's API and renderer, none of its Linux implementation"},
+		deny: append(kube, linuxOnly[:3]...), why: "the host CLI uses the node's API and renderer, none of its Linux implementation (nor Kubernetes)"},
 	{pkg: "portfwd", goos: "linux", own: []string{"portfwd", "internal/errdefs", "internal/fileutil", "internal/wakedial"},
 		deny: []string{"github.com/containernetworking/", "github.com/vishvananda/"},
 		why:  "the forwarder is usable without CNI or netlink; its kernel path lives in portfwd/dnat"},
+	{pkg: "cmd/pinacle-node", goos: "linux", deny: kube,
+		why: "pinacle-node is also every sandbox's PID 1; Kubernetes' client libraries live in cmd/pinacle-vk"},
 	{pkg: "supervisor", goos: "linux",
 		deny: []string{"github.com/containernetworking/", "github.com/vishvananda/", "go.etcd.io/bbolt",
 			"github.com/prometheus/", "github.com/spf13/", "os/user"},

@@ -60,13 +60,18 @@ var rules = []rule{
 			"templates", "webterm", "snapshots", "internal/store", "internal/lifecycle", "internal/errdefs", "internal/fileutil",
 			"internal/iptables", "internal/units", "internal/storeadapt", "internal/wakedial", "gateway"},
 		deny: []string{"internal/pods", "internal/api", "internal/apiserver", "internal/node", "internal/render",
-			"internal/hostcli", "cmd/"},
+			"internal/hostcli", "internal/vk", "internal/k8srig", "cmd/"},
 		why: "the parts never reach up into the manager, the API or the commands",
 	},
 	{
 		from: []string{"internal/pods"},
-		deny: []string{"internal/apiserver", "internal/node", "internal/render", "internal/hostcli", "cmd/"},
+		deny: []string{"internal/apiserver", "internal/node", "internal/render", "internal/hostcli", "internal/vk", "cmd/"},
 		why:  "the manager is driven by the server and the composition root, never the reverse",
+	},
+	{
+		from: []string{"internal/vk"},
+		deny: []string{"internal/pods", "internal/node", "internal/apiserver", "internal/store", "oci", "netns", "cmd/"},
+		why:  "the Kubernetes provider drives pods only through the node's API: one code path runs a pod",
 	},
 	{
 		from: []string{"portfwd", "supervisor"},

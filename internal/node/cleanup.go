@@ -9,7 +9,6 @@ import (
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/nodeconfig"
-	"github.com/pinacle/pinacle-node/internal/pods"
 	"github.com/pinacle/pinacle-node/internal/store"
 	"github.com/pinacle/pinacle-node/netns"
 	"github.com/pinacle/pinacle-node/oci"
@@ -54,10 +53,10 @@ func Cleanup(ctx context.Context, cfg *nodeconfig.Config) ([]string, error) {
 	}
 	// The pods' parent cgroup, unless another node on this host still has
 	// pods in it.
-	if err := oci.RemoveCgroupIfUnused(pods.CgroupParent); err != nil {
-		return nil, fmt.Errorf("cgroup %s: %w", pods.CgroupParent, err)
+	if err := oci.RemoveCgroupIfUnused(cfg.CgroupParent); err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", cfg.CgroupParent, err)
 	}
-	return []string{"iptables node chains", "port forwarding chains", cfg.RunscRoot + "/null-netns", "cgroup " + pods.CgroupParent}, nil
+	return []string{"iptables node chains", "port forwarding chains", cfg.RunscRoot + "/null-netns", "cgroup " + cfg.CgroupParent}, nil
 }
 
 func noPodsRemain(ctx context.Context, cfg *nodeconfig.Config) error {

@@ -112,7 +112,7 @@ func New(ctx context.Context, cfg *nodeconfig.Config, log *slog.Logger) (_ *Node
 		DataRoot: cfg.DataRoot, Store: n.State, Images: n.Images, Runtime: n.Runtime, Net: n.Net, Ports: n.Ports,
 		Templates: tmpl, InitBinary: initBin, PodInit: podInit, Logger: log, URLHost: cfg.Ports.URLHost, GitBaseURL: cfg.Git.BaseURL,
 		StorageSpares: n.Spares, IdleTimeout: cfg.IdleTimeout.Duration, SubnetBits: cfg.Network.SubnetBits,
-		Warm: warmConfig(cfg),
+		Warm: warmConfig(cfg), CgroupParent: cfg.CgroupParent,
 	}
 	if pcfg.Snapshots, pcfg.AutoSnapshot, err = Snapshots(cfg); err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path"
 	"time"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
@@ -24,6 +25,9 @@ type Config struct {
 	Socket       string `json:"socket,omitempty"`       // /run/pinacle/node.sock
 	SocketGroup  string `json:"socketGroup,omitempty"`  // pinacle (if the group exists)
 	TemplatesDir string `json:"templatesDir,omitempty"` // /etc/pinacle/templates
+	// CgroupParent is the cgroup the pods' cgroups are made under (v1:
+	// under every controller). Nodes sharing a host give each their own.
+	CgroupParent string `json:"cgroupParent,omitempty"` // /pinacle
 	// Ports is the host port pool and where the forwarder listens.
 	Ports struct {
 		Min int `json:"min,omitempty"` // 30000
@@ -144,6 +148,7 @@ func (c *Config) Default() {
 	def(&c.Socket, "/run/pinacle/node.sock")
 	def(&c.SocketGroup, "pinacle")
 	def(&c.TemplatesDir, "/etc/pinacle/templates")
+	def(&c.CgroupParent, "/pinacle")
 	def(&c.Ports.ListenAddr, "127.0.0.1")
 	def(&c.Ports.PublicListenAddr, "0.0.0.0")
 	def(&c.Ports.URLHost, "127.0.0.1")
@@ -192,6 +197,9 @@ func (c *Config) Validate() error {
 	if _, err := netip.ParseAddr(c.Ports.PublicListenAddr); err != nil {
 		bad("ports.publicListenAddr", "%q is not an IP address", c.Ports.PublicListenAddr)
 	}
+	if !validCgroupParent(c.CgroupParent) {
+		bad("cgroupParent", "%q: want an absolute cgroup path below the root, of letters, digits, '.', '_', '-' and '/', e.g. /pinacle", c.CgroupParent)
+	}
 	c.Gateway.validate(bad)
 	c.WarmPool.validate(bad)
 	p, err := netip.ParsePrefix(c.Network.Pool)
@@ -218,4 +226,19 @@ func (c *Config) Validate() error {
 		bad("platform", "%q: want systrap, ptrace or kvm", c.Platform)
 	}
 	return errors.Join(errs...)
+}
+
+// validCgroupParent: absolute, clean, not the root, and of characters
+// that are safe in a cgroupfs path.
+func validCgroupParent(p string) bool {
+	if p == "" || p[0] != '/' || p == "/" || path.Clean(p) != p {
+		return false
+	}
+	for _, r := range p {
+		ok := r == '/' || r == '.' || r == '_' || r == '-' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
+		if !ok {
+			return false
+		}
+	}
+	return true
 }

@@ -13,7 +13,7 @@ import (
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	c, err := Load(filepath.Join(dir, "missing.yaml"), false)
-	if err != nil || c.Ports.Min != 30000 || c.Network.Pool != "10.88.0.0/16" || c.Platform != "systrap" {
+	if err != nil || c.Ports.Min != 30000 || c.Network.Pool != "10.88.0.0/16" || c.Platform != "systrap" || c.CgroupParent != "/pinacle" {
 		t.Fatalf("defaults: %+v, %v", c, err)
 	}
 	// Nothing open by default: host ports and the gateway on loopback.
@@ -46,6 +46,10 @@ func TestLoad(t *testing.T) {
 	if c, err := Load(p, true); err != nil || !c.Snapshots.Auto || *c.Snapshots.MaxMB != 0 || !*c.Snapshots.Enabled {
 		t.Fatalf("snapshots: %+v, %v", c.Snapshots, err)
 	}
+	os.WriteFile(p, []byte("cgroupParent: /pinacle-rig/n1\n"), 0o644)
+	if c, err := Load(p, true); err != nil || c.CgroupParent != "/pinacle-rig/n1" {
+		t.Fatalf("cgroupParent: %+v, %v", c, err)
+	}
 	for body, want := range map[string]string{
 		"prots: {}\n":                              "prots",
 		"ports: {min: 500, max: 100}\n":            "ports: range",
@@ -63,6 +67,10 @@ func TestLoad(t *testing.T) {
 		"idleTimeout: -1m\n":                       "idleTimeout",
 		"snapshots: {maxMb: -1}\n":                 "snapshots.maxMb",
 		"snapshots: {auto: yes please}\n":          "snapshots",
+		"cgroupParent: pinacle\n":                  "cgroupParent",
+		"cgroupParent: /\n":                        "cgroupParent",
+		"cgroupParent: /a/../b\n":                  "cgroupParent",
+		"cgroupParent: \"/a b\"\n":                 "cgroupParent",
 	} {
 		os.WriteFile(p, []byte(body), 0o644)
 		_, err := Load(p, true)

@@ -150,7 +150,7 @@ func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.Root
 		InitCapabilities: initOnlyCaps,
 		Hostname:         hostname(spec),
 		RootPath:         root,
-		CgroupsPath:      cgroupsPath(id),
+		CgroupsPath:      m.cgroupsPath(id),
 		CPUs:             limits.CPUCores,
 		// The boot runs unthrottled (at 0.5 CPU it takes 2.7x as long);
 		// the runtime applies the quota once the sandbox has started.
@@ -181,9 +181,10 @@ func (m *Manager) writeBundle(id string, spec *podspec.Pod, img *imagestore.Root
 // drops before any service starts (writeBundle).
 var initOnlyCaps = []string{"CAP_SYS_ADMIN"}
 
-// CgroupParent holds every pod's cgroup (v1: under every controller). It
-// outlives its pods; `pinacle-node cleanup` removes it.
-const CgroupParent = "/pinacle"
+// DefaultCgroupParent holds every pod's cgroup (v1: under every
+// controller) unless Config.CgroupParent names another. It outlives its
+// pods; `pinacle-node cleanup` removes it.
+const DefaultCgroupParent = "/pinacle"
 
 // cgroupsPath is the pod's cgroup.
-func cgroupsPath(id string) string { return CgroupParent + "/" + id }
+func (m *Manager) cgroupsPath(id string) string { return m.cfg.CgroupParent + "/" + id }

@@ -81,6 +81,10 @@ type Config struct {
 	// Warm is the warm sandbox pool (docs/warmpool.md); zero: off.
 	// RunWarm fills it.
 	Warm WarmConfig
+	// CgroupParent is the cgroup every pod's cgroup is made under (v1:
+	// under every controller), e.g. /pinacle (the default). Two nodes on
+	// one host give each its own, so neither's cleanup touches the other.
+	CgroupParent string
 }
 
 // Manager implements Service.
@@ -131,6 +135,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.URLHost == "" {
 		cfg.URLHost = "127.0.0.1"
+	}
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = DefaultCgroupParent
 	}
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = 15 * time.Minute // install steps (npm, pip) can be slow

@@ -101,7 +101,7 @@ func (m *Manager) deleteSandbox(ctx context.Context, id string) error {
 	if err := m.cfg.Runtime.KillStale(ctx, id); err != nil {
 		return err
 	}
-	if err := oci.RemoveCgroup(cgroupsPath(id)); err != nil {
+	if err := oci.RemoveCgroup(m.cgroupsPath(id)); err != nil {
 		// Not fatal to the pod's operation: what is left under the parent
 		// goes with `pinacle-node cleanup`.
 		m.log.Warn("removing the cgroup of an unrecorded sandbox", "pod", id, "err", err)

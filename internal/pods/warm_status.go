@@ -96,7 +96,7 @@ func (m *Manager) NodeStatus(ctx context.Context) (*api.NodeStatus, error) {
 		l, _ := e.Resources.Limits()
 		we := api.WarmEntry{ID: e.ID, Source: e.Source, Image: e.Image, Tier: e.Resources.Tier, CPUCores: l.CPUCores,
 			MemoryLimit: l.MemoryBytes, Ready: e.Ready, Created: e.Created,
-			MemoryBytes: cgroupMemory(cgroupsPath(e.ID)), DiskBytes: diskBlocks(m.podDir(e.ID))}
+			MemoryBytes: cgroupMemory(m.cgroupsPath(e.ID)), DiskBytes: diskBlocks(m.podDir(e.ID))}
 		we.IP = ips[e.ID]
 		st.WarmPool.MemoryBytes += we.MemoryBytes
 		st.WarmPool.DiskBytes += we.DiskBytes

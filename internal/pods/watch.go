@@ -124,7 +124,7 @@ const oomPoll = 2 * time.Second
 // killed a process inside the pod): an "oom" event naming the services
 // that died of it. Their own restart policy, run by init, applies.
 func (m *Manager) watchOOM(ctx context.Context, id string) {
-	cg := cgroupsPath(id)
+	cg := m.cgroupsPath(id)
 	last, _ := oci.OOMKills(cg)
 	t := time.NewTicker(oomPoll)
 	defer t.Stop()
