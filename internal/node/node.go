@@ -71,7 +71,7 @@ func New(ctx context.Context, cfg *nodeconfig.Config, log *slog.Logger) (_ *Node
 		return nil, err
 	}
 	n.onClose(func() { n.State.Close() })
-	if n.Images, err = OpenImages(ctx, cfg, imagestore.WithLogger(log)); err != nil {
+	if n.Images, err = openImages(ctx, cfg, log); err != nil {
 		return nil, err
 	}
 	if n.Runtime, err = Runtime(cfg, oci.WithLogger(log)); err != nil {
@@ -176,6 +176,16 @@ func Snapshots(cfg *nodeconfig.Config) (*snapshots.Store, bool, error) {
 	}
 	st, err := snapshots.Open(filepath.Join(cfg.DataRoot, "snapshots"), maxBytes)
 	return st, cfg.Snapshots.Auto, err
+}
+
+// openImages is OpenImages after clearing the temporary files that a
+// SIGKILL in the middle of writing a pod's image lease leaves (chaos found
+// them); the image store never lists them, so nothing else removes them.
+func openImages(ctx context.Context, cfg *nodeconfig.Config, log *slog.Logger) (imagestore.Store, error) {
+	if err := fileutil.RemoveStaleTemps(filepath.Join(cfg.DataRoot, "leases")); err != nil {
+		return nil, err
+	}
+	return OpenImages(ctx, cfg, imagestore.WithLogger(log))
 }
 
 // openNetwork is Network after clearing the temporary files that a
