@@ -85,6 +85,7 @@ func newEnv(t *testing.T, withNode bool) *env {
 	build(t, e.bin, ".", "pinacle")
 	if withNode {
 		build(t, e.bin, "../pinacle-node", "pinacle-node")
+		build(t, e.bin, "../pinacle-init", "pinacle-init") // pods' PID 1, found beside the node
 	}
 	return e
 }
