@@ -706,8 +706,11 @@ func TestVMCreateRepo(t *testing.T) {
 	if c := e.calls(); c[len(c)-1] != want {
 		t.Errorf("limactl call:\n got %q\nwant %q", c[len(c)-1], want)
 	}
-	if err := os.WriteFile(filepath.Join(repo, "bin", "pinacle-node-linux-amd64"), nil, 0o755); err != nil {
-		t.Fatal(err)
+	// The VM needs the node and pods' init of its architecture.
+	for _, c := range []string{"node", "init"} {
+		if err := os.WriteFile(filepath.Join(repo, "bin", "pinacle-"+c+"-linux-amd64"), nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	r = e.ok("vm", "create", "--vm", "r2", "--template", tmpl, "--repo", repo, "--runsc-release", "20250715.0")
 	if strings.Contains(r.stderr, "warning:") {

@@ -56,7 +56,7 @@ func newVMCreateCmd(up bool) *cobra.Command {
 		Long: short + `.
 
 The VM mounts this repository (the directory of --template, or --repo)
-read-only and installs bin/pinacle-node-linux-<arch> from it at every
+read-only and installs bin/pinacle-{node,init}-linux-<arch> from it at every
 boot: run 'make cross' first (make vm-up does both). limactl's progress
 (the image download) shows as it happens; a create that fails removes
 the half-made VM, so running the command again retries.`,
@@ -163,20 +163,25 @@ func createOptions(name, template, repo, runsc string, cpus int, memory, disk fl
 	}, repo: repo}, nil
 }
 
-// missingNodeBinaries lists the cross-built node binaries the VM looks for
-// in the repository it mounts that are not there.
+// missingNodeBinaries lists the cross-built binaries the VM looks for in
+// the repository it mounts (the node and pods' init) that are not there,
+// unless one architecture, the VM's, has both.
 func missingNodeBinaries(repo string) []string {
 	var missing []string
 	for _, a := range []string{"arm64", "amd64"} {
-		p := filepath.Join(repo, "bin", "pinacle-node-linux-"+a)
-		if _, err := os.Stat(p); err != nil {
-			missing = append(missing, p)
+		var gone []string
+		for _, c := range []string{"node", "init"} {
+			p := filepath.Join(repo, "bin", "pinacle-"+c+"-linux-"+a)
+			if _, err := os.Stat(p); err != nil {
+				gone = append(gone, p)
+			}
 		}
+		if len(gone) == 0 {
+			return nil
+		}
+		missing = append(missing, gone...)
 	}
-	if len(missing) == 2 {
-		return missing
-	}
-	return nil // one architecture is enough: the VM's
+	return missing
 }
 
 func newVMStartCmd() *cobra.Command {

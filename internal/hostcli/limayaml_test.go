@@ -231,7 +231,7 @@ func TestLimaProvisioning(t *testing.T) {
 		{"arch mapping aarch64", `aarch64\) goarch=arm64`},
 		{"arch mapping x86_64", `x86_64\) goarch=amd64`},
 		{"the cross-built node binary from the mount", `bin="\$repo/bin/pinacle-node-linux-\$\{goarch\}"`},
-		{"node binary installed", `/usr/local/bin/pinacle-node`},
+		{"node and init binaries installed", `for c in node init; do[\s\S]*install -m 0755 "\$b" /usr/local/bin/pinacle-\$c\.new\n\s*mv -f /usr/local/bin/pinacle-\$c\.new /usr/local/bin/pinacle-\$c\n`},
 		{"the unit installed", `install -m 0644 "\$repo/deploy/pinacle-node\.service" /etc/systemd/system/pinacle-node\.service`},
 		{"the node config installed", `install -m 0644 "\$repo/deploy/node\.yaml" /etc/pinacle/node\.yaml`},
 		{"the unit enabled", `systemctl enable pinacle-node\.service`},
