@@ -191,8 +191,8 @@ func figures(t *testing.T, r *k8srig.Rig) {
 func restart(t *testing.T, r *k8srig.Rig, pods []string) {
 	ctx := context.Background()
 	n := r.Nodes[1]
-	before := sandboxes(t, n)
 	ids := podIDs(t, r, n)
+	before := sandboxes(t, n, ids)
 	if len(ids) != 2 || len(before) != 2 {
 		t.Fatalf("%s: want 2 pods, 2 sandboxes; have %v, %v", n.Name, ids, before)
 	}
@@ -211,7 +211,7 @@ func restart(t *testing.T, r *k8srig.Rig, pods []string) {
 	if after := podIDs(t, r, n); fmt.Sprint(after) != fmt.Sprint(ids) {
 		t.Errorf("pinacle pods changed across restart: %v -> %v", ids, after)
 	}
-	if after := sandboxes(t, n); fmt.Sprint(after) != fmt.Sprint(before) {
+	if after := sandboxes(t, n, ids); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("sandboxes changed across restart: %v -> %v", before, after)
 	}
 	left, _ := api.NewClient(n.Socket).List(ctx)
@@ -243,7 +243,7 @@ func outage(t *testing.T, r *k8srig.Rig, _ []string) {
 	ctx := context.Background()
 	n := r.Nodes[2]
 	ids := podIDs(t, r, n)
-	before := sandboxes(t, n)
+	before := sandboxes(t, n, ids)
 	n.Kill()
 	down := time.Now()
 	deadline := down.Add(20*time.Second + 30*time.Second + 30*time.Second)
@@ -277,7 +277,7 @@ func outage(t *testing.T, r *k8srig.Rig, _ []string) {
 	for name := range ids {
 		waitPod(t, r, name, time.Minute, "Ready after the outage", ready)
 	}
-	if after := sandboxes(t, n); fmt.Sprint(after) != fmt.Sprint(before) {
+	if after := sandboxes(t, n, ids); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("sandboxes changed across the outage: %v -> %v", before, after)
 	}
 }

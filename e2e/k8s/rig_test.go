@@ -217,8 +217,16 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-func sandboxes(t *testing.T, n *k8srig.Node) []string {
+// sandboxes lists n's runsc sandboxes of the pinacle pods ids (Kubernetes
+// pod -> pinacle pod ID) as ID/PID/status. The node's warm sandboxes
+// (docs/warmpool.md) are left out: they are not pods, and a crashed
+// node removes them and boots new ones rather than adopting them.
+func sandboxes(t *testing.T, n *k8srig.Node, ids map[string]string) []string {
 	t.Helper()
+	pods := map[string]bool{}
+	for _, id := range ids {
+		pods[id] = true
+	}
 	out, err := exec.Command("runsc", "--root", n.RunscRoot, "list", "-format", "json").Output()
 	if err != nil {
 		t.Fatalf("%s: runsc list: %v", n.Name, err)
@@ -231,12 +239,14 @@ func sandboxes(t *testing.T, n *k8srig.Node) []string {
 	if err := json.Unmarshal(out, &cs); err != nil && strings.TrimSpace(string(out)) != "null" {
 		t.Fatalf("%s: runsc list: %v: %s", n.Name, err, out)
 	}
-	var ids []string
+	var got []string
 	for _, c := range cs {
-		ids = append(ids, fmt.Sprintf("%s/%d/%s", c.ID, c.Pid, c.Status))
+		if pods[c.ID] {
+			got = append(got, fmt.Sprintf("%s/%d/%s", c.ID, c.Pid, c.Status))
+		}
 	}
-	sort.Strings(ids)
-	return ids
+	sort.Strings(got)
+	return got
 }
 
 func setHibernate(t *testing.T, r *k8srig.Rig, name string, on bool) {

@@ -2,6 +2,8 @@
 // `go test` would (package results, and the output of failed tests), and
 // ends with a count of passed, failed and skipped tests and the reason of
 // every skip, so a skipped prerequisite can never hide in a green run.
+// A test's line carrying "FIGURE " (a measured figure) is printed whether
+// the test passes or fails.
 //
 //	go test -json ./... | go run ./hack/testreport
 //
@@ -76,6 +78,8 @@ func (r *report) handle(e event) {
 		} else if e.Action == "fail" {
 			r.failed = true
 		}
+	case e.Action == "output" && strings.Contains(e.Output, "FIGURE "):
+		fmt.Fprint(r.out, e.Output) // figures are the point of a passing run too
 	case e.Action == "output":
 		r.buf[key] = append(r.buf[key], e.Output)
 	case e.Action == "pass":

@@ -10,6 +10,7 @@ func TestReport(t *testing.T) {
 	in := strings.Join([]string{
 		`{"Action":"run","Package":"p","Test":"TestA"}`,
 		`{"Action":"output","Package":"p","Test":"TestA","Output":"=== RUN   TestA\n"}`,
+		`{"Action":"output","Package":"p","Test":"TestA","Output":"    a_test.go:5: FIGURE create p50 2x\n"}`,
 		`{"Action":"pass","Package":"p","Test":"TestA"}`,
 		`{"Action":"output","Package":"p","Test":"TestB","Output":"    b_test.go:9: needs root\n"}`,
 		`{"Action":"output","Package":"p","Test":"TestB","Output":"--- SKIP: TestB (0.00s)\n"}`,
@@ -26,7 +27,7 @@ func TestReport(t *testing.T) {
 	}
 	r.summary()
 	got := out.String()
-	for _, want := range []string{"c_test.go:3: boom", "FAIL\tp\t0.1s", "p.TestB: b_test.go:9: needs root", "1 passed, 1 failed, 1 skipped"} {
+	for _, want := range []string{"a_test.go:5: FIGURE create p50 2x", "c_test.go:3: boom", "FAIL\tp\t0.1s", "p.TestB: b_test.go:9: needs root", "1 passed, 1 failed, 1 skipped"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q:\n%s", want, got)
 		}

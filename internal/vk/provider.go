@@ -44,6 +44,11 @@ type Provider struct {
 	mu     sync.Mutex
 	known  map[types.NamespacedName]*corev1.Pod // as last given to Create/Update
 	failed map[types.NamespacedName]string      // pods the node refused, with why
+	// made: the pinacle pods (by name, so by UID) the node has been seen
+	// to hold. Until then a missing pinacle pod is one still being created
+	// (CreatePod remembers the pod before its create reaches the node),
+	// not one gone.
+	made   map[string]bool
 	notify func(*corev1.Pod)
 	last   map[types.NamespacedName]corev1.PodStatus // last status notified
 	wake   chan struct{}                             // kicks the sync loop
@@ -68,6 +73,7 @@ func NewProvider(cfg ProviderConfig) *Provider {
 	}
 	return &Provider{node: cfg.Node, kube: cfg.Kube, pods: cfg.Pods, nodeName: cfg.NodeName, hostIP: cfg.HostIP,
 		log: cfg.Log, keep: cfg.KeepThroughOutage, known: map[types.NamespacedName]*corev1.Pod{}, failed: map[types.NamespacedName]string{},
+		made: map[string]bool{},
 		last: map[types.NamespacedName]corev1.PodStatus{}, wake: make(chan struct{}, 1)}
 }
 
@@ -91,6 +97,7 @@ func (p *Provider) CreatePod(ctx context.Context, kp *corev1.Pod) error {
 	switch {
 	case err == nil:
 		p.log.Info("adopting pinacle pod", "pod", key(kp).String(), "pinacle", pp.Name, "state", pp.State)
+		p.markMade(kp)
 		return p.applyHibernate(ctx, kp, pp)
 	case !errors.Is(err, errdefs.ErrNotFound):
 		return err
@@ -110,6 +117,7 @@ func (p *Provider) CreatePod(ctx context.Context, kp *corev1.Pod) error {
 	if err != nil {
 		return fmt.Errorf("create pinacle pod for %s: %w", key(kp), err)
 	}
+	p.markMade(kp)
 	p.kick()
 	return nil
 }
@@ -147,6 +155,7 @@ func (p *Provider) DeletePod(ctx context.Context, kp *corev1.Pod) error {
 	p.mu.Lock()
 	delete(p.known, key(kp))
 	delete(p.failed, key(kp))
+	delete(p.made, name)
 	cb := p.notify
 	p.mu.Unlock()
 	if cb != nil {
@@ -171,14 +180,13 @@ func (p *Provider) GetPod(ctx context.Context, namespace, name string) (*corev1.
 		if err != nil {
 			return nil, vkerrdefs.NotFoundf("pod %s", k)
 		}
-		if _, err := p.node.Get(ctx, PinacleName(lp)); err != nil {
-			return nil, p.notFound(err, lp)
-		}
 		kp = lp
 	}
 	st, err := p.status(ctx, kp)
 	if err != nil {
-		return nil, err
+		// Not made yet (or its create failed): virtual-kubelet then calls
+		// CreatePod again rather than UpdatePod.
+		return nil, p.notFound(err, kp)
 	}
 	out := kp.DeepCopy()
 	out.Status = st
@@ -230,6 +238,12 @@ func (p *Provider) remember(kp *corev1.Pod) {
 	p.mu.Unlock()
 }
 
+func (p *Provider) markMade(kp *corev1.Pod) {
+	p.mu.Lock()
+	p.made[PinacleName(kp)] = true
+	p.mu.Unlock()
+}
+
 func (p *Provider) notFound(err error, kp *corev1.Pod) error {
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return vkerrdefs.NotFoundf("pinacle pod of %s", key(kp))
@@ -253,10 +267,15 @@ func (p *Provider) nodePods() []*corev1.Pod {
 }
 
 // status is kp's status: Failed with the node's reason for a refused
-// pod, else from its pinacle pod.
+// pod, else from its pinacle pod; Failed ("gone") when the node no longer
+// holds a pinacle pod it was seen to hold. A pinacle pod not made yet (its
+// create in flight, or failed and to be retried) is ErrNotFound: there is
+// no status to report, and reporting Failed would be final, since
+// Kubernetes never takes a pod out of a terminal phase.
 func (p *Provider) status(ctx context.Context, kp *corev1.Pod) (corev1.PodStatus, error) {
 	p.mu.Lock()
 	why, refused := p.failed[key(kp)]
+	made := p.made[PinacleName(kp)]
 	p.mu.Unlock()
 	if refused {
 		st := PodStatus(kp, nil, p.hostIP)
@@ -264,11 +283,14 @@ func (p *Provider) status(ctx context.Context, kp *corev1.Pod) (corev1.PodStatus
 		return st, nil
 	}
 	pp, err := p.node.Get(ctx, PinacleName(kp))
-	if errors.Is(err, errdefs.ErrNotFound) {
+	switch {
+	case errors.Is(err, errdefs.ErrNotFound) && made:
 		return PodStatus(kp, nil, p.hostIP), nil
-	}
-	if err != nil {
+	case err != nil:
 		return corev1.PodStatus{}, err
+	}
+	if !made {
+		p.markMade(kp)
 	}
 	return PodStatus(kp, pp, p.hostIP), nil
 }
