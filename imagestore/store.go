@@ -168,9 +168,13 @@ func New(ctx context.Context, root string, opts ...Option) (Store, error) {
 func (s *store) imagesDir() string { return filepath.Join(s.root, "images") }
 func (s *store) blobDir() string   { return filepath.Join(s.root, "images", "blobs", "sha256") }
 func (s *store) layersDir() string { return filepath.Join(s.root, "layers") }
-func (s *store) leaseDir() string  { return filepath.Join(s.root, "leases") }
-func (s *store) lockDir() string   { return filepath.Join(s.root, "locks") }
-func (s *store) tmpRoot() string   { return filepath.Join(s.root, "tmp") }
+func (s *store) leaseDir() string  { return LeaseDir(s.root) }
+
+// LeaseDir is where a store rooted at root keeps its leases, for a caller
+// that owns root to clear what a killed writer left there.
+func LeaseDir(root string) string { return filepath.Join(root, "leases") }
+func (s *store) lockDir() string  { return filepath.Join(s.root, "locks") }
+func (s *store) tmpRoot() string  { return filepath.Join(s.root, "tmp") }
 
 func (s *store) blobPath(h v1.Hash) string  { return filepath.Join(s.blobDir(), h.Hex) }
 func (s *store) layerPath(h v1.Hash) string { return filepath.Join(s.layersDir(), h.Hex) }

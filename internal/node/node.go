@@ -182,7 +182,7 @@ func Snapshots(cfg *nodeconfig.Config) (*snapshots.Store, bool, error) {
 // SIGKILL in the middle of writing a pod's image lease leaves (chaos found
 // them); the image store never lists them, so nothing else removes them.
 func openImages(ctx context.Context, cfg *nodeconfig.Config, log *slog.Logger) (imagestore.Store, error) {
-	if err := fileutil.RemoveStaleTemps(filepath.Join(cfg.DataRoot, "leases")); err != nil {
+	if err := fileutil.RemoveStaleTemps(imagestore.LeaseDir(filepath.Clean(cfg.DataRoot))); err != nil {
 		return nil, err
 	}
 	return OpenImages(ctx, cfg, imagestore.WithLogger(log))
