@@ -278,24 +278,32 @@ func TestHibernateIdle(t *testing.T) {
 // TestHibernateWakeAfterMachineRestart: what a reboot takes from a
 // hibernated pod (its network namespace, its mounts) is taken while the
 // daemon is down; the first connection after the daemon is back still
-// wakes the same process, at the same address.
+// wakes the same process, at the same address. The pod's network is a
+// claimed warm pool entry's, as most are: its namespace has the entry's
+// name, and the one made again after the reboot has the pod's (CI failed
+// on the bundle still naming the old one).
 func TestHibernateWakeAfterMachineRestart(t *testing.T) {
 	d := startDaemon(t)
-	p, url := counterPod(t, d, "reboot", "")
+	var p podView
+	var url, netnsPath string
+	poll(t, 60*time.Second, "a pod on a warm pool network", func() bool {
+		p, url = counterPod(t, d, "reboot", "")
+		netnsPath = podNetnsPath(t, d, p.ID)
+		if strings.Contains(filepath.Base(netnsPath), "warm-") {
+			return true
+		}
+		if r := d.cli("pod", "delete", "reboot"); r.code != 0 {
+			t.Fatalf("delete: %s", r.stderr)
+		}
+		return false
+	})
 	tok, n := count(t, url, 5*time.Second)
 	d.hibernate(t, "reboot")
 	d.kill()
-	var att struct {
-		NetnsPath string `json:"netnsPath"`
-	}
-	b, err := os.ReadFile(filepath.Join(d.dir, "data", "netns", "pods", p.ID+".json"))
-	if err != nil || json.Unmarshal(b, &att) != nil || att.NetnsPath == "" {
-		t.Fatalf("netns record: %v %s", err, b)
-	}
-	if out, err := exec.Command("umount", att.NetnsPath).CombinedOutput(); err != nil {
+	if out, err := exec.Command("umount", netnsPath).CombinedOutput(); err != nil {
 		t.Fatalf("umount netns: %v %s", err, out)
 	}
-	if err := os.Remove(att.NetnsPath); err != nil {
+	if err := os.Remove(netnsPath); err != nil {
 		t.Fatal(err)
 	}
 	// Every mount below the pod's directory, deepest first.
@@ -321,7 +329,7 @@ func TestHibernateWakeAfterMachineRestart(t *testing.T) {
 	d.start()
 	tk, n2 := count(t, url, 60*time.Second)
 	if tk != tok || n2 < n {
-		t.Fatalf("after the simulated reboot and a wake: %s %d; before %s %d", tk, n2, tok, n)
+		t.Fatalf("after the simulated reboot and a wake: %s %d; before %s %d; events:\n%s", tk, n2, tok, n, d.cli("pod", "events", "reboot").stdout)
 	}
 	if q, _ := d.get("reboot"); q.IP != p.IP {
 		t.Fatalf("address %s after the wake, was %s", q.IP, p.IP)
@@ -380,4 +388,17 @@ func TestHibernateWakeOldFlows(t *testing.T) {
 		}
 		c.Close()
 	}
+}
+
+// podNetnsPath reads the namespace path from the pod's network record.
+func podNetnsPath(t *testing.T, d *daemon, id string) string {
+	t.Helper()
+	var att struct {
+		NetnsPath string `json:"netnsPath"`
+	}
+	b, err := os.ReadFile(filepath.Join(d.dir, "data", "netns", "pods", id+".json"))
+	if err != nil || json.Unmarshal(b, &att) != nil || att.NetnsPath == "" {
+		t.Fatalf("netns record: %v %s", err, b)
+	}
+	return att.NetnsPath
 }

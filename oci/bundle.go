@@ -74,3 +74,27 @@ func ReadSpec(bundleDir string) (*specs.Spec, error) {
 	}
 	return &s, nil
 }
+
+// SetNetNS points the bundle's network namespace at path. A pod whose
+// namespace was made again under another name (its old one was a warm
+// pool entry's, and the machine restarted) is restored from the same
+// bundle; runsc allows a namespace's path to change across a restore.
+func SetNetNS(bundleDir, path string) error {
+	s, err := ReadSpec(bundleDir)
+	if err != nil {
+		return err
+	}
+	if s.Linux == nil {
+		return fmt.Errorf("bundle %s: no linux section", bundleDir)
+	}
+	for i, ns := range s.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace {
+			if ns.Path == path {
+				return nil
+			}
+			s.Linux.Namespaces[i].Path = path
+			return WriteSpec(bundleDir, s)
+		}
+	}
+	return fmt.Errorf("bundle %s: no network namespace", bundleDir)
+}

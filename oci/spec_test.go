@@ -4,10 +4,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 )
@@ -204,5 +206,45 @@ func TestBuildSpecValidation(t *testing.T) {
 		if got := err.Error(); len(got) < len(tc.field) || got[:len(tc.field)] != tc.field {
 			t.Errorf("%s: error %q does not start with the field name", tc.field, got)
 		}
+	}
+}
+
+// TestSetNetNS: only the network namespace's path changes; a bundle
+// without one is an error, not a silent no-op.
+func TestSetNetNS(t *testing.T) {
+	bundle := t.TempDir()
+	o := SpecOptions{Args: []string{"/bin/true"}, RootPath: specRootfs(t), NetNSPath: "/run/netns/old", Network: NetworkSandbox}
+	before, err := NewBundle(bundle, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := SetNetNS(bundle, "/run/netns/new"); err != nil {
+		t.Fatal(err)
+	}
+	after, err := ReadSpec(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, ns := range after.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace {
+			paths = append(paths, ns.Path)
+		}
+	}
+	if !slices.Equal(paths, []string{"/run/netns/new"}) {
+		t.Fatalf("network namespace paths %v", paths)
+	}
+	for i := range after.Linux.Namespaces {
+		after.Linux.Namespaces[i].Path = before.Linux.Namespaces[i].Path
+	}
+	if !reflect.DeepEqual(before, after) {
+		t.Fatalf("more than the path changed:\n%+v\n%+v", before, after)
+	}
+	after.Linux.Namespaces = slices.DeleteFunc(after.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.NetworkNamespace })
+	if err := WriteSpec(bundle, after); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetNetNS(bundle, "/run/netns/x"); err == nil {
+		t.Fatal("a bundle without a network namespace: want an error")
 	}
 }

@@ -91,6 +91,13 @@ func remakeNetwork(ctx context.Context, u *unit, ip netip.Addr) error {
 		return fmt.Errorf("network made again with address %s, not the checkpoint's %s", att.IP, ip)
 	}
 	u.att = att
+	if att.NetnsPath != u.st.NetnsPath {
+		// A claimed warm entry's namespace had the entry's name; the
+		// remade one has the pod's, and the bundle must say so.
+		if err := oci.SetNetNS(u.m.bundleDir(u.id), att.NetnsPath); err != nil {
+			return err
+		}
+	}
 	u.st.NetnsPath = att.NetnsPath
 	return u.m.cfg.Net.RestoreAddress(ctx, u.id)
 }
@@ -219,6 +226,7 @@ func (m *Manager) wakeUp(ctx context.Context, p *store.Pod, how wakeMode) error 
 	if ctx.Err() != nil {
 		return m.fail(ctx, id, err)
 	}
+	m.log.Warn("restore failed; starting the pod afresh", "pod", id, "err", err)
 	m.event(ctx, id, "warning", "RestoreFailed", "restore failed: "+err.Error()+"; starting the pod afresh from its files (processes start anew)")
 	return m.coldStart(ctx, p)
 }
