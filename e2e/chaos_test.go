@@ -249,38 +249,29 @@ func (c *chaos) runscIDs() ([]string, error) {
 }
 
 // settle waits until every pod is in a stable state, then checks the
-// invariants once.
+// invariants. A pod failed by its sandbox's death is recorded failed
+// before the node takes down what it had (forwarder, sandbox and gofer,
+// cgroup, rootfs, network), so while any pod is failed a check that does
+// not hold is tried again, until it holds or convergeTimeout has passed
+// since it first did not.
 func (c *chaos) settle(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
+	var converging time.Time
 	for {
 		pods, err := c.list()
 		if err == nil {
-			unstable := ""
-			for _, p := range pods {
-				switch p.State {
-				case "running", "stopped", "failed", "hibernated":
-				default:
-					unstable = p.Name + " is " + p.State
-				}
-			}
-			if unstable == "" {
-				if err := c.check(pods); err != nil {
-					return err
-				}
-				// The host, against a fresh list (the check above can take
-				// a while); a pod that moved meanwhile means look again.
-				if pods, err = c.list(); err != nil {
-					return err
-				}
-				if err = c.checkHost(pods); err == nil {
-					c.hostChecks++
-					return nil
-				}
-				if !errors.Is(err, errChanged) {
-					return err
-				}
-			} else {
-				err = fmt.Errorf("not settled: %s", unstable)
+			err = c.settled(pods)
+			switch {
+			case err == nil:
+				c.hostChecks++
+				return nil
+			case errors.Is(err, errChanged), errors.Is(err, errUnsettled):
+			case !slices.ContainsFunc(pods, func(p podView) bool { return p.State == "failed" }):
+				return err
+			case converging.IsZero():
+				converging = time.Now()
+			case time.Since(converging) > convergeTimeout:
+				return fmt.Errorf("%w (a failed pod's host state did not converge in %s)", err, convergeTimeout)
 			}
 		}
 		if time.Now().After(deadline) {
@@ -288,6 +279,30 @@ func (c *chaos) settle(timeout time.Duration) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// errUnsettled says a pod is in a transitional state: wait.
+var errUnsettled = errors.New("not settled")
+
+// settled checks pods, all in stable states, against the API and then the
+// host, against a fresh list (the first check can take a while): a pod
+// that moved meanwhile is errChanged.
+func (c *chaos) settled(pods []podView) error {
+	for _, p := range pods {
+		switch p.State {
+		case "running", "stopped", "failed", "hibernated":
+		default:
+			return fmt.Errorf("%w: %s is %s", errUnsettled, p.Name, p.State)
+		}
+	}
+	if err := c.check(pods); err != nil {
+		return err
+	}
+	pods, err := c.list()
+	if err != nil {
+		return err
+	}
+	return c.checkHost(pods)
 }
 
 // serves waits until a pod listed running answers through its host port,
@@ -376,7 +391,7 @@ func (c *chaos) check(pods []podView) error {
 		state[p.ID] = p.State
 	}
 	for _, id := range strings.Fields(string(out)) {
-		if s := state[id]; s == "" || s == "stopped" || s == "hibernated" {
+		if s := state[id]; s == "" || s == "stopped" || s == "hibernated" || s == "failed" {
 			return fmt.Errorf("sandbox %s runs for a pod that is %q", id, s)
 		}
 	}
