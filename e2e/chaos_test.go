@@ -28,7 +28,9 @@ import (
 // until it is deleted and listening exactly while it runs or hibernates, no sandbox without a
 // running pod, no pod lost that was created and never deleted, and no
 // network record, mount, runsc process or address in the pool that
-// belongs to no pod (checkHost). The suite's leak check runs after it.
+// belongs to no pod (checkHost); a failed pod holds no more than a
+// stopped one once its teardown has converged. The suite's leak check
+// runs after it.
 //
 // PINACLE_CHAOS_ROUNDS sets the rounds (default 4, the short version CI
 // runs; `make chaos` runs 200) and PINACLE_CHAOS_SEED replays a run. A
