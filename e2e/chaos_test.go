@@ -268,7 +268,7 @@ func (c *chaos) settle(timeout time.Duration) error {
 				c.hostChecks++
 				return nil
 			case errors.Is(err, errChanged), errors.Is(err, errUnsettled):
-			case !slices.ContainsFunc(pods, func(p podView) bool { return p.State == "failed" }):
+			case !c.anyFailed(pods):
 				return err
 			case converging.IsZero():
 				converging = time.Now()
@@ -281,6 +281,17 @@ func (c *chaos) settle(timeout time.Duration) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// anyFailed says whether a pod is failed in pods or in a list read now
+// (a sandbox's death noticed during the check).
+func (c *chaos) anyFailed(pods []podView) bool {
+	failed := func(p podView) bool { return p.State == "failed" }
+	if slices.ContainsFunc(pods, failed) {
+		return true
+	}
+	now, err := c.list()
+	return err == nil && slices.ContainsFunc(now, failed)
 }
 
 // errUnsettled says a pod is in a transitional state: wait.
