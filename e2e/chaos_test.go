@@ -44,7 +44,7 @@ func TestChaos(t *testing.T) {
 	t.Logf("chaos: %d rounds, PINACLE_CHAOS_SEED=%d", rounds, seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	d := startDaemon(t)
-	c := &chaos{d: d, created: map[string]bool{}, deleting: map[string]bool{}, seen: map[string]bool{}}
+	c := &chaos{d: d, created: map[string]int{}, deleteSent: map[string]int{}, seen: map[string]bool{}}
 	// The baseline: a clean start of the same daemon, no pods.
 	for range 3 {
 		d.stop()
@@ -70,7 +70,10 @@ func TestChaos(t *testing.T) {
 		}
 		if err != nil {
 			failures++
-			t.Errorf("round %d (PINACLE_CHAOS_SEED=%d): %v\ndaemon log:\n%s", round, seed, err, d.logTail())
+			c.mu.Lock()
+			ops := strings.Join(c.ops[max(0, len(c.ops)-3*5):], "\n")
+			c.mu.Unlock()
+			t.Errorf("round %d (PINACLE_CHAOS_SEED=%d): %v\nlast rounds' operations (round name op exit):\n%s\ndaemon log:\n%s", round, seed, err, ops, d.logTail())
 			if failures >= chaosMaxFailures {
 				t.FailNow()
 			}
@@ -112,11 +115,18 @@ func median(ds []time.Duration) time.Duration {
 // whose delete was cut short and finished by recovery, and what the
 // checks saw, to compare across restarts.
 type chaos struct {
-	d        *daemon
-	mu       sync.Mutex
-	created  map[string]bool // create answered 0, no delete answered 0 since
-	deleting map[string]bool // a delete was sent: the pod may be gone
-	windows  []string        // running pods that took over a second to serve
+	d  *daemon
+	mu sync.Mutex
+	// created is the round of the last create per name that answered 0
+	// (gone once a delete answered 0 in a later round); deleteSent the
+	// round of the last delete sent. Ops of one round run at once, in no
+	// order: a pod created in round r may be gone if a delete was sent in
+	// round r or later (it may have been cut short and finished by
+	// recovery), and only then.
+	created    map[string]int
+	deleteSent map[string]int
+	ops        []string // "round name op exit" of each operation, and each outside kill
+	windows    []string // running pods that took over a second to serve
 
 	ports map[string]string // pod ID -> its host ports at the last settle
 	warm  map[string]bool   // warm networks in state.db at the last kill
@@ -154,33 +164,36 @@ func (c *chaos) round(t *testing.T, rng *rand.Rand) {
 func (c *chaos) do(name, op string) {
 	var r result
 	var err error
+	c.mu.Lock()
+	round := c.rounds
+	if op == "delete" {
+		c.deleteSent[name] = round
+	}
+	c.mu.Unlock()
 	switch op {
 	case "create":
-		c.mu.Lock()
-		c.deleting[name] = false
-		c.mu.Unlock()
 		f := fmt.Sprintf("%s/%s-%d.yaml", c.d.dir, name, time.Now().UnixNano())
 		if err = os.WriteFile(f, []byte(webSpec(name, "")), 0o644); err == nil {
 			r, err = c.cli("pod", "create", "-f", f, "-o", "json")
 		}
 	case "delete":
-		c.mu.Lock()
-		c.deleting[name] = true
-		c.mu.Unlock()
 		r, err = c.cli("pod", "delete", name)
 	default:
 		r, err = c.cli("pod", op, name)
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ops = append(c.ops, fmt.Sprintf("%d %s %s %d %v", round, name, op, r.code, err))
 	if err != nil || r.code != 0 {
 		return // the daemon died under it, or the op did not apply: both fine
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	switch op {
 	case "create":
-		c.created[name] = true
+		c.created[name] = round
 	case "delete":
-		delete(c.created, name)
+		if at, ok := c.created[name]; ok && at < round {
+			delete(c.created, name)
+		}
 	}
 }
 
@@ -209,7 +222,12 @@ func (c *chaos) killRunsc(t *testing.T, rng *rand.Rand, kind string) {
 	if len(procs) == 0 {
 		return
 	}
-	if syscall.Kill(procs[rng.IntN(len(procs))], syscall.SIGKILL) == nil { // it may have exited on its own meanwhile
+	pid := procs[rng.IntN(len(procs))]
+	cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if syscall.Kill(pid, syscall.SIGKILL) == nil { // it may have exited on its own meanwhile
+		c.mu.Lock()
+		c.ops = append(c.ops, fmt.Sprintf("%d killed %s of %s", c.rounds, kind, podDirRE.FindString(string(cmd))))
+		c.mu.Unlock()
 		if kind == "runsc-gofer" {
 			c.goferKills++
 		} else {
@@ -410,8 +428,8 @@ func (c *chaos) check(pods []podView) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for name := range c.created {
-		if _, ok := byName[name]; !ok && !c.deleting[name] {
+	for name, at := range c.created { // rounds count from 1: never sent is 0
+		if _, ok := byName[name]; !ok && c.deleteSent[name] < at {
 			return fmt.Errorf("pod %s was created and never deleted, and is gone", name)
 		}
 	}
