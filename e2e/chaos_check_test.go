@@ -196,12 +196,11 @@ func (c *chaos) checkPorts(pods []podView) error {
 			}
 			ports = append(ports, fmt.Sprintf("%s=%d", pt.Name, pt.External))
 			// Running and hibernated pods' ports listen (a connection to
-			// a hibernated one wakes it); a stop, and a failure's undo,
-			// close them and keep the allocation.
-			// A failed pod whose sandbox died keeps them (not running)
-			// until its restart takes it down: either way.
+			// a hibernated one wakes it); a stop, and a failure's undo
+			// (a sandbox's death's too), close them and keep the
+			// allocation.
 			serving := p.State == "running" || p.State == "hibernated"
-			if p.State != "failed" && serving != listening[pt.External] {
+			if serving != listening[pt.External] {
 				return fmt.Errorf("pod %s (%s %s) holds host port %d: listening %v", p.Name, p.ID, p.State, pt.External, listening[pt.External])
 			}
 		}
@@ -298,9 +297,9 @@ func (c *chaos) attribute(pods []podView, snap leakcheck.Snapshot, recs map[stri
 	}
 	var subnets []netip.Prefix
 	for id, r := range recs {
-		// A pod failed by its sandbox's death keeps its network and
-		// rootfs until its restart takes them down.
-		if !live(id, "running", "hibernated", "failed") {
+		// A failed pod has been brought down like a stopped one (after a
+		// sandbox's death, once settle's convergence allows).
+		if !live(id, "running", "hibernated") {
 			return fmt.Errorf("network record of %s, which is %q", id, state[id])
 		}
 		subnets = append(subnets, r.Subnet)
@@ -314,7 +313,7 @@ func (c *chaos) attribute(pods []podView, snap leakcheck.Snapshot, recs map[stri
 		}
 	}
 	for _, l := range snap["mount"] {
-		if m := podDirRE.FindStringSubmatch(l); m != nil && !live(m[1], "running", "hibernated", "failed") {
+		if m := podDirRE.FindStringSubmatch(l); m != nil && !live(m[1], "running", "hibernated") {
 			return fmt.Errorf("mount of %s, which is %q: %s", m[1], state[m[1]], l)
 		}
 	}

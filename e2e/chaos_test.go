@@ -28,7 +28,9 @@ import (
 // until it is deleted and listening exactly while it runs or hibernates, no sandbox without a
 // running pod, no pod lost that was created and never deleted, and no
 // network record, mount, runsc process or address in the pool that
-// belongs to no pod (checkHost). The suite's leak check runs after it.
+// belongs to no pod (checkHost); a failed pod holds no more than a
+// stopped one once its teardown has converged. The suite's leak check
+// runs after it.
 //
 // PINACLE_CHAOS_ROUNDS sets the rounds (default 4, the short version CI
 // runs; `make chaos` runs 200) and PINACLE_CHAOS_SEED replays a run. A
@@ -42,7 +44,7 @@ func TestChaos(t *testing.T) {
 	t.Logf("chaos: %d rounds, PINACLE_CHAOS_SEED=%d", rounds, seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	d := startDaemon(t)
-	c := &chaos{d: d, created: map[string]bool{}, deleting: map[string]bool{}, seen: map[string]bool{}}
+	c := &chaos{d: d, created: map[string]int{}, deleteSent: map[string]int{}, seen: map[string]bool{}}
 	// The baseline: a clean start of the same daemon, no pods.
 	for range 3 {
 		d.stop()
@@ -68,7 +70,10 @@ func TestChaos(t *testing.T) {
 		}
 		if err != nil {
 			failures++
-			t.Errorf("round %d (PINACLE_CHAOS_SEED=%d): %v\ndaemon log:\n%s", round, seed, err, d.logTail())
+			c.mu.Lock()
+			ops := strings.Join(c.ops[max(0, len(c.ops)-3*5):], "\n")
+			c.mu.Unlock()
+			t.Errorf("round %d (PINACLE_CHAOS_SEED=%d): %v\nlast rounds' operations (round name op exit):\n%s\ndaemon log:\n%s", round, seed, err, ops, d.logTail())
 			if failures >= chaosMaxFailures {
 				t.FailNow()
 			}
@@ -110,11 +115,18 @@ func median(ds []time.Duration) time.Duration {
 // whose delete was cut short and finished by recovery, and what the
 // checks saw, to compare across restarts.
 type chaos struct {
-	d        *daemon
-	mu       sync.Mutex
-	created  map[string]bool // create answered 0, no delete answered 0 since
-	deleting map[string]bool // a delete was sent: the pod may be gone
-	windows  []string        // running pods that took over a second to serve
+	d  *daemon
+	mu sync.Mutex
+	// created is the round of the last create per name that answered 0
+	// (gone once a delete answered 0 in a later round); deleteSent the
+	// round of the last delete sent. Ops of one round run at once, in no
+	// order: a pod created in round r may be gone if a delete was sent in
+	// round r or later (it may have been cut short and finished by
+	// recovery), and only then.
+	created    map[string]int
+	deleteSent map[string]int
+	ops        []string // "round name op exit" of each operation, and each outside kill
+	windows    []string // running pods that took over a second to serve
 
 	ports map[string]string // pod ID -> its host ports at the last settle
 	warm  map[string]bool   // warm networks in state.db at the last kill
@@ -152,33 +164,36 @@ func (c *chaos) round(t *testing.T, rng *rand.Rand) {
 func (c *chaos) do(name, op string) {
 	var r result
 	var err error
+	c.mu.Lock()
+	round := c.rounds
+	if op == "delete" {
+		c.deleteSent[name] = round
+	}
+	c.mu.Unlock()
 	switch op {
 	case "create":
-		c.mu.Lock()
-		c.deleting[name] = false
-		c.mu.Unlock()
 		f := fmt.Sprintf("%s/%s-%d.yaml", c.d.dir, name, time.Now().UnixNano())
 		if err = os.WriteFile(f, []byte(webSpec(name, "")), 0o644); err == nil {
 			r, err = c.cli("pod", "create", "-f", f, "-o", "json")
 		}
 	case "delete":
-		c.mu.Lock()
-		c.deleting[name] = true
-		c.mu.Unlock()
 		r, err = c.cli("pod", "delete", name)
 	default:
 		r, err = c.cli("pod", op, name)
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ops = append(c.ops, fmt.Sprintf("%d %s %s %d %v", round, name, op, r.code, err))
 	if err != nil || r.code != 0 {
 		return // the daemon died under it, or the op did not apply: both fine
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	switch op {
 	case "create":
-		c.created[name] = true
+		c.created[name] = round
 	case "delete":
-		delete(c.created, name)
+		if at, ok := c.created[name]; ok && at < round {
+			delete(c.created, name)
+		}
 	}
 }
 
@@ -207,7 +222,12 @@ func (c *chaos) killRunsc(t *testing.T, rng *rand.Rand, kind string) {
 	if len(procs) == 0 {
 		return
 	}
-	if syscall.Kill(procs[rng.IntN(len(procs))], syscall.SIGKILL) == nil { // it may have exited on its own meanwhile
+	pid := procs[rng.IntN(len(procs))]
+	cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if syscall.Kill(pid, syscall.SIGKILL) == nil { // it may have exited on its own meanwhile
+		c.mu.Lock()
+		c.ops = append(c.ops, fmt.Sprintf("%d killed %s of %s", c.rounds, kind, podDirRE.FindString(string(cmd))))
+		c.mu.Unlock()
 		if kind == "runsc-gofer" {
 			c.goferKills++
 		} else {
@@ -249,38 +269,29 @@ func (c *chaos) runscIDs() ([]string, error) {
 }
 
 // settle waits until every pod is in a stable state, then checks the
-// invariants once.
+// invariants. A pod failed by its sandbox's death is recorded failed
+// before the node takes down what it had (forwarder, sandbox and gofer,
+// cgroup, rootfs, network), so while any pod is failed a check that does
+// not hold is tried again, until it holds or convergeTimeout has passed
+// since it first did not.
 func (c *chaos) settle(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
+	var converging time.Time
 	for {
 		pods, err := c.list()
 		if err == nil {
-			unstable := ""
-			for _, p := range pods {
-				switch p.State {
-				case "running", "stopped", "failed", "hibernated":
-				default:
-					unstable = p.Name + " is " + p.State
-				}
-			}
-			if unstable == "" {
-				if err := c.check(pods); err != nil {
-					return err
-				}
-				// The host, against a fresh list (the check above can take
-				// a while); a pod that moved meanwhile means look again.
-				if pods, err = c.list(); err != nil {
-					return err
-				}
-				if err = c.checkHost(pods); err == nil {
-					c.hostChecks++
-					return nil
-				}
-				if !errors.Is(err, errChanged) {
-					return err
-				}
-			} else {
-				err = fmt.Errorf("not settled: %s", unstable)
+			err = c.settled(pods)
+			switch {
+			case err == nil:
+				c.hostChecks++
+				return nil
+			case errors.Is(err, errChanged), errors.Is(err, errUnsettled):
+			case !c.anyFailed(pods):
+				return err
+			case converging.IsZero():
+				converging = time.Now()
+			case time.Since(converging) > convergeTimeout:
+				return fmt.Errorf("%w (a failed pod's host state did not converge in %s)", err, convergeTimeout)
 			}
 		}
 		if time.Now().After(deadline) {
@@ -288,6 +299,41 @@ func (c *chaos) settle(timeout time.Duration) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// anyFailed says whether a pod is failed in pods or in a list read now
+// (a sandbox's death noticed during the check).
+func (c *chaos) anyFailed(pods []podView) bool {
+	failed := func(p podView) bool { return p.State == "failed" }
+	if slices.ContainsFunc(pods, failed) {
+		return true
+	}
+	now, err := c.list()
+	return err == nil && slices.ContainsFunc(now, failed)
+}
+
+// errUnsettled says a pod is in a transitional state: wait.
+var errUnsettled = errors.New("not settled")
+
+// settled checks pods, all in stable states, against the API and then the
+// host, against a fresh list (the first check can take a while): a pod
+// that moved meanwhile is errChanged.
+func (c *chaos) settled(pods []podView) error {
+	for _, p := range pods {
+		switch p.State {
+		case "running", "stopped", "failed", "hibernated":
+		default:
+			return fmt.Errorf("%w: %s is %s", errUnsettled, p.Name, p.State)
+		}
+	}
+	if err := c.check(pods); err != nil {
+		return err
+	}
+	pods, err := c.list()
+	if err != nil {
+		return err
+	}
+	return c.checkHost(pods)
 }
 
 // serves waits until a pod listed running answers through its host port,
@@ -376,14 +422,14 @@ func (c *chaos) check(pods []podView) error {
 		state[p.ID] = p.State
 	}
 	for _, id := range strings.Fields(string(out)) {
-		if s := state[id]; s == "" || s == "stopped" || s == "hibernated" {
+		if s := state[id]; s == "" || s == "stopped" || s == "hibernated" || s == "failed" {
 			return fmt.Errorf("sandbox %s runs for a pod that is %q", id, s)
 		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for name := range c.created {
-		if _, ok := byName[name]; !ok && !c.deleting[name] {
+	for name, at := range c.created { // rounds count from 1: never sent is 0
+		if _, ok := byName[name]; !ok && c.deleteSent[name] < at {
 			return fmt.Errorf("pod %s was created and never deleted, and is gone", name)
 		}
 	}

@@ -21,8 +21,9 @@ import (
 )
 
 // Everything the tests create lives in 10.201.0.0/16 (this package's test
-// range): pod pools in 10.201.0.0/17 (a /21 per manager), test
-// infrastructure in 10.201.128.0/17.
+// range): pod pools in 10.201.0.0/17 and 10.201.224.0/21-10.201.240.0/21
+// (a /21 per manager), test infrastructure in 10.201.128.0/17 below
+// 10.201.224.0.
 var testSeq atomic.Int32
 
 func requireRoot(t testing.TB) {
@@ -60,10 +61,14 @@ func newTestManager(t testing.TB, opts ...Option) *testEnv {
 	t.Helper()
 	requireRoot(t)
 	n := testSeq.Add(1) - 1
+	third := n * 8
 	if n >= 16 {
+		third = 224 + (n-16)*8 // past the infrastructure's 128-207
+	}
+	if third >= 248 {
 		t.Fatal("out of test pools")
 	}
-	pool := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 201, byte(n * 8), 0}), 21)
+	pool := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 201, byte(third), 0}), 21)
 	r := randHex(4)
 	all := append([]Option{
 		WithStateDir(t.TempDir()),

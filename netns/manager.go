@@ -77,6 +77,8 @@ type manager struct {
 	filtMu  sync.Mutex
 	filters map[string]*dnsFilter // pod ID -> its running DNS filter
 
+	staleOnce sync.Once // killStalePlugins
+
 	warmMu    sync.Mutex
 	warmReady []string      // warm entry IDs ready to claim, oldest first
 	warmKick  chan struct{} // a claim happened: refill
@@ -341,6 +343,7 @@ func (m *manager) cniAdd(ctx context.Context, a *Attachment) error {
 	if err != nil {
 		return err
 	}
+	m.killStalePlugins(ctx)
 	res, err := m.cni.AddNetworkList(ctx, list, m.runtimeConf(a, a.NetnsPath))
 	if err != nil {
 		return fmt.Errorf("cni add: %w", err)

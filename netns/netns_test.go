@@ -195,7 +195,7 @@ func mustReachSelf(t *testing.T, a *Attachment) {
 
 // leakFilter is what the test manager may create on the host.
 func (e *testEnv) leakFilter() []string {
-	return append(e.m.LeakFilter(), e.pool.String(), "10.201."+fmt.Sprint(e.n*8)+".")
+	return append(e.m.LeakFilter(), e.pool.String(), "10.201."+fmt.Sprint(e.pool.Addr().As4()[2])+".")
 }
 
 func stateFiles(t *testing.T, e *testEnv) []string {

@@ -32,6 +32,7 @@ func (m *manager) Teardown(ctx context.Context, podID string) error {
 // alive or not: DEL through the plugins, then by name what they could not
 // remove (chains, links). It returns what failed, having tried every step.
 func (m *manager) teardownNetwork(ctx context.Context, log *slog.Logger, a *Attachment, alive bool) []error {
+	m.killStalePlugins(ctx) // one still at work would redo what this undoes
 	if alive && a.IP.IsValid() && bytes.Contains(a.ConfList, []byte(`"ipMasq":true`)) {
 		// A record from before the node did its own masquerade: runsc
 		// strips the address, and without it the bridge plugin's DEL

@@ -36,7 +36,9 @@ type Runtime interface {
 	Stats(ctx context.Context, id string) (Stats, error)
 	// KillStale kills the runsc invocations for id that an earlier process
 	// of this node left running when it died (a create or restore cut
-	// short), so that recovery does not race them.
+	// short), so that recovery does not race them, and, when runsc has no
+	// state for id, the sandbox and gofer such a runsc left (only their
+	// command lines name the pod) and its lock file.
 	KillStale(ctx context.Context, id string) error
 }
 

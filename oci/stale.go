@@ -2,7 +2,9 @@ package oci
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,7 +20,10 @@ import (
 // finished after recovery had undone the pod, it would start a sandbox (and
 // an init writing a status file) behind the node's back. The sandbox and
 // gofer processes themselves (runsc-sandbox, runsc-gofer) are left to
-// Delete. It returns once the invocations are gone, or ctx ends.
+// Delete when runsc has the container's state; without it (a runsc killed
+// before it wrote the state) they are killed here too, and runsc's lock
+// file removed. It returns once the processes are gone, or ctx ends.
+// Callers hold the pod's lock: no runsc of this process runs for id.
 func (r *runsc) KillStale(ctx context.Context, id string) error {
 	pids := r.staleInvocations(id, false)
 	if err := r.killAndWait(ctx, id, pids); err != nil {
@@ -29,8 +34,27 @@ func (r *runsc) KillStale(ctx context.Context, id string) error {
 	}
 	// A runsc killed before it wrote the container's state leaves its
 	// sandbox and gofer (in a session of their own) that no runsc command
-	// can find again: only their command lines name the pod.
-	return r.killAndWait(ctx, id, r.staleInvocations(id, true))
+	// can find again: only their command lines name the pod. It leaves
+	// its lock file too, which nothing else would remove.
+	if err := r.killAndWait(ctx, id, r.staleInvocations(id, true)); err != nil {
+		return err
+	}
+	return r.removeLockFiles(id)
+}
+
+// removeLockFiles removes the lock files runsc left for id without a
+// state file (see known); the caller has made sure no runsc runs for id.
+func (r *runsc) removeLockFiles(id string) error {
+	locks, err := filepath.Glob(filepath.Join(r.root, globEscape(id)+"_sandbox:*.lock"))
+	if err != nil {
+		return err
+	}
+	for _, l := range locks {
+		if err := os.Remove(l); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("stale runsc lock of %s: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // killAndWait SIGKILLs pids and waits until they are gone.

@@ -2,7 +2,11 @@ package oci
 
 import (
 	"context"
+	"errors"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -34,10 +38,30 @@ func TestKillStale(t *testing.T) {
 	sandbox := stray("runsc-sandbox", "--root="+r.root, "boot", "pstale1")
 	gofer := stray("runsc-gofer", "--root="+r.root, "gofer", "--bundle", "/data/pods/pstale1/bundle")
 	otherGofer := stray("runsc-gofer", "--root="+r.root, "gofer", "--bundle", "/data/pods/pother/bundle")
+	// runsc takes its lock file before it starts the gofer and the
+	// sandbox and writes the state after: a runsc killed in between leaves
+	// the lock alone, and the container is still not one runsc can load.
+	lock := filepath.Join(r.root, "pstale1_sandbox:pstale1.lock")
+	otherLock := filepath.Join(r.root, "pother_sandbox:pother.lock")
+	for _, f := range []string{lock, otherLock} {
+		if err := os.WriteFile(f, nil, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(f) })
+	}
+	if r.known("pstale1") {
+		t.Fatal("a container with only runsc's lock file reads as known: Delete would ask runsc, which cannot load it")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := r.KillStale(ctx, "pstale1"); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(lock); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the pod's stale runsc lock file is still there: %v", err)
+	}
+	if _, err := os.Stat(otherLock); err != nil {
+		t.Errorf("another pod's lock file: %v", err)
 	}
 	for name, c := range map[string]*exec.Cmd{"the stale invocation": target, "the untracked sandbox": sandbox, "its gofer": gofer} {
 		if alive(c.Process.Pid) {

@@ -142,13 +142,19 @@ func (r *runsc) Wait(ctx context.Context, id string) (ExitInfo, error) {
 	return info, nil
 }
 
-// known reports whether runsc keeps any state for id under its root. The
+// known reports whether runsc keeps state for id under its root. The
 // pinned runsc writes "<id>_sandbox:<sandbox-id>.state" (and a .lock) per
 // container; TestKillDeleteList checks that layout. A readdir is far
 // cheaper than asking runsc, which starts a large binary to answer even
 // "no such container" (docs/runtime.md has the figure).
+//
+// Only the state file counts: runsc takes the lock file before it starts
+// the gofer and the sandbox and writes the state after, so a runsc killed
+// in between leaves a lock file, a sandbox and a gofer, and no runsc
+// command can load the container (the chaos test found a pod failed with
+// that gofer alive until its delete).
 func (r *runsc) known(id string) bool {
-	m, err := filepath.Glob(filepath.Join(r.root, globEscape(id)+"_sandbox:*"))
+	m, err := filepath.Glob(filepath.Join(r.root, globEscape(id)+"_sandbox:*.state"))
 	return err != nil || len(m) > 0 // on doubt, ask runsc
 }
 

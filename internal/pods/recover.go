@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/lifecycle"
 	"github.com/pinacle/pinacle-node/internal/store"
 	"github.com/pinacle/pinacle-node/portfwd"
@@ -85,11 +86,14 @@ func (m *Manager) recoverPod(ctx context.Context, id string) error {
 		if err := m.deleteSandbox(ctx, id); err != nil {
 			m.event(ctx, id, "warning", "CleanupFailed", "sandbox: "+err.Error())
 		}
+		// A crash in the middle of the teardown that follows a sandbox's
+		// death (recorded failed first) leaves the rootfs mounted, or the
+		// network up: either is brought down.
 		mounted, err := m.cfg.Rootfs.Mounted(m.podDir(id))
 		if err != nil {
 			m.event(ctx, id, "warning", "CleanupFailed", "rootfs: "+err.Error())
 		}
-		if mounted {
+		if mounted || m.hasNetwork(ctx, id) {
 			return m.bringDown(ctx, id)
 		}
 		if p.State == lifecycle.Pending {
@@ -98,6 +102,14 @@ func (m *Manager) recoverPod(ctx context.Context, id string) error {
 		m.portsNotRunning(ctx, id)
 	}
 	return nil
+}
+
+// hasNetwork says whether the network layer still holds a network for
+// the pod (a failure to read the record counts: bringing it down says
+// what is wrong).
+func (m *Manager) hasNetwork(ctx context.Context, id string) bool {
+	_, err := m.cfg.Net.Get(ctx, id)
+	return !errdefs.IsNotFound(err)
 }
 
 // portsNotRunning tells the forwarder the pod cannot take connections; a
