@@ -215,6 +215,10 @@ func smokeConfig() *Config {
 
 var initArgs = []string{"/.pinacle/bin/pinacle-node", "init", "--config", "/.pinacle/config/services.json"}
 
+// pinacleInitArgs start cmd/pinacle-init, mounted where the harness mounts
+// every binary; it takes no subcommand.
+var pinacleInitArgs = []string{"/.pinacle/bin/pinacle-node", "--config", "/.pinacle/config/services.json"}
+
 func TestSandboxSmoke(t *testing.T) {
 	requireRunsc(t)
 	bin := buildInitBin(t)
