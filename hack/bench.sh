@@ -70,7 +70,7 @@ if want warm; then
 	# Podman is the baseline only: Debian's, installed for this figure.
 	command -v podman >/dev/null || apt-get install -y --no-install-recommends podman >/dev/null || echo "podman could not be installed; its baseline is skipped"
 	go run ./hack/benchnode -bin "$BIN" -warm-only -n 10
-	section "issue 14: memory per idle running busybox pod (MemAvailable drop and memory cgroup; target 15 MB)"
+	section "issue 14: memory per idle running busybox pod (memory cgroup and MemAvailable drop; target 15 MB), beside the same bundles run by bare runsc, with pinacle-init and with sleep (the floor)"
 	go run ./hack/benchnode -bin "$BIN" -memory-only -n 10
 fi
 if want templates; then

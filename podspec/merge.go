@@ -201,26 +201,6 @@ func (p *Pod) DeepCopy() *Pod {
 	return &out
 }
 
-// DeepCopy returns a copy of s that shares no memory with it.
-func (s Service) DeepCopy() Service {
-	out := s
-	out.Command = slices.Clone(s.Command)
-	out.Env = maps.Clone(s.Env)
-	out.Install = slices.Clone(s.Install)
-	out.DependsOn = slices.Clone(s.DependsOn)
-	if s.HealthCheck != nil {
-		h := s.HealthCheck.DeepCopy()
-		out.HealthCheck = &h
-	}
-	return out
-}
-
-// DeepCopy returns a copy of h that shares no memory with it.
-func (h HealthCheck) DeepCopy() HealthCheck {
-	h.Command = slices.Clone(h.Command)
-	return h
-}
-
 func copyRules(rs []EgressRule) []EgressRule {
 	if rs == nil {
 		return nil

@@ -108,10 +108,3 @@ type DNS struct {
 	Nameservers []string `json:"nameservers,omitempty"`
 	Search      []string `json:"search,omitempty"`
 }
-
-// NamedHealthCheck is a pod-level readiness check: the pod is ready when
-// all of them pass.
-type NamedHealthCheck struct {
-	Name string `json:"name"`
-	HealthCheck
-}

@@ -1,81 +1,32 @@
 package podspec
 
-import (
-	"encoding/json"
-	"fmt"
-	"time"
+import "github.com/pinacle/pinacle-node/podspec/svcspec"
+
+// The service and health-check types live in podspec/svcspec, a leaf the
+// in-sandbox init links without podspec's image-reference and YAML
+// parsers; these aliases keep them part of the pod spec's API.
+type (
+	// Service is one process the in-sandbox supervisor runs and keeps up.
+	Service = svcspec.Service
+	// RestartPolicy says when the supervisor restarts an exited service.
+	RestartPolicy = svcspec.RestartPolicy
+	// HealthCheck is how the supervisor decides a service is healthy.
+	HealthCheck = svcspec.HealthCheck
+	// HealthCheckType is http, tcp or exec.
+	HealthCheckType = svcspec.HealthCheckType
+	// NamedHealthCheck is a pod-level readiness check: the pod is ready
+	// when all of them pass.
+	NamedHealthCheck = svcspec.NamedHealthCheck
+	// Duration is a time.Duration written as a Go duration string ("10s").
+	Duration = svcspec.Duration
 )
-
-// Service is one process the in-sandbox supervisor runs and keeps up.
-type Service struct {
-	Name            string            `json:"name"`
-	Command         []string          `json:"command"`
-	Env             map[string]string `json:"env,omitempty"`
-	WorkingDir      string            `json:"workingDir,omitempty"`
-	User            string            `json:"user,omitempty"`
-	Install         []string          `json:"install,omitempty"` // argv run once, before first start, when Creates is missing
-	Creates         string            `json:"creates,omitempty"` // path whose existence means Install already ran
-	DependsOn       []string          `json:"dependsOn,omitempty"`
-	HealthCheck     *HealthCheck      `json:"healthCheck,omitempty"`
-	Restart         RestartPolicy     `json:"restart,omitempty"` // default on-failure
-	StopGracePeriod Duration          `json:"stopGracePeriod,omitzero"`
-	Port            int               `json:"port,omitempty"` // the port it serves on, if any
-}
-
-// RestartPolicy says when the supervisor restarts an exited service.
-type RestartPolicy string
 
 const (
-	RestartAlways    RestartPolicy = "always"
-	RestartOnFailure RestartPolicy = "on-failure"
-	RestartNever     RestartPolicy = "never"
+	RestartAlways    = svcspec.RestartAlways
+	RestartOnFailure = svcspec.RestartOnFailure
+	RestartNever     = svcspec.RestartNever
+
+	HealthHTTP = svcspec.HealthHTTP
+	HealthTCP  = svcspec.HealthTCP
+	HealthExec = svcspec.HealthExec
 )
-
-// HealthCheck is how the supervisor decides a service is healthy.
-type HealthCheck struct {
-	Type        HealthCheckType `json:"type"`
-	Port        int             `json:"port,omitempty"`       // http, tcp
-	Path        string          `json:"path,omitempty"`       // http; default "/"
-	Host        string          `json:"host,omitempty"`       // http, tcp; default 127.0.0.1
-	StatusMin   int             `json:"statusMin,omitempty"`  // http; default 200
-	StatusMax   int             `json:"statusMax,omitempty"`  // http; default 399
-	Command     []string        `json:"command,omitempty"`    // exec
-	Interval    Duration        `json:"interval,omitzero"`    // default 10s
-	Timeout     Duration        `json:"timeout,omitzero"`     // default 5s
-	Retries     int             `json:"retries,omitempty"`    // consecutive failures before unhealthy; default 3
-	StartPeriod Duration        `json:"startPeriod,omitzero"` // failures during it do not count; default 60s
-}
-
-// HealthCheckType is http, tcp or exec.
-type HealthCheckType string
-
-const (
-	HealthHTTP HealthCheckType = "http"
-	HealthTCP  HealthCheckType = "tcp"
-	HealthExec HealthCheckType = "exec"
-)
-
-// Duration is a time.Duration written as a Go duration string ("10s").
-type Duration struct{ time.Duration }
-
-// MarshalJSON writes the duration as a string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
-
-// UnmarshalJSON accepts "10s"-style strings, or a number of seconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return fmt.Errorf("invalid duration %q: want e.g. \"10s\" or \"1m30s\"", s)
-		}
-		d.Duration = v
-		return nil
-	}
-	var n float64
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("invalid duration %s: want a string like \"10s\" or a number of seconds", b)
-	}
-	d.Duration = time.Duration(n * float64(time.Second))
-	return nil
-}

@@ -49,7 +49,7 @@ services:
 			{Name: "app", Command: []string{"npm", "run", "dev"}, HealthCheck: &HealthCheck{Type: HealthHTTP, Path: "/healthz"}},
 			{Name: "worker"},
 		},
-		IdleTimeout: Duration{15 * time.Minute},
+		IdleTimeout: Duration{Duration: 15 * time.Minute},
 	}
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("got  %+v\nwant %+v", p, want)

@@ -92,7 +92,7 @@ func (p *Pod) Validate() error {
 	for i, hc := range p.HealthChecks {
 		f := Index("healthChecks", i)
 		e.uniqueLabel("healthChecks", i, hc.Name, "name", seen)
-		hc.HealthCheck.validate(f, 0, &e)
+		validateHealthCheck(&hc.HealthCheck, f, 0, &e)
 	}
 	if d := p.IdleTimeout.Duration; d < 0 || (d > 0 && d < MinIdleTimeout) {
 		e.add("idleTimeout", "%s must be 0 (never) or at least %s", d, MinIdleTimeout)
@@ -205,7 +205,7 @@ func validateServices(svcs []Service, e *errList) {
 			}
 		}
 		if s.HealthCheck != nil {
-			s.HealthCheck.validate(f+".healthCheck", s.Port, e)
+			validateHealthCheck(s.HealthCheck, f+".healthCheck", s.Port, e)
 		}
 	}
 	for i, s := range svcs {
@@ -268,8 +268,9 @@ func dependencyCycles(svcs []Service, idx map[string]int) [][]string {
 	return cycles
 }
 
-// validate checks h; svcPort is the port an http or tcp check defaults to.
-func (h *HealthCheck) validate(f string, svcPort int, e *errList) {
+// validateHealthCheck checks h; svcPort is the port an http or tcp check
+// defaults to.
+func validateHealthCheck(h *HealthCheck, f string, svcPort int, e *errList) {
 	switch h.Type {
 	case HealthHTTP, HealthTCP:
 		if h.Port == 0 && svcPort == 0 {

@@ -37,7 +37,7 @@ func validPod() *Pod {
 			{Name: "app", Command: []string{"npm", "run", "dev"}, Port: 3000, DependsOn: []string{"db"},
 				Env: map[string]string{"NODE_ENV": "development"}, WorkingDir: "/workspace/app",
 				Install: []string{"npm", "ci"}, Creates: "/workspace/app/node_modules",
-				HealthCheck: &HealthCheck{Type: HealthHTTP, Path: "/healthz", Interval: Duration{10 * time.Second}, Timeout: Duration{2 * time.Second}}},
+				HealthCheck: &HealthCheck{Type: HealthHTTP, Path: "/healthz", Interval: Duration{Duration: 10 * time.Second}, Timeout: Duration{Duration: 2 * time.Second}}},
 			{Name: "worker", Command: []string{"node", "worker.js"}, DependsOn: []string{"db", "app"}, User: "node",
 				HealthCheck: &HealthCheck{Type: HealthExec, Command: []string{"test", "-f", "/tmp/ok"}}},
 		},
@@ -47,7 +47,7 @@ func validPod() *Pod {
 		GithubRepo:   "pinacle/shop",
 		GithubBranch: "feature/cart",
 		HealthChecks: []NamedHealthCheck{{Name: "app", HealthCheck: HealthCheck{Type: HealthHTTP, Port: 3000}}},
-		IdleTimeout:  Duration{30 * time.Minute},
+		IdleTimeout:  Duration{Duration: 30 * time.Minute},
 	}
 }
 
@@ -161,8 +161,8 @@ func TestValidationMessages(t *testing.T) {
 		{"svc env", func(p *Pod) { svc(p, "app").Env["1X"] = "y" }, `services[1].env["1X"]`, `"1X" is not a valid variable name`},
 		{"svc user", func(p *Pod) { svc(p, "worker").User = "root:" }, "services[2].user", `"root:" must be user[:group]`},
 		{"restart", func(p *Pod) { svc(p, "db").Restart = "sometimes" }, "services[0].restart", `"sometimes": want always, on-failure or never`},
-		{"grace negative", func(p *Pod) { svc(p, "db").StopGracePeriod = Duration{-time.Second} }, "services[0].stopGracePeriod", "-1s must be between 0 and 10m0s"},
-		{"grace long", func(p *Pod) { svc(p, "db").StopGracePeriod = Duration{time.Hour} }, "services[0].stopGracePeriod", "1h0m0s must be between 0 and 10m0s"},
+		{"grace negative", func(p *Pod) { svc(p, "db").StopGracePeriod = Duration{Duration: -time.Second} }, "services[0].stopGracePeriod", "-1s must be between 0 and 10m0s"},
+		{"grace long", func(p *Pod) { svc(p, "db").StopGracePeriod = Duration{Duration: time.Hour} }, "services[0].stopGracePeriod", "1h0m0s must be between 0 and 10m0s"},
 		{"svc port", func(p *Pod) { svc(p, "worker").Port = 65536 }, "services[2].port", "65536 is not a port"},
 		{"svc port shared", func(p *Pod) { svc(p, "worker").Port = 5432 }, "services[2].port", "port 5432 is also used by services[0] (db)"},
 		{"dep unknown", func(p *Pod) { svc(p, "worker").DependsOn = []string{"db", "cache"} }, "services[2].dependsOn[1]", `unknown service "cache"`},
@@ -182,10 +182,10 @@ func TestValidationMessages(t *testing.T) {
 		{"hc status min", func(p *Pod) { svc(p, "app").HealthCheck.StatusMin = 99 }, "services[1].healthCheck.statusMin", "99 is not an HTTP status"},
 		{"hc status max", func(p *Pod) { svc(p, "app").HealthCheck.StatusMax = 600 }, "services[1].healthCheck.statusMax", "600 is not an HTTP status"},
 		{"hc status order", func(p *Pod) { svc(p, "app").HealthCheck.StatusMin = 500 }, "services[1].healthCheck.statusMax", "399 is below statusMin 500"},
-		{"hc interval", func(p *Pod) { svc(p, "app").HealthCheck.Interval = Duration{-time.Second} }, "services[1].healthCheck.interval", "-1s must be positive"},
-		{"hc start period", func(p *Pod) { svc(p, "app").HealthCheck.StartPeriod = Duration{-time.Second} }, "services[1].healthCheck.startPeriod", "-1s must be positive"},
-		{"hc timeout", func(p *Pod) { svc(p, "app").HealthCheck.Timeout = Duration{10 * time.Second} }, "services[1].healthCheck.timeout", "10s must be less than the interval 10s"},
-		{"hc timeout default interval", func(p *Pod) { svc(p, "db").HealthCheck.Timeout = Duration{time.Minute} }, "services[0].healthCheck.timeout", "1m0s must be less than the interval 10s"},
+		{"hc interval", func(p *Pod) { svc(p, "app").HealthCheck.Interval = Duration{Duration: -time.Second} }, "services[1].healthCheck.interval", "-1s must be positive"},
+		{"hc start period", func(p *Pod) { svc(p, "app").HealthCheck.StartPeriod = Duration{Duration: -time.Second} }, "services[1].healthCheck.startPeriod", "-1s must be positive"},
+		{"hc timeout", func(p *Pod) { svc(p, "app").HealthCheck.Timeout = Duration{Duration: 10 * time.Second} }, "services[1].healthCheck.timeout", "10s must be less than the interval 10s"},
+		{"hc timeout default interval", func(p *Pod) { svc(p, "db").HealthCheck.Timeout = Duration{Duration: time.Minute} }, "services[0].healthCheck.timeout", "1m0s must be less than the interval 10s"},
 		{"hc retries", func(p *Pod) { svc(p, "app").HealthCheck.Retries = -1 }, "services[1].healthCheck.retries", "-1 must not be negative"},
 		{"env name", func(p *Pod) { p.Environment["MY-VAR"] = "x" }, "environment.MY-VAR", `"MY-VAR" is not a valid variable name: want [A-Za-z_][A-Za-z0-9_]*`},
 		{"env name odd", func(p *Pod) { p.Environment["a b"] = "x" }, `environment["a b"]`, `"a b" is not a valid variable name`},
@@ -201,8 +201,8 @@ func TestValidationMessages(t *testing.T) {
 		{"pod hc bad name", func(p *Pod) { p.HealthChecks[0].Name = "A" }, "healthChecks[0].name", "must be a DNS label"},
 		{"pod hc dup", func(p *Pod) { p.HealthChecks = append(p.HealthChecks, p.HealthChecks[0]) }, "healthChecks[1].name", `duplicate name "app" (also healthChecks[0])`},
 		{"pod hc port", func(p *Pod) { p.HealthChecks[0].Port = 0 }, "healthChecks[0].port", "required for http checks"},
-		{"idle short", func(p *Pod) { p.IdleTimeout = Duration{time.Second} }, "idleTimeout", "1s must be 0 (never) or at least 1m0s"},
-		{"idle negative", func(p *Pod) { p.IdleTimeout = Duration{-time.Minute} }, "idleTimeout", "-1m0s must be 0 (never) or at least 1m0s"},
+		{"idle short", func(p *Pod) { p.IdleTimeout = Duration{Duration: time.Second} }, "idleTimeout", "1s must be 0 (never) or at least 1m0s"},
+		{"idle negative", func(p *Pod) { p.IdleTimeout = Duration{Duration: -time.Minute} }, "idleTimeout", "-1m0s must be 0 (never) or at least 1m0s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := validPod()

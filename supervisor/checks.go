@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pinacle/pinacle-node/podspec"
+	"github.com/pinacle/pinacle-node/podspec/svcspec"
 )
 
 // CheckStatus is one pod-level check's entry in the status file.
@@ -35,7 +35,7 @@ type podCheck struct {
 func (s *Supervisor) newPodChecks(now time.Time) {
 	for i := range s.cfg.Checks {
 		c := &s.cfg.Checks[i]
-		svc := &podspec.Service{Name: c.Name, User: s.cfg.User, WorkingDir: s.cfg.WorkingDir, HealthCheck: &c.HealthCheck}
+		svc := &svcspec.Service{Name: c.Name, User: s.cfg.User, WorkingDir: s.cfg.WorkingDir, HealthCheck: &c.HealthCheck}
 		s.checks = append(s.checks, &podCheck{
 			r:  &runner{sup: s, spec: svc},
 			st: CheckStatus{Name: c.Name, Health: HealthStarting, Since: now},

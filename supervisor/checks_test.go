@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pinacle/pinacle-node/podspec"
+	"github.com/pinacle/pinacle-node/podspec/svcspec"
 )
 
-func namedCheck(name string, h podspec.HealthCheck) podspec.NamedHealthCheck {
-	return podspec.NamedHealthCheck{Name: name, HealthCheck: h}
+func namedCheck(name string, h svcspec.HealthCheck) svcspec.NamedHealthCheck {
+	return svcspec.NamedHealthCheck{Name: name, HealthCheck: h}
 }
 
 // A pod-level check holds readiness back until it passes, whatever the
@@ -19,10 +19,10 @@ func TestPodChecksGateReady(t *testing.T) {
 	port := freePort(t)
 	web := svc("web", httpd(port, t.TempDir()))
 	cfg := testConfig(t, web)
-	cfg.Checks = []podspec.NamedHealthCheck{
-		namedCheck("web-up", podspec.HealthCheck{Type: podspec.HealthTCP, Host: "127.0.0.1", Port: port,
+	cfg.Checks = []svcspec.NamedHealthCheck{
+		namedCheck("web-up", svcspec.HealthCheck{Type: svcspec.HealthTCP, Host: "127.0.0.1", Port: port,
 			Interval: dur(50 * time.Millisecond), Timeout: dur(40 * time.Millisecond)}),
-		namedCheck("marker", podspec.HealthCheck{Type: podspec.HealthExec, Command: sh("test -e " + t.TempDir() + "/never"),
+		namedCheck("marker", svcspec.HealthCheck{Type: svcspec.HealthExec, Command: sh("test -e " + t.TempDir() + "/never"),
 			Interval: dur(50 * time.Millisecond), Timeout: dur(40 * time.Millisecond), StartPeriod: dur(100 * time.Millisecond), Retries: 2}),
 	}
 	s := startSupervisor(t, cfg)
@@ -55,8 +55,8 @@ func TestPodChecksGateReady(t *testing.T) {
 func TestPodChecksReady(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, svc("idle", sh("touch "+dir+"/up; exec sleep 60")))
-	cfg.Checks = []podspec.NamedHealthCheck{
-		namedCheck("marker", podspec.HealthCheck{Type: podspec.HealthExec, Command: sh("test -e " + dir + "/up"),
+	cfg.Checks = []svcspec.NamedHealthCheck{
+		namedCheck("marker", svcspec.HealthCheck{Type: svcspec.HealthExec, Command: sh("test -e " + dir + "/up"),
 			Interval: dur(50 * time.Millisecond), Timeout: dur(40 * time.Millisecond)}),
 	}
 	s := startSupervisor(t, cfg)
@@ -67,10 +67,10 @@ func TestPodChecksReady(t *testing.T) {
 }
 
 func TestConfigChecksValidated(t *testing.T) {
-	for name, c := range map[string][]podspec.NamedHealthCheck{
-		"no name":   {namedCheck("", podspec.HealthCheck{Type: podspec.HealthTCP, Port: 80})},
-		"duplicate": {namedCheck("a", podspec.HealthCheck{Type: podspec.HealthTCP, Port: 80}), namedCheck("a", podspec.HealthCheck{Type: podspec.HealthTCP, Port: 81})},
-		"no port":   {namedCheck("a", podspec.HealthCheck{Type: podspec.HealthTCP})},
+	for name, c := range map[string][]svcspec.NamedHealthCheck{
+		"no name":   {namedCheck("", svcspec.HealthCheck{Type: svcspec.HealthTCP, Port: 80})},
+		"duplicate": {namedCheck("a", svcspec.HealthCheck{Type: svcspec.HealthTCP, Port: 80}), namedCheck("a", svcspec.HealthCheck{Type: svcspec.HealthTCP, Port: 81})},
+		"no port":   {namedCheck("a", svcspec.HealthCheck{Type: svcspec.HealthTCP})},
 	} {
 		cfg := &Config{Checks: c}
 		cfg.applyDefaults()

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
-	"github.com/pinacle/pinacle-node/podspec"
+	"github.com/pinacle/pinacle-node/podspec/svcspec"
 )
 
 // Default paths inside the sandbox. The node bind-mounts <pod>/run at
@@ -26,13 +26,13 @@ const (
 	DefaultPath          = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 )
 
-// Defaults for the fields of podspec.Service and podspec.HealthCheck.
+// Defaults for the fields of svcspec.Service and svcspec.HealthCheck.
 const (
-	DefaultStopGracePeriod = podspec.DefaultStopGracePeriod
-	DefaultHealthInterval  = podspec.DefaultHealthInterval
-	DefaultHealthTimeout   = podspec.DefaultHealthTimeout
-	DefaultHealthRetries   = podspec.DefaultHealthRetries
-	DefaultStartPeriod     = podspec.DefaultHealthStartPeriod
+	DefaultStopGracePeriod = svcspec.DefaultStopGracePeriod
+	DefaultHealthInterval  = svcspec.DefaultHealthInterval
+	DefaultHealthTimeout   = svcspec.DefaultHealthTimeout
+	DefaultHealthRetries   = svcspec.DefaultHealthRetries
+	DefaultStartPeriod     = svcspec.DefaultHealthStartPeriod
 	DefaultBackoffInitial  = 100 * time.Millisecond
 	DefaultBackoffMax      = 30 * time.Second
 	DefaultBackoffReset    = 10 * time.Second
@@ -40,7 +40,7 @@ const (
 
 // Config is the supervisor's configuration file (services.json).
 type Config struct {
-	Services    []podspec.Service `json:"services"`
+	Services    []svcspec.Service `json:"services"`
 	LogDir      string            `json:"logDir,omitempty"`
 	StatusFile  string            `json:"statusFile,omitempty"`
 	LogMaxBytes int64             `json:"logMaxBytes,omitempty"`
@@ -56,14 +56,14 @@ type Config struct {
 
 	// Restart backoff: Initial doubles per consecutive failure up to Max;
 	// a process that ran at least Reset resets it.
-	BackoffInitial podspec.Duration `json:"backoffInitial,omitempty"`
-	BackoffMax     podspec.Duration `json:"backoffMax,omitempty"`
-	BackoffReset   podspec.Duration `json:"backoffReset,omitempty"`
+	BackoffInitial svcspec.Duration `json:"backoffInitial,omitempty"`
+	BackoffMax     svcspec.Duration `json:"backoffMax,omitempty"`
+	BackoffReset   svcspec.Duration `json:"backoffReset,omitempty"`
 
 	// Checks are the pod-level readiness checks (the spec's healthChecks):
 	// Status.Ready holds only while every one passes. Exec checks run as
 	// User in WorkingDir (the pod's), with Env.
-	Checks     []podspec.NamedHealthCheck `json:"checks,omitempty"`
+	Checks     []svcspec.NamedHealthCheck `json:"checks,omitempty"`
 	User       string                     `json:"user,omitempty"`
 	WorkingDir string                     `json:"workingDir,omitempty"`
 
@@ -180,7 +180,7 @@ func (c *Config) Validate() error {
 			return invalid("service %s: command is empty", s.Name)
 		}
 		switch s.Restart {
-		case podspec.RestartAlways, podspec.RestartOnFailure, podspec.RestartNever:
+		case svcspec.RestartAlways, svcspec.RestartOnFailure, svcspec.RestartNever:
 		default:
 			return invalid("service %s: restart %q: want always, on-failure or never", s.Name, s.Restart)
 		}
@@ -210,16 +210,16 @@ func (c *Config) Validate() error {
 	return c.validateChecks()
 }
 
-func validateHealth(who string, h *podspec.HealthCheck) error {
+func validateHealth(who string, h *svcspec.HealthCheck) error {
 	if h == nil {
 		return nil
 	}
 	switch h.Type {
-	case podspec.HealthHTTP, podspec.HealthTCP:
+	case svcspec.HealthHTTP, svcspec.HealthTCP:
 		if h.Port <= 0 || h.Port > 65535 {
 			return invalid("%s: healthCheck.port %d: want 1-65535 (or set the service port)", who, h.Port)
 		}
-		if h.Type == podspec.HealthHTTP {
+		if h.Type == svcspec.HealthHTTP {
 			if !strings.HasPrefix(h.Path, "/") {
 				return invalid("%s: healthCheck.path %q: must start with /", who, h.Path)
 			}
@@ -227,7 +227,7 @@ func validateHealth(who string, h *podspec.HealthCheck) error {
 				return invalid("%s: healthCheck status range %d-%d: want 100 <= min <= max <= 599", who, h.StatusMin, h.StatusMax)
 			}
 		}
-	case podspec.HealthExec:
+	case svcspec.HealthExec:
 		if len(h.Command) == 0 || h.Command[0] == "" {
 			return invalid("%s: healthCheck.command is empty", who)
 		}
@@ -246,7 +246,7 @@ func validateHealth(who string, h *podspec.HealthCheck) error {
 // findCycle returns one dependency cycle as a closed path of names
 // ("a -> b -> a"), or nil. Services are visited in config order so the
 // reported cycle is stable.
-func findCycle(svcs []podspec.Service) []string {
+func findCycle(svcs []svcspec.Service) []string {
 	deps := make(map[string][]string, len(svcs))
 	for _, s := range svcs {
 		deps[s.Name] = s.DependsOn

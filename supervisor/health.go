@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/pinacle/pinacle-node/podspec"
+	"github.com/pinacle/pinacle-node/podspec/svcspec"
 )
 
 // probe runs one health check attempt and returns nil when it passes.
@@ -22,7 +22,7 @@ func (s *Supervisor) newProbe(r *runner) probe {
 	h := r.spec.HealthCheck
 	addr := net.JoinHostPort(h.Host, strconv.Itoa(h.Port))
 	switch h.Type {
-	case podspec.HealthTCP:
+	case svcspec.HealthTCP:
 		return func(ctx context.Context) error {
 			var d net.Dialer
 			c, err := d.DialContext(ctx, "tcp", addr)
@@ -32,7 +32,7 @@ func (s *Supervisor) newProbe(r *runner) probe {
 			c.Close()
 			return nil
 		}
-	case podspec.HealthHTTP:
+	case svcspec.HealthHTTP:
 		return func(ctx context.Context) error { return httpProbe(ctx, addr, h) }
 	default:
 		return func(ctx context.Context) error { return s.execProbe(ctx, r) }
@@ -42,7 +42,7 @@ func (s *Supervisor) newProbe(r *runner) probe {
 // httpProbe does a bare HTTP/1.1 GET and checks the status line. It is
 // written by hand to keep net/http's client (transport pools, goroutines,
 // TLS) out of init's memory: a probe needs one request on a fresh conn.
-func httpProbe(ctx context.Context, addr string, h *podspec.HealthCheck) error {
+func httpProbe(ctx context.Context, addr string, h *svcspec.HealthCheck) error {
 	url := "http://" + addr + h.Path
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
@@ -154,7 +154,7 @@ type verdicts struct {
 // Until the first success (within the start period) it probes on a fast
 // schedule so a service that comes up quickly is seen healthy within
 // milliseconds, not a full interval later.
-func probeLoop(ctx context.Context, h *podspec.HealthCheck, check probe, v verdicts) {
+func probeLoop(ctx context.Context, h *svcspec.HealthCheck, check probe, v verdicts) {
 	started := time.Now()
 	inStart := true
 	fails := 0
@@ -162,7 +162,7 @@ func probeLoop(ctx context.Context, h *podspec.HealthCheck, check probe, v verdi
 	// loopback connect costs microseconds), 20 ms for an exec one (a fork
 	// and exec), growing by a quarter each time up to a second.
 	fast := 5 * time.Millisecond
-	if h.Type == podspec.HealthExec {
+	if h.Type == svcspec.HealthExec {
 		fast = 20 * time.Millisecond
 	}
 	t := time.NewTimer(0)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pinacle/pinacle-node/podspec"
+	"github.com/pinacle/pinacle-node/podspec/svcspec"
 )
 
 func TestHTTPHealthFlips(t *testing.T) {
@@ -19,8 +19,8 @@ func TestHTTPHealthFlips(t *testing.T) {
 		t.Fatal(err)
 	}
 	web := svc("web", httpd(port, www))
-	web.HealthCheck = &podspec.HealthCheck{
-		Type: podspec.HealthHTTP, Port: port, Path: "/ok",
+	web.HealthCheck = &svcspec.HealthCheck{
+		Type: svcspec.HealthHTTP, Port: port, Path: "/ok",
 		Interval: dur(30 * time.Millisecond), Timeout: dur(time.Second), Retries: 2,
 	}
 	cfg := testConfig(t, web)
@@ -53,8 +53,8 @@ func TestExecHealthCheck(t *testing.T) {
 	dir := t.TempDir()
 	ready := filepath.Join(dir, "ready")
 	worker := svc("worker", sh("exec sleep 1000"))
-	worker.HealthCheck = &podspec.HealthCheck{
-		Type: podspec.HealthExec, Command: sh("echo checking; test -f " + ready),
+	worker.HealthCheck = &svcspec.HealthCheck{
+		Type: svcspec.HealthExec, Command: sh("echo checking; test -f " + ready),
 		Interval: dur(30 * time.Millisecond), Timeout: dur(time.Second), Retries: 1,
 	}
 	after := svc("after", sh("exec sleep 1000"), "worker")
@@ -78,8 +78,8 @@ func TestExecHealthCheck(t *testing.T) {
 
 func TestExecHealthTimeout(t *testing.T) {
 	w := svc("slowcheck", sh("exec sleep 1000"))
-	w.HealthCheck = &podspec.HealthCheck{
-		Type: podspec.HealthExec, Command: sh("sleep 30"),
+	w.HealthCheck = &svcspec.HealthCheck{
+		Type: svcspec.HealthExec, Command: sh("sleep 30"),
 		Interval: dur(30 * time.Millisecond), Timeout: dur(100 * time.Millisecond), Retries: 1, StartPeriod: dur(time.Millisecond),
 	}
 	s := startSupervisor(t, testConfig(t, w))
@@ -92,8 +92,8 @@ func TestExecHealthTimeout(t *testing.T) {
 func TestNeverHealthyReason(t *testing.T) {
 	port := freePort(t)
 	w := svc("mute", sh("exec sleep 1000")) // never listens
-	w.HealthCheck = &podspec.HealthCheck{
-		Type: podspec.HealthTCP, Port: port,
+	w.HealthCheck = &svcspec.HealthCheck{
+		Type: svcspec.HealthTCP, Port: port,
 		Interval: dur(20 * time.Millisecond), Timeout: dur(time.Second), Retries: 2, StartPeriod: dur(200 * time.Millisecond),
 	}
 	s := startSupervisor(t, testConfig(t, w))

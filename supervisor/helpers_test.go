@@ -13,7 +13,7 @@ import (
 
 	"github.com/pinacle/pinacle-node/internal/testenv"
 
-	"github.com/pinacle/pinacle-node/podspec"
+	"github.com/pinacle/pinacle-node/podspec/svcspec"
 )
 
 const busybox = "/bin/busybox"
@@ -27,11 +27,11 @@ func requireBusybox(t *testing.T) {
 
 func sh(script string) []string { return []string{busybox, "sh", "-c", script} }
 
-func dur(d time.Duration) podspec.Duration { return podspec.Duration{Duration: d} }
+func dur(d time.Duration) svcspec.Duration { return svcspec.Duration{Duration: d} }
 
 // testConfig returns a config writing logs and status under a temp dir,
 // with fast backoff and no control socket.
-func testConfig(t *testing.T, svcs ...podspec.Service) *Config {
+func testConfig(t *testing.T, svcs ...svcspec.Service) *Config {
 	dir := t.TempDir()
 	return &Config{
 		Services:       svcs,
@@ -178,8 +178,8 @@ func httpd(port int, dir string) []string {
 	return []string{busybox, "httpd", "-f", "-p", fmt.Sprintf("127.0.0.1:%d", port), "-h", dir}
 }
 
-func svc(name string, cmd []string, deps ...string) podspec.Service {
-	return podspec.Service{Name: name, Command: cmd, DependsOn: deps}
+func svc(name string, cmd []string, deps ...string) svcspec.Service {
+	return svcspec.Service{Name: name, Command: cmd, DependsOn: deps}
 }
 
 // waitLog polls a service's log until it holds every want, and returns it.

@@ -17,10 +17,11 @@ import (
 )
 
 // BenchmarkInitRSS measures the memory of PID 1 in a sandbox running the
-// three smoke services: the real node binary (`pinacle-node init`), the
-// initbin stand-in, and a do-nothing static Go program as the floor; and
-// the real binary's init on the host, outside gVisor, with the same
-// services. Per case it reports medians of:
+// three smoke services: the real init (cmd/pinacle-init, pods' PID 1),
+// the initbin stand-in, and a do-nothing static Go program as the floor;
+// and the real init on the host, outside gVisor, with the same services.
+// (The harness mounts each binary at /.pinacle/bin/pinacle-node.) Per
+// case it reports medians of:
 //
 //   - vmrss_kB: VmRSS of PID 1 as /proc/1/status shows it (the issue's
 //     figure). gVisor counts whole 2 MiB-aligned chunks of private
@@ -40,7 +41,7 @@ import (
 func BenchmarkInitRSS(b *testing.B) {
 	requireRunsc(b)
 	dir := b.TempDir()
-	node := goBuild(b, dir, "pinacle-node", "../cmd/pinacle-node")
+	initBin := goBuild(b, dir, "pinacle-init", "../cmd/pinacle-init")
 	stand := goBuild(b, dir, "initbin", "./testdata/initbin")
 	hello := goBuild(b, dir, "gohello", "./testdata/gohello")
 
@@ -56,16 +57,16 @@ func BenchmarkInitRSS(b *testing.B) {
 			return s, filepath.Join(s.run, "status.json")
 		})
 	})
-	b.Run("pinacle-node", func(b *testing.B) {
+	b.Run("pinacle-init", func(b *testing.B) {
 		benchRSS(b, func(tb testing.TB) (*sandbox, string) {
-			s := newSandbox(tb, node, smokeConfig(), initArgs)
+			s := newSandbox(tb, initBin, smokeConfig(), pinacleInitArgs)
 			return s, filepath.Join(s.run, "status.json")
 		})
 	})
-	b.Run("pinacle-node-host", func(b *testing.B) {
+	b.Run("pinacle-init-host", func(b *testing.B) {
 		var m medians
 		for b.Loop() {
-			m.add(hostInitMem(b, node))
+			m.add(hostInitMem(b, initBin))
 		}
 		m.report(b)
 	})
@@ -175,7 +176,7 @@ func kBField(tb testing.TB, b []byte, name string) float64 {
 	return 0
 }
 
-// hostInitMem runs `bin init` on the host (a child subreaper there, not
+// hostInitMem runs pinacle-init (bin) on the host (a child subreaper there, not
 // PID 1) with the smoke services on free loopback ports, and reads its
 // memory once ready.
 func hostInitMem(tb testing.TB, bin string) memFigures {
@@ -200,7 +201,7 @@ func hostInitMem(tb testing.TB, bin string) memFigures {
 	must(tb, err)
 	must(tb, os.WriteFile(dir+"/services.json", j, 0o644))
 
-	cmd := exec.Command(bin, "init", "--config", dir+"/services.json")
+	cmd := exec.Command(bin, "--config", dir+"/services.json")
 	logf, err := os.Create(dir + "/init.log")
 	must(tb, err)
 	defer logf.Close()

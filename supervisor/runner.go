@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/pinacle/pinacle-node/podspec"
+	"github.com/pinacle/pinacle-node/podspec/svcspec"
 )
 
 const (
@@ -33,7 +33,7 @@ func (c *command) done(err error) { c.reply <- err }
 // Its status fields are guarded by sup.mu.
 type runner struct {
 	sup  *Supervisor
-	spec *podspec.Service
+	spec *svcspec.Service
 	cmds chan *command
 	done chan struct{} // closed once it has stopped for good (shutdown)
 	logw *rotatingWriter
@@ -222,7 +222,7 @@ func (r *runner) exited(st exitStatus, startedAt time.Time, want *bool, delay *t
 		*delay = cfg.BackoffInitial.Duration
 	}
 	failed := st.code != 0
-	restart := r.spec.Restart == podspec.RestartAlways || (r.spec.Restart == podspec.RestartOnFailure && failed)
+	restart := r.spec.Restart == svcspec.RestartAlways || (r.spec.Restart == svcspec.RestartOnFailure && failed)
 	if !restart {
 		*want = false
 		if failed {

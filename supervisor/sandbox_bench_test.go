@@ -19,11 +19,10 @@ import (
 //     it flatters the supervisor less than it could);
 //   - go-hello: a static Go program touching the file (the Go runtime's
 //     own start in gVisor);
-//   - supervised: the node's own binary as init (`pinacle-node init`, as
-//     pods run it) until its status file reports the three services
-//     healthy;
-//   - supervised-initbin: the same supervisor in a binary without the
-//     rest of the node (what the big binary's start costs).
+//   - supervised: pods' init (cmd/pinacle-init, as pods run it) until its
+//     status file reports the three services healthy;
+//   - supervised-initbin: the same supervisor in the test's stand-in
+//     binary (testdata/initbin).
 //
 // Reports p50_ms (and init_rss_kB for the supervised cases).
 //
@@ -31,7 +30,7 @@ import (
 func BenchmarkSandboxToReady(b *testing.B) {
 	requireRunsc(b)
 	dir := b.TempDir()
-	node := goBuild(b, dir, "pinacle-node", "../cmd/pinacle-node")
+	initBin := goBuild(b, dir, "pinacle-init", "../cmd/pinacle-init")
 	stand := buildInitBin(b)
 	hello := goBuild(b, dir, "gohello", "./testdata/gohello")
 	b.Run("baseline", func(b *testing.B) {
@@ -52,11 +51,14 @@ func BenchmarkSandboxToReady(b *testing.B) {
 			return s, filepath.Join(s.run, "up")
 		}, nil)
 	})
-	for _, c := range []struct{ name, bin string }{{"supervised", node}, {"supervised-initbin", stand}} {
+	for _, c := range []struct {
+		name, bin string
+		args      []string
+	}{{"supervised", initBin, pinacleInitArgs}, {"supervised-initbin", stand, initArgs}} {
 		b.Run(c.name, func(b *testing.B) {
 			var rss []float64
 			benchSandbox(b, func(tb testing.TB) (*sandbox, string) {
-				s := newSandbox(tb, c.bin, smokeConfig(), initArgs)
+				s := newSandbox(tb, c.bin, smokeConfig(), c.args)
 				return s, filepath.Join(s.run, "status.json")
 			}, func(s *sandbox) { rss = append(rss, float64(initRSS(b, s))) })
 			slices.Sort(rss)

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
-	"github.com/pinacle/pinacle-node/podspec"
+	"github.com/pinacle/pinacle-node/podspec/svcspec"
 )
 
 // These run the init as PID 1 of a real gVisor sandbox (runsc, systrap,
@@ -200,20 +200,24 @@ func (s *sandbox) destroy() {
 // smokeConfig is three trivial services: an http-checked httpd, a
 // tcp-checked httpd that depends on it, and an exec-checked sleeper.
 func smokeConfig() *Config {
-	web := podspec.Service{Name: "web", Command: []string{"httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/tmp"},
-		HealthCheck: &podspec.HealthCheck{Type: podspec.HealthHTTP, Port: 8080, StatusMax: 404, Interval: dur(10 * time.Second)}}
-	api := podspec.Service{Name: "api", Command: []string{"httpd", "-f", "-p", "127.0.0.1:8081", "-h", "/tmp"},
-		HealthCheck: &podspec.HealthCheck{Type: podspec.HealthTCP, Port: 8081, Interval: dur(10 * time.Second)}}
-	worker := podspec.Service{Name: "worker", Command: []string{"sleep", "100000"}, User: "nobody",
-		HealthCheck: &podspec.HealthCheck{Type: podspec.HealthExec, Command: []string{"true"}, Interval: dur(10 * time.Second)}}
+	web := svcspec.Service{Name: "web", Command: []string{"httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/tmp"},
+		HealthCheck: &svcspec.HealthCheck{Type: svcspec.HealthHTTP, Port: 8080, StatusMax: 404, Interval: dur(10 * time.Second)}}
+	api := svcspec.Service{Name: "api", Command: []string{"httpd", "-f", "-p", "127.0.0.1:8081", "-h", "/tmp"},
+		HealthCheck: &svcspec.HealthCheck{Type: svcspec.HealthTCP, Port: 8081, Interval: dur(10 * time.Second)}}
+	worker := svcspec.Service{Name: "worker", Command: []string{"sleep", "100000"}, User: "nobody",
+		HealthCheck: &svcspec.HealthCheck{Type: svcspec.HealthExec, Command: []string{"true"}, Interval: dur(10 * time.Second)}}
 	return &Config{
-		Services:   []podspec.Service{web, api, worker},
+		Services:   []svcspec.Service{web, api, worker},
 		LogDir:     "/.pinacle/run/logs",
 		StatusFile: "/.pinacle/run/status.json",
 	}
 }
 
 var initArgs = []string{"/.pinacle/bin/pinacle-node", "init", "--config", "/.pinacle/config/services.json"}
+
+// pinacleInitArgs start cmd/pinacle-init, mounted where the harness mounts
+// every binary; it takes no subcommand.
+var pinacleInitArgs = []string{"/.pinacle/bin/pinacle-node", "--config", "/.pinacle/config/services.json"}
 
 func TestSandboxSmoke(t *testing.T) {
 	requireRunsc(t)

@@ -16,7 +16,7 @@ import (
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/fileutil"
-	"github.com/pinacle/pinacle-node/podspec"
+	"github.com/pinacle/pinacle-node/podspec/svcspec"
 )
 
 // Supervisor runs the services of one pod.
@@ -257,7 +257,7 @@ func (s *Supervisor) snapshotLocked() *Status {
 		switch {
 		case ss.State == StateHealthy:
 		case ss.State == StateRunning:
-		case ss.State == StateExited && r.spec.Restart != podspec.RestartAlways:
+		case ss.State == StateExited && r.spec.Restart != svcspec.RestartAlways:
 		default:
 			st.Ready = false
 		}

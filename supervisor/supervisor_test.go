@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pinacle/pinacle-node/podspec"
+	"github.com/pinacle/pinacle-node/podspec/svcspec"
 )
 
 func TestDependencyOrder(t *testing.T) {
@@ -19,7 +19,7 @@ func TestDependencyOrder(t *testing.T) {
 	// wait for that, web for api (started, no health check); side depends
 	// on nothing and must not wait for anyone.
 	db := svc("db", sh(fmt.Sprintf("sleep 0.3; exec %s", strings.Join(httpd(port, www), " "))))
-	db.HealthCheck = &podspec.HealthCheck{Type: podspec.HealthTCP, Port: port, Interval: dur(time.Second)}
+	db.HealthCheck = &svcspec.HealthCheck{Type: svcspec.HealthTCP, Port: port, Interval: dur(time.Second)}
 	api := svc("api", sh("echo api up; exec sleep 1000"), "db")
 	web := svc("web", sh("exec sleep 1000"), "api", "db")
 	side := svc("side", sh("exec sleep 1000"))
@@ -79,12 +79,12 @@ func TestCrashRestartsWithBackoff(t *testing.T) {
 
 func TestRestartPolicies(t *testing.T) {
 	never := svc("never", sh("exit 2"))
-	never.Restart = podspec.RestartNever
+	never.Restart = svcspec.RestartNever
 	// With a health check, dependents wait for healthy, which never comes.
-	never.HealthCheck = &podspec.HealthCheck{Type: podspec.HealthTCP, Port: freePort(t)}
+	never.HealthCheck = &svcspec.HealthCheck{Type: svcspec.HealthTCP, Port: freePort(t)}
 	ok := svc("ok", sh("exit 0")) // on-failure: a clean exit stays exited
 	always := svc("always", sh("exit 0"))
-	always.Restart = podspec.RestartAlways
+	always.Restart = svcspec.RestartAlways
 	dependent := svc("dependent", sh("exec sleep 1000"), "ok")
 	blocked := svc("blocked", sh("exec sleep 1000"), "never")
 	s := startSupervisor(t, testConfig(t, never, ok, always, dependent, blocked))
@@ -154,7 +154,7 @@ func TestUserWorkingDirEnv(t *testing.T) {
 
 	bad := svc("ghost", sh("true"))
 	bad.User = "no-such-user"
-	s2 := startSupervisor(t, testConfig(t, func() podspec.Service { bad.Restart = podspec.RestartNever; return bad }()))
+	s2 := startSupervisor(t, testConfig(t, func() svcspec.Service { bad.Restart = svcspec.RestartNever; return bad }()))
 	ss := waitService(t, s2, "ghost", 10*time.Second, inState(StateFailed))
 	if !strings.Contains(ss.LastError, `user "no-such-user"`) {
 		t.Errorf("ghost: lastError = %q", ss.LastError)

@@ -2,7 +2,9 @@
 // services (supervisor.RunInit). It is a binary of its own, apart from
 // pinacle-node, because every page of a binary that init's start touches
 // is copied into each sandbox's memory: this one links only the
-// supervisor and the standard library (no cobra, bbolt, netlink or CNI),
+// supervisor, the service types (podspec/svcspec) and the standard
+// library without net/http (no cobra, bbolt, netlink, CNI, nor podspec's
+// image-reference and YAML parsers; internal/archtest holds it to that),
 // which saves megabytes per idle pod (docs/runtime.md, Memory per idle
 // pod). The node installs it beside its own binary and bind-mounts it
 // read-only at /.pinacle/bin/pinacle-init.

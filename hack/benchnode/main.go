@@ -69,6 +69,8 @@ func main() {
 	flag.IntVar(&lo.taskShare, "load-task-share", 70, "load: stop adding idle pods once the host's tasks reach this percent of kernel.pid_max")
 	warmOnly := flag.Bool("warm-only", false, "measure only the warm pool figures (warm.go)")
 	memOnly := flag.Bool("memory-only", false, "measure only the memory per idle pod (memory.go)")
+	var memVariants stringList
+	flag.Var(&memVariants, "memory-variant", "memory: also run the pods' bundles with bare runsc as NAME:TOKEN... (init=PATH, env=K=V, args=A,B, --runsc-flag); repeatable")
 	flag.Parse()
 	var err error
 	switch {
@@ -79,7 +81,7 @@ func main() {
 	case *warmOnly:
 		err = runWarm(*bin, *n)
 	case *memOnly:
-		err = runMemory(*bin, *n)
+		err = runMemory(*bin, *n, memVariants)
 	case *hibernated > 0:
 		err = runHibernatedCount(*bin, *hibernated, *hibWorkers, *hibBudget)
 	case *hibernateOnly:
@@ -333,3 +335,9 @@ func pct(d []time.Duration, p int) time.Duration {
 	}
 	return s[(len(s)-1)*p/100].Round(100 * time.Microsecond)
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, " ") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }

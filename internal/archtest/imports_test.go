@@ -56,7 +56,7 @@ type rule struct {
 // cmd/ on top. A lower layer never reaches up.
 var rules = []rule{
 	{
-		from: []string{"imagestore", "oci", "netns", "portfwd", "portfwd/", "rootfs", "supervisor", "podspec",
+		from: []string{"imagestore", "oci", "netns", "portfwd", "portfwd/", "rootfs", "supervisor", "podspec", "podspec/",
 			"templates", "webterm", "snapshots", "internal/store", "internal/lifecycle", "internal/errdefs", "internal/fileutil",
 			"internal/iptables", "internal/units", "internal/storeadapt", "internal/wakedial", "gateway"},
 		deny: []string{"internal/pods", "internal/api", "internal/apiserver", "internal/node", "internal/render",

@@ -5,7 +5,20 @@ package errdefs
 import (
 	"context"
 	"errors"
-	"net/http"
+)
+
+// HTTP statuses of the classes, spelled here rather than taken from
+// net/http: pods' PID 1 (cmd/pinacle-init) uses these classes, and
+// net/http (with crypto/tls and x509) would be linked into it for a few
+// constants. errdefs_test checks them against net/http's.
+const (
+	statusBadRequest          = 400
+	statusNotFound            = 404
+	statusConflict            = 409
+	statusInternalServerError = 500
+	statusServiceUnavailable  = 503
+	statusGatewayTimeout      = 504
+	statusInsufficientStorage = 507
 )
 
 // The classes. Wrap them with context: fmt.Errorf("pod %s: %w", id, ErrNotFound).
@@ -47,18 +60,18 @@ var classes = []struct {
 	err error
 	Class
 }{
-	{ErrNotFound, Class{"not_found", http.StatusNotFound, ExitNotFound}},
-	{ErrAlreadyExists, Class{"already_exists", http.StatusConflict, ExitAlreadyExists}},
-	{ErrInvalidArgument, Class{"invalid_argument", http.StatusBadRequest, ExitInvalidArgument}},
-	{ErrConflict, Class{"conflict", http.StatusConflict, ExitConflict}},
-	{ErrUnavailable, Class{"unavailable", http.StatusServiceUnavailable, ExitUnavailable}},
-	{ErrResourceLimit, Class{"resource_limit", http.StatusInsufficientStorage, ExitResourceLimit}},
-	{ErrUsage, Class{"usage", http.StatusBadRequest, ExitUsage}},
+	{ErrNotFound, Class{"not_found", statusNotFound, ExitNotFound}},
+	{ErrAlreadyExists, Class{"already_exists", statusConflict, ExitAlreadyExists}},
+	{ErrInvalidArgument, Class{"invalid_argument", statusBadRequest, ExitInvalidArgument}},
+	{ErrConflict, Class{"conflict", statusConflict, ExitConflict}},
+	{ErrUnavailable, Class{"unavailable", statusServiceUnavailable, ExitUnavailable}},
+	{ErrResourceLimit, Class{"resource_limit", statusInsufficientStorage, ExitResourceLimit}},
+	{ErrUsage, Class{"usage", statusBadRequest, ExitUsage}},
 	{context.Canceled, Class{"canceled", 499, ExitCanceled}},
-	{context.DeadlineExceeded, Class{"timeout", http.StatusGatewayTimeout, ExitTimeout}},
+	{context.DeadlineExceeded, Class{"timeout", statusGatewayTimeout, ExitTimeout}},
 }
 
-var internal = Class{"internal", http.StatusInternalServerError, ExitInternal}
+var internal = Class{"internal", statusInternalServerError, ExitInternal}
 
 // Classify returns the class of err; unknown errors are internal.
 func Classify(err error) Class {

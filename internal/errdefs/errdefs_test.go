@@ -3,6 +3,7 @@ package errdefs
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"testing"
 )
 
@@ -37,6 +38,20 @@ func TestValidateID(t *testing.T) {
 	for _, bad := range []string{"", ".", "..", "../x", "a/b", "-a", "A", "x y", string(make([]byte, 70))} {
 		if err := ValidateID("pod", bad); !IsInvalidArgument(err) {
 			t.Errorf("ValidateID(%q) = %v, want invalid argument", bad, err)
+		}
+	}
+}
+
+// The statuses spelled in errdefs.go are net/http's.
+func TestStatusesAreNetHTTPs(t *testing.T) {
+	for got, want := range map[int]int{
+		statusBadRequest: http.StatusBadRequest, statusNotFound: http.StatusNotFound,
+		statusConflict: http.StatusConflict, statusInternalServerError: http.StatusInternalServerError,
+		statusServiceUnavailable: http.StatusServiceUnavailable, statusGatewayTimeout: http.StatusGatewayTimeout,
+		statusInsufficientStorage: http.StatusInsufficientStorage,
+	} {
+		if got != want {
+			t.Errorf("status %d, net/http says %d", got, want)
 		}
 	}
 }
