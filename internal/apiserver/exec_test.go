@@ -197,9 +197,17 @@ func TestExecTTY(t *testing.T) {
 	send("stty size\n")
 	waitFor(t, "initial size", func() bool { return strings.Contains(out.String(), "24 80\r\n") })
 	resize <- api.Size{Cols: 132, Rows: 50}
-	// Frames are handled in order, so the resize lands before this line.
-	send("stty size\n")
-	waitFor(t, "resized", func() bool { return strings.Contains(out.String(), "50 132\r\n") })
+	// The client sends resizes and input from two goroutines, so a line
+	// typed right after a resize may reach the shell first (it did, in a
+	// CI run): ask until the new size shows, every 100 ms.
+	last := time.Time{}
+	waitFor(t, "resized", func() bool {
+		if time.Since(last) > 100*time.Millisecond {
+			send("stty size\n")
+			last = time.Now()
+		}
+		return strings.Contains(out.String(), "50 132\r\n")
+	})
 
 	// ^C reaches the foreground process as SIGINT through the line discipline.
 	// ^C at a running foreground command: the line discipline sends
