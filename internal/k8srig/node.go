@@ -181,9 +181,9 @@ func (n *Node) WaitReady(ctx context.Context, timeout time.Duration) error {
 
 // Clean runs `pinacle-node cleanup` for the node in its namespace (its
 // processes stopped first), releases its runsc root, checks that the
-// namespace holds nothing the node made (bridges, veths, chains, routes,
-// qdiscs: what a node leaves on its host), then removes the namespace and
-// its veth, whatever failed before: what a node leaves on the host.
+// namespace holds nothing the node made there (bridges, veths, chains,
+// routes, qdiscs), then removes the namespace and its veth whatever
+// failed before. Idempotent: what is gone is not an error.
 func (n *Node) Clean(ctx context.Context) error {
 	var errs []error
 	if _, err := os.Stat(n.net.Path()); err == nil {
