@@ -17,9 +17,9 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/pinacle-init ./cmd/pinacle-init
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/pinacle-vk ./cmd/pinacle-vk
 
-## cross: bin/pinacle-{node,init}-linux-{amd64,arm64} for the Lima VM
+## cross: bin/pinacle-{node,init,vk}-linux-{amd64,arm64} for the Lima VM
 cross:
-	for a in $(GOARCHES); do for c in node init; do GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/pinacle-$$c-linux-$$a ./cmd/pinacle-$$c || exit 1; done; done
+	for a in $(GOARCHES); do for c in node init vk; do GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/pinacle-$$c-linux-$$a ./cmd/pinacle-$$c || exit 1; done; done
 
 ## setup: install runsc (static), CNI plugins, iptables, busybox, skopeo, umoci; idempotent
 setup:

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,7 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/pinacle/pinacle-node/internal/api"
 	"github.com/pinacle/pinacle-node/internal/k8srig"
@@ -40,6 +40,13 @@ func TestKubernetesRig(t *testing.T) {
 		body, err := get("http://" + pa[0].Address + "/index.html")
 		if err != nil || !strings.HasPrefix(body, "hello from") {
 			t.Fatalf("GET through the forwarded port: %q %v", body, err)
+		}
+	})
+	t.Run("each node in its own network namespace", func(t *testing.T) { ownNetns(t, r, pods) })
+	t.Run("logs through the API server", func(t *testing.T) {
+		b, err := r.Kube.CoreV1().Pods("default").GetLogs(pods[1], &corev1.PodLogOptions{Container: "web"}).DoRaw(ctx)
+		if err != nil || !strings.Contains(string(b), "serving ") {
+			t.Fatalf("logs of %s through the API server (to the node's kubelet API in its namespace): %q %v", pods[1], b, err)
 		}
 	})
 	t.Run("figures", func(t *testing.T) { figures(t, r) })
@@ -135,55 +142,6 @@ func spread(t *testing.T, r *k8srig.Rig) []string {
 	t.Logf("FIGURE the rig holds %d nodes and %d pods (their requests: 500m CPU, 256 MiB each; the nodes offer 2 CPUs, 8 GiB, 20 pods each): "+
 		"host MemAvailable fell %d MiB for the six pods, %d MiB a pod", len(r.Nodes), len(names), used>>20, used/int64(len(names))>>20)
 	return names
-}
-
-// figures: create to Ready through the Kubernetes API (scheduler, vk,
-// the node's API) beside create with wait through the node's own API, the
-// same spec (vk's mapping of the same pod), on the same node, one at a
-// time, in the same run.
-func figures(t *testing.T, r *k8srig.Rig) {
-	ctx := context.Background()
-	n := r.Nodes[0]
-	c := api.NewClient(n.Socket)
-	defer c.Close()
-	const rounds = 5
-	var viaK8s, viaNode []time.Duration
-	for i := range rounds {
-		name := fmt.Sprintf("fig-%d", i)
-		kp := webPod(name, map[string]string{"kubernetes.io/hostname": n.Name})
-		kp.Spec.TopologySpreadConstraints = nil
-		kp.Labels = nil
-		start := time.Now()
-		if _, err := r.Kube.CoreV1().Pods("default").Create(ctx, kp, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		waitPod(t, r, name, 2*time.Minute, "Ready", ready)
-		viaK8s = append(viaK8s, time.Since(start))
-
-		kp.UID = types.UID("direct-" + name)
-		req, err := vk.CreateRequest(kp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Spec.Name = "direct-" + name
-		req.Wait = true
-		start = time.Now()
-		pp, err := c.Create(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		viaNode = append(viaNode, time.Since(start))
-		if err := c.Delete(ctx, pp.ID); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Kube.CoreV1().Pods("default").Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		waitGone(t, r, name)
-	}
-	k, d := median(viaK8s), median(viaNode)
-	t.Logf("FIGURE create to running, p50 of %d: through Kubernetes %v, through the node's API %v: ratio %.2fx (all: %v / %v)",
-		rounds, k.Round(time.Millisecond), d.Round(time.Millisecond), float64(k)/float64(d), viaK8s, viaNode)
 }
 
 // restart SIGKILLs one node's daemon and vk, starts them again, and
@@ -303,4 +261,53 @@ func hibernate(t *testing.T, r *k8srig.Rig, name string) {
 	if body, err := get("http://" + pa[0].Address + "/index.html"); err != nil || !strings.HasPrefix(body, "hello from") {
 		t.Fatalf("GET after wake: %q %v", body, err)
 	}
+}
+
+// ownNetns checks each node's pods are wired inside the node's own
+// network namespace: their bridges are there and not on the host, and
+// their forwarded ports are on the node's address there.
+func ownNetns(t *testing.T, r *k8srig.Rig, pods []string) {
+	ctx := context.Background()
+	hostLinks := links(t, exec.CommandContext(ctx, "ip", "-o", "link", "show"))
+	for _, n := range r.Nodes {
+		inNode := links(t, n.Command(ctx, "ip", "-o", "link", "show"))
+		bridges := 0
+		for l := range inNode {
+			if strings.HasPrefix(l, "pn") {
+				bridges++
+				if hostLinks[l] {
+					t.Errorf("%s: bridge %s is on the host too", n.Name, l)
+				}
+			}
+		}
+		if bridges < 2 {
+			t.Errorf("%s: %d pod bridges in its namespace %s, want at least its 2 pods': %v", n.Name, bridges, n.Netns, inNode)
+		}
+	}
+	for _, name := range pods {
+		p, err := r.Kube.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := nodeOf(r, p.Spec.NodeName)
+		if pa := ports(t, p); len(pa) != 1 || !strings.HasPrefix(pa[0].Address, n.Addr+":") || p.Status.HostIP != n.Addr {
+			t.Errorf("pod %s on %s: ports %+v, host IP %s; want the node's namespace address %s", name, n.Name, pa, p.Status.HostIP, n.Addr)
+		}
+	}
+}
+
+// links runs `ip -o link show` and returns the link names.
+func links(t *testing.T, cmd *exec.Cmd) map[string]bool {
+	t.Helper()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v: %v", cmd.Args, err)
+	}
+	m := map[string]bool{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.SplitN(l, ":", 3); len(f) == 3 {
+			m[strings.SplitN(strings.TrimSpace(f[1]), "@", 2)[0]] = true
+		}
+	}
+	return m
 }

@@ -51,7 +51,8 @@ func startRig(t *testing.T) *k8srig.Rig {
 		testenv.RequireFile(t, filepath.Join(rigBin(), b), "build it once with hack/k8srig/build-k8s.sh (make k8s-rig)")
 	}
 	dir := filepath.Join(workDir, "rig")
-	probe := leakcheck.Probe{Filter: []string{"pinacle", "PINACLE", "pn", dir}, Procs: []string{dir}}
+	// k8srig: the nodes' namespaces and veths (k8srig-N, k8srigNh).
+	probe := leakcheck.Probe{Filter: []string{"pinacle", "PINACLE", "pn", k8srig.NetnsPrefix, dir}, Procs: []string{dir}}
 	ctx := context.Background()
 	before := probe.Take(ctx)
 	if err := before.Err(); err != nil {
@@ -139,7 +140,7 @@ func webPod(name string, nodeSelector map[string]string) *corev1.Pod {
 				WhenUnsatisfiable: corev1.DoNotSchedule, LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "rig-web"}}}},
 			Containers: []corev1.Container{{
 				Name: "web", Image: busybox,
-				Command: []string{"sh", "-c", "mkdir -p /srv && echo hello from $(hostname) > /srv/index.html && exec httpd -f -p 8080 -h /srv"},
+				Command: []string{"sh", "-c", "echo serving $(hostname) on 8080; mkdir -p /srv && echo hello from $(hostname) > /srv/index.html && exec httpd -f -p 8080 -h /srv"},
 				Ports:   []corev1.ContainerPort{{Name: "web", ContainerPort: 8080}},
 				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/index.html", Port: intstr.FromInt32(8080)}},
 					PeriodSeconds: 1, TimeoutSeconds: 1},

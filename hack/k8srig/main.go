@@ -1,8 +1,9 @@
 // Command k8srig brings up the Kubernetes rig (make k8s-rig): etcd,
 // kube-apiserver, kube-scheduler and kube-controller-manager on
-// 127.0.0.1 and three pinacle nodes joined through `pinacle-vk`,
-// prints how to reach it, and on SIGINT/SIGTERM deletes every pod, stops
-// everything and cleans the nodes.
+// 127.0.0.1 and three pinacle nodes joined through `pinacle-vk`, each in
+// its own network namespace, prints how to reach it, and on SIGINT/SIGTERM
+// deletes every pod, stops everything and cleans the nodes (and removes
+// their namespaces).
 package main
 
 import (
@@ -66,7 +67,7 @@ func run(dir, bin, nodeBin, vkBin string, nodes int) error {
 	}
 	fmt.Printf("k8s-rig: up. export KUBECONFIG=%s\n", r.Kubeconfig)
 	for _, n := range r.Nodes {
-		fmt.Printf("  node %s: address %s, host ports %s, PINACLE_SOCKET=%s\n", n.Name, n.Addr, n.PortRange(), n.Socket)
+		fmt.Printf("  node %s: network namespace %s, address %s, host ports %s, PINACLE_SOCKET=%s\n", n.Name, n.Netns, n.Addr, n.PortRange(), n.Socket)
 	}
 	fmt.Println("k8s-rig: the image pinacle.local/busybox:latest is on every node; ^C deletes every pod and stops the rig")
 	<-ctx.Done()

@@ -2,6 +2,7 @@ package k8srig
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -16,10 +17,12 @@ import (
 	"github.com/pinacle/pinacle-node/oci"
 )
 
-// Node is one pinacle node of the rig: its own data root, runsc root,
-// cgroup parent, socket, subnet pool, host port range and address (127.0.1.N, on which
-// its host ports, gateway and kubelet API listen), so two nodes on one
-// host share no runsc state or addresses.
+// Node is one pinacle node of the rig, in its own network namespace
+// (k8srig-N, with a veth to the host: 10.231.N.1 on the host, Addr =
+// 10.231.N.2 inside, on which its host ports, gateway and kubelet API
+// listen, and which is its InternalIP), with its own data root, runsc
+// root, cgroup parent, socket, subnet pool and host port range, so two
+// nodes on one host share no runsc state or addresses.
 type Node struct {
 	rig       *Rig
 	Index     int
@@ -29,26 +32,40 @@ type Node struct {
 	Socket    string
 	Addr      string
 	RunscRoot string
+	// Netns is the node's network namespace, under /run/netns.
+	Netns string
 	// CgroupParent is node.yaml's cgroupParent: the node's pods' cgroups
 	// are made under it, and its cleanup removes it.
 	CgroupParent string
 	Kubeconfig   string
 	PortMin      int
 	PortMax      int
+	net          *nodeNet
 	serve, vk    *proc
 }
 
-// addNode makes node i's configuration and identity, imports the image
-// and starts it; the node is in r.Nodes from its first process on, so a
-// failed Start cleans it.
+// addNode makes node i's network namespace, configuration and identity,
+// imports the image and starts it; the node is in r.Nodes before its
+// namespace is made, so a failed Start removes whatever it got to.
 func (r *Rig) addNode(ctx context.Context, i int) error {
 	dir := filepath.Join(r.opts.Dir, fmt.Sprintf("node%d", i))
+	nn := newNodeNet(i)
 	n := &Node{rig: r, Index: i, Name: fmt.Sprintf("pinacle-%d", i), Dir: dir, Config: filepath.Join(dir, "node.yaml"),
-		Socket: filepath.Join(dir, "node.sock"), Addr: fmt.Sprintf("127.0.1.%d", i), RunscRoot: filepath.Join(dir, "runsc"),
+		Socket: filepath.Join(dir, "node.sock"), Addr: nn.Addr, RunscRoot: filepath.Join(dir, "runsc"), Netns: nn.Name, net: nn,
 		Kubeconfig: filepath.Join(dir, "kubeconfig"), CgroupParent: fmt.Sprintf("/pinacle-k8srig-%d", i), PortMin: 26000 + 100*i, PortMax: 26000 + 100*i + 99}
+	r.Nodes = append(r.Nodes, n)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	if err := nn.setup(ctx); err != nil {
+		return err
+	}
+	// The node reaches the API server through its host side (relay.go).
+	rl, err := newRelay(net.JoinHostPort(nn.HostIP, strconv.Itoa(r.apiPort)), net.JoinHostPort("127.0.0.1", strconv.Itoa(r.apiPort)))
+	if err != nil {
+		return fmt.Errorf("k8s rig: %s: relay to the API server: %w", n.Name, err)
+	}
+	r.relays = append(r.relays, rl)
 	cfg := fmt.Sprintf(`dataRoot: %s/data
 runscRoot: %s
 socket: %s
@@ -64,7 +81,12 @@ gateway: {port: %d, listenAddr: %s}
 	if err := r.pki.issue(n.Name, "system:node:"+n.Name, []string{NodeGroup}, nil, nil, false); err != nil {
 		return err
 	}
-	if err := r.pki.kubeconfig(n.Kubeconfig, r.Server, n.Name); err != nil {
+	// The kubelet API's serving pair, for its address: the API server
+	// checks it against the rig's CA (logs, exec).
+	if err := r.pki.issue(n.Name+"-kubelet", "system:node:"+n.Name, nil, []net.IP{net.ParseIP(n.Addr)}, []string{n.Name}, true); err != nil {
+		return err
+	}
+	if err := r.pki.kubeconfig(n.Kubeconfig, "https://"+net.JoinHostPort(nn.HostIP, strconv.Itoa(r.apiPort)), n.Name); err != nil {
 		return err
 	}
 	if r.opts.ImageLayout != "" {
@@ -75,7 +97,6 @@ gateway: {port: %d, listenAddr: %s}
 			return fmt.Errorf("k8s rig: %s: image import: %w: %s", n.Name, err, out)
 		}
 	}
-	r.Nodes = append(r.Nodes, n)
 	return n.Start(ctx)
 }
 
@@ -90,7 +111,7 @@ func (n *Node) Start(ctx context.Context) error {
 // StartServe starts `pinacle-node serve` and waits for its socket.
 func (n *Node) StartServe(ctx context.Context) error {
 	var err error
-	n.serve, err = startProc(n.Name+" serve", filepath.Join(n.Dir, "serve.log"), nil, n.rig.opts.NodeBin, "serve", "--config", n.Config)
+	n.serve, err = startProc(n.Name+" serve", filepath.Join(n.Dir, "serve.log"), nil, n.net.command(n.rig.opts.NodeBin, "serve", "--config", n.Config)...)
 	if err != nil {
 		return err
 	}
@@ -114,10 +135,11 @@ func (n *Node) StartServe(ctx context.Context) error {
 // StartVK starts `pinacle-vk` for the node.
 func (n *Node) StartVK() error {
 	var err error
-	n.vk, err = startProc(n.Name+" vk", filepath.Join(n.Dir, "vk.log"), nil, n.rig.opts.VKBin,
+	n.vk, err = startProc(n.Name+" vk", filepath.Join(n.Dir, "vk.log"), nil, n.net.command(n.rig.opts.VKBin,
 		"--kubeconfig", n.Kubeconfig, "--node-name", n.Name, "--socket", n.Socket, "--address", n.Addr,
 		"--listen", net.JoinHostPort(n.Addr, "10250"), "--client-ca", n.rig.pki.path("ca.crt"),
-		"--cpu", "2", "--memory", "8Gi", "--pods", "20")
+		"--tls-cert", n.rig.pki.path(n.Name+"-kubelet.crt"), "--tls-key", n.rig.pki.path(n.Name+"-kubelet.key"),
+		"--cpu", "2", "--memory", "8Gi", "--pods", "20")...)
 	return err
 }
 
@@ -157,17 +179,24 @@ func (n *Node) WaitReady(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
-// Clean runs `pinacle-node cleanup` for the node (its processes stopped
-// first) and releases its runsc root: what a node leaves on the host.
+// Clean runs `pinacle-node cleanup` for the node in its namespace (its
+// processes stopped first), releases its runsc root, checks that the
+// namespace holds nothing the node made there (bridges, veths, chains,
+// routes, qdiscs), then removes the namespace and its veth whatever
+// failed before. Idempotent: what is gone is not an error.
 func (n *Node) Clean(ctx context.Context) error {
-	out, err := exec.CommandContext(ctx, n.rig.opts.NodeBin, "cleanup", "--config", n.Config).CombinedOutput()
-	if rerr := oci.ReleaseRoot(n.RunscRoot); err == nil {
-		err = rerr
+	var errs []error
+	if _, err := os.Stat(n.net.Path()); err == nil {
+		argv := n.net.command(n.rig.opts.NodeBin, "cleanup", "--config", n.Config)
+		if out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("k8s rig: %s: cleanup: %w: %s", n.Name, err, out))
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("k8s rig: %s: cleanup: %w: %s", n.Name, err, out)
+	if err := oci.ReleaseRoot(n.RunscRoot); err != nil {
+		errs = append(errs, fmt.Errorf("k8s rig: %s: %w", n.Name, err))
 	}
-	return nil
+	errs = append(errs, n.net.leaks(ctx, 15*time.Second), n.net.remove(ctx))
+	return errors.Join(errs...)
 }
 
 // Logs is the tail of the node's daemon and vk logs.
@@ -188,3 +217,9 @@ func (n *Node) Env() []string {
 
 // PortRange is the node's host port range as "min-max".
 func (n *Node) PortRange() string { return strconv.Itoa(n.PortMin) + "-" + strconv.Itoa(n.PortMax) }
+
+// Command is argv run in the node's network namespace.
+func (n *Node) Command(ctx context.Context, argv ...string) *exec.Cmd {
+	a := n.net.command(argv...)
+	return exec.CommandContext(ctx, a[0], a[1:]...)
+}

@@ -46,6 +46,8 @@ type Rig struct {
 	Nodes      []*Node
 	etcd, api  *proc
 	sched, kcm *proc
+	apiPort    int
+	relays     []*relay // one a node: its namespace to the API server
 }
 
 // Binaries are the control plane's programs, in BinDir.
@@ -104,10 +106,11 @@ func (r *Rig) logf(format string, args ...any) {
 
 func (r *Rig) startControlPlane(ctx context.Context) error {
 	p, o := r.pki, r.opts
-	if err := p.controlPlaneCerts(); err != nil {
+	if err := p.controlPlaneCerts(o.Nodes); err != nil {
 		return err
 	}
 	etcdPort, apiPort := o.PortBase, o.PortBase+2
+	r.apiPort = apiPort
 	r.Server = "https://127.0.0.1:" + strconv.Itoa(apiPort)
 	r.Kubeconfig = filepath.Join(o.Dir, "admin.kubeconfig")
 	if err := p.kubeconfig(r.Kubeconfig, r.Server, "admin"); err != nil {
@@ -215,11 +218,16 @@ func (r *Rig) grantNodes(ctx context.Context) error {
 }
 
 // Stop stops every node (its pods are left to the caller: Teardown
-// deletes them first) and then the control plane.
+// deletes them first), the relays to the API server and then the control
+// plane; the nodes' namespaces stay until Node.Clean.
 func (r *Rig) Stop(ctx context.Context) {
 	for _, n := range r.Nodes {
 		n.Stop()
 	}
+	for _, rl := range r.relays {
+		rl.Close()
+	}
+	r.relays = nil
 	for _, p := range []*proc{r.kcm, r.sched, r.api, r.etcd} {
 		p.stop(20 * time.Second)
 	}
@@ -241,9 +249,13 @@ func (r *Rig) Logs(lines int) string {
 
 // controlPlaneCerts issues the API server's serving pair, the admin
 // identity, the API server's kubelet client pair and the service account
-// key.
-func (p *pki) controlPlaneCerts() error {
+// key. The serving pair names 127.0.0.1 and each node's host-side
+// address (10.231.N.1), where the node's namespace reaches it.
+func (p *pki) controlPlaneCerts(nodes int) error {
 	lo := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")}
+	for i := 1; i <= nodes; i++ {
+		lo = append(lo, net.ParseIP(newNodeNet(i).HostIP))
+	}
 	for _, c := range []struct {
 		name, cn string
 		groups   []string
