@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pinacle/pinacle-node/internal/procfs"
 )
 
 // CNI plugins are processes of their own, and a SIGKILL of the daemon
@@ -103,7 +105,7 @@ func killAndWait(ctx context.Context, pids []int) error {
 		_ = syscall.Kill(pid, syscall.SIGKILL) // it may be gone already
 	}
 	for _, pid := range pids {
-		for running(pid) {
+		for procfs.Alive(pid) {
 			select {
 			case <-ctx.Done():
 				return fmt.Errorf("CNI plugin %d left by an earlier process: %w", pid, ctx.Err())
@@ -112,16 +114,4 @@ func killAndWait(ctx context.Context, pids []int) error {
 		}
 	}
 	return nil
-}
-
-// running says whether pid exists and has not exited.
-func running(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// The state follows the command name, which ends at the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/pinacle/pinacle-node/internal/procfs"
 )
 
 // TestTeardownKillsStalePlugins: a daemon SIGKILLed while a CNI plugin
@@ -40,10 +42,10 @@ func TestTeardownKillsStalePlugins(t *testing.T) {
 	if err := m2.Teardown(ctx, "stale"); err != nil {
 		t.Fatal(err)
 	}
-	if running(stale.Process.Pid) {
+	if procfs.Alive(stale.Process.Pid) {
 		t.Errorf("the plugin an earlier process left at work for %s still runs after the teardown", a.ContainerID)
 	}
-	if !running(other.Process.Pid) {
+	if !procfs.Alive(other.Process.Pid) {
 		t.Errorf("a plugin for a network without a record here was killed")
 	}
 	if _, err := os.Stat(e.m.recordPath("stale")); !os.IsNotExist(err) {

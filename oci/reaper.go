@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pinacle/pinacle-node/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -337,23 +338,9 @@ func argv0(pid int) string {
 }
 
 func ppid(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := procfs.ReadStat(pid)
 	if err != nil {
 		return -1
 	}
-	// comm may contain spaces and parens: fields start after the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return -1
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return -1
-	}
-	p, err := strconv.Atoi(f[1])
-	if err != nil {
-		return -1
-	}
-	return p
+	return st.PPid
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pinacle/pinacle-node/internal/procfs"
 )
 
 // KillStale SIGKILLs the runsc invocations for container id that an
@@ -66,7 +68,7 @@ func (r *runsc) killAndWait(ctx context.Context, id string, pids []int) error {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	for _, pid := range pids {
-		for alive(pid) {
+		for procfs.Alive(pid) {
 			select {
 			case <-ctx.Done():
 				return fmt.Errorf("stale runsc %d for %s: %w", pid, id, ctx.Err())
@@ -116,18 +118,6 @@ func (r *runsc) staleInvocations(id string, sandboxes bool) []int {
 		}
 	}
 	return pids
-}
-
-// alive says whether pid still runs (a zombie has finished).
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// The state follows the command name, which ends at the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // namesID says whether argv names container id: as its last argument, or

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/pinacle/pinacle-node/internal/procfs"
 )
 
 // TestKillStale: a runsc invocation for the pod left by an earlier node
@@ -64,12 +66,12 @@ func TestKillStale(t *testing.T) {
 		t.Errorf("another pod's lock file: %v", err)
 	}
 	for name, c := range map[string]*exec.Cmd{"the stale invocation": target, "the untracked sandbox": sandbox, "its gofer": gofer} {
-		if alive(c.Process.Pid) {
+		if procfs.Alive(c.Process.Pid) {
 			t.Errorf("%s for the pod still runs", name)
 		}
 	}
 	for name, c := range map[string]*exec.Cmd{"another pod's": other, "another root's": otherRoot, "another pod's gofer": otherGofer} {
-		if !alive(c.Process.Pid) {
+		if !procfs.Alive(c.Process.Pid) {
 			t.Errorf("%s process was killed", name)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/creack/pty"
+	"github.com/pinacle/pinacle-node/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -171,18 +172,9 @@ func signalSession(sid int, sig unix.Signal) (n int) {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue // gone meanwhile
-		}
-		st := string(b)
-		i := strings.LastIndexByte(st, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(st[i+1:]) // state ppid pgrp session ...
-		if len(f) < 4 || f[0] == "Z" || f[3] != strconv.Itoa(sid) {
-			continue
+		st, err := procfs.ReadStat(pid)
+		if err != nil || st.State == 'Z' || st.Session != sid {
+			continue // gone meanwhile, finished, or another session's
 		}
 		n++
 		_ = unix.Kill(pid, sig) // gone meanwhile: nothing to do

@@ -58,7 +58,7 @@ var rules = []rule{
 	{
 		from: []string{"imagestore", "oci", "netns", "portfwd", "portfwd/", "rootfs", "supervisor", "podspec", "podspec/",
 			"templates", "webterm", "snapshots", "internal/store", "internal/lifecycle", "internal/errdefs", "internal/fileutil",
-			"internal/iptables", "internal/units", "internal/storeadapt", "internal/wakedial", "gateway"},
+			"internal/iptables", "internal/units", "internal/storeadapt", "internal/wakedial", "internal/procfs", "gateway"},
 		deny: []string{"internal/pods", "internal/api", "internal/apiserver", "internal/node", "internal/render",
 			"internal/hostcli", "internal/vk", "internal/k8srig", "cmd/"},
 		why: "the parts never reach up into the manager, the API or the commands",
