@@ -6,6 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t="${FUZZTIME:-30s}"
+# Minimizing is capped: with the default (60s) a worker spends a short
+# -fuzztime shrinking the first input that finds new coverage, and the
+# execution count stops after a few seconds. A crasher is still minimized
+# for this long before it is written out.
+m="${FUZZMINIMIZETIME:-1s}"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 summary=()
@@ -13,7 +18,7 @@ status=0
 while IFS=: read -r file target; do
 	pkg="./$(dirname "$file")"
 	echo "fuzz: $pkg $target for $t"
-	if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$t" "$pkg" 2>&1 | tee "$log"; then
+	if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$t" -fuzzminimizetime "$m" "$pkg" 2>&1 | tee "$log"; then
 		status=1
 	fi
 	execs="$(grep -o 'execs: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)"
