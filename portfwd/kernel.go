@@ -32,6 +32,13 @@ type KernelPath interface {
 	// forwarding to it (their backend is going away). Counters are
 	// kept. Removing a pod without rules succeeds.
 	Remove(ctx context.Context, podID string) error
+	// Detach removes the pod's rules as Remove does but leaves the flows
+	// the kernel forwards to it, for Cut to end or Apply to keep, and
+	// returns how many of them began while the rules were going (which
+	// the counters may have missed).
+	Detach(ctx context.Context, podID string) (int, error)
+	// Cut ends the flows the pod's Detach left; without one it succeeds.
+	Cut(ctx context.Context, podID string) error
 	// Release removes as Remove does and forgets the pod's counters.
 	Release(ctx context.Context, podID string) error
 	// Prune removes the rules of every pod of this node not in keep:
@@ -80,6 +87,14 @@ func (f *forwarder) syncKernel(ctx context.Context, p *podEntry) {
 	}
 	p.kmu.Lock()
 	defer p.kmu.Unlock()
+	f.syncKernelLocked(ctx, p)
+}
+
+// syncKernelLocked is syncKernel for a caller that holds p.kmu.
+func (f *forwarder) syncKernelLocked(ctx context.Context, p *podEntry) {
+	if f.kernel == nil {
+		return
+	}
 	f.mu.Lock()
 	current := f.pods[p.id] == p && !f.closed
 	listening := p.listening()
@@ -120,6 +135,32 @@ func (f *forwarder) kernelOff(ctx context.Context, p *podEntry) {
 	}
 	p.kernel = kernelState{}
 	f.logger.Debug("portfwd: kernel path off", "pod", p.id)
+}
+
+// kernelDetach takes the pod's rules out but leaves its flows (see
+// KernelPath.Detach). Callers hold p.kmu.
+func (f *forwarder) kernelDetach(ctx context.Context, p *podEntry) (int, error) {
+	if f.kernel == nil || !p.kernel.on {
+		return 0, nil
+	}
+	n, err := f.kernel.Detach(ctx, p.id)
+	if err != nil {
+		// The rules may be half gone: the next sync applies them again.
+		p.kernel.target, p.kernel.ports = netip.Addr{}, nil
+		return n, err
+	}
+	p.kernel = kernelState{}
+	return n, nil
+}
+
+// kernelCut ends the flows kernelDetach left. Callers hold p.kmu.
+func (f *forwarder) kernelCut(ctx context.Context, p *podEntry) {
+	if f.kernel == nil {
+		return
+	}
+	if err := f.kernel.Cut(ctx, p.id); err != nil {
+		f.kernelFailed("cut", p.id, err)
+	}
 }
 
 // kernelFailed logs a kernel path failure: the first one at Warn, the rest

@@ -2,8 +2,11 @@ package portfwd
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strconv"
+
+	"github.com/pinacle/pinacle-node/internal/errdefs"
 )
 
 // Forwarder allocates host ports for pods and forwards TCP connections on
@@ -41,6 +44,15 @@ type Forwarder interface {
 	// Leaving Running closes the pod's open connections, whose backend
 	// is gone; the listeners stay.
 	SetState(podID string, state State) error
+	// SetStateIf takes a Running pod to state (NotRunning or
+	// Hibernated) as SetState does, if proceed agrees once no new
+	// connection can reach the pod's address: proceed sees the pod's
+	// counters then, every connection that reached it counted, and
+	// those waiting at its listeners as pending. If proceed says no, or
+	// a connection began on the kernel path while its rules went, the
+	// pod stays Running with its open connections untouched and the
+	// error is ErrActive. A pod that is not Running just takes state.
+	SetStateIf(podID string, state State, proceed func(PodStats) bool) error
 	// Stats returns the counters of every pod and port, for metrics.
 	Stats() Stats
 	// Close stops every pod as Stop does and releases the forwarder's
@@ -102,6 +114,10 @@ const (
 )
 
 func (s State) valid() bool { return s == Running || s == NotRunning || s == Hibernated }
+
+// ErrActive says a pod took a connection while SetStateIf was taking it
+// out of Running, which it then left alone.
+var ErrActive = fmt.Errorf("a connection came as it was leaving running: %w", errdefs.ErrConflict)
 
 // WakeFunc brings a hibernated pod back and returns its address. Concurrent
 // connections to the same pod share one call. It must honour ctx.

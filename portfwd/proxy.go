@@ -269,24 +269,81 @@ func (f *forwarder) SetState(podID string, state State) error {
 		f.syncKernel(ctx, p)
 	}
 	if prev == Running && state != Running {
-		// The sandbox behind these connections is gone or frozen:
-		// close them now rather than let clients wait for the idle
-		// timeout.
-		f.mu.Lock()
-		var ls []*listener
-		for _, pe := range p.ports {
-			if pe.ln != nil {
-				ls = append(ls, pe.ln)
-			}
-		}
-		f.mu.Unlock()
-		for _, l := range ls {
-			for _, c := range l.snapshot() {
-				c.abort(false)
-			}
-		}
+		f.abortConns(p)
 	}
 	return nil
+}
+
+// abortConns closes the connections relayed to the pod: the sandbox
+// behind them is gone or frozen, and their clients should not wait for
+// the idle timeout.
+func (f *forwarder) abortConns(p *podEntry) {
+	f.mu.Lock()
+	var ls []*listener
+	for _, pe := range p.ports {
+		if pe.ln != nil {
+			ls = append(ls, pe.ln)
+		}
+	}
+	f.mu.Unlock()
+	for _, l := range ls {
+		for _, c := range l.snapshot() {
+			c.abort(false)
+		}
+	}
+}
+
+func (f *forwarder) SetStateIf(podID string, state State, proceed func(PodStats) bool) error {
+	if state == Running || !state.valid() {
+		return fmt.Errorf("pod %s: state %q: want %s or %s: %w", podID, state, NotRunning, Hibernated, errdefs.ErrInvalidArgument)
+	}
+	p, err := f.lookup(podID)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := f.kernelCtx()
+	defer cancel()
+	// kmu held throughout keeps a concurrent sync (a wake) from putting
+	// the rules back under the check.
+	p.kmu.Lock()
+	defer p.kmu.Unlock()
+	p.mu.Lock()
+	prev := p.state
+	p.mu.Unlock()
+	if prev != Running {
+		f.kernelOff(ctx, p) // as SetState: no rules outside Running
+		p.mu.Lock()
+		p.state = state
+		p.mu.Unlock()
+		return nil
+	}
+	// New connections now fall to the listeners and wait there (pending,
+	// or closed when NotRunning); those already on the kernel path keep
+	// going while proceed looks.
+	began, err := f.kernelDetach(ctx, p)
+	if err != nil {
+		// As SetState would: the rules go with their flows, and proceed
+		// sees only the counters.
+		f.kernelFailed("detach", podID, err)
+		f.kernelOff(ctx, p)
+		began = 0
+	}
+	p.mu.Lock()
+	p.state = state
+	p.mu.Unlock()
+	if began == 0 && proceed(f.podStats(podID)) {
+		f.kernelCut(ctx, p)
+		f.abortConns(p)
+		return nil
+	}
+	p.mu.Lock()
+	p.state = Running
+	p.mu.Unlock()
+	f.syncKernelLocked(ctx, p)
+	if began > 0 {
+		return fmt.Errorf("pod %s: %d connection(s) on the kernel path: %w", podID, began, ErrActive)
+	}
+	return fmt.Errorf("pod %s: %w", podID, ErrActive)
 }
 
 func (f *forwarder) lookup(podID string) (*podEntry, error) {

@@ -126,6 +126,16 @@ func (f *forwarder) Stats() Stats {
 	return s
 }
 
+// podStats is Stats of one pod; zero when it has no ports.
+func (f *forwarder) podStats(podID string) PodStats {
+	for _, ps := range f.Stats().Pods {
+		if ps.PodID == podID {
+			return ps
+		}
+	}
+	return PodStats{PodID: podID}
+}
+
 // lastData is when one of l's relayed connections last sent or received
 // data on either socket, as of now; zero if none is open.
 func (l *listener) lastData(now time.Time) time.Time {

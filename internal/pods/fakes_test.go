@@ -30,6 +30,9 @@ type host struct {
 	onCreate func(bundle string)
 	// stats is what the fake forwarder's Stats returns.
 	stats portfwd.Stats
+	// onStepAside runs in the fake SetStateIf before proceed looks (a
+	// connection arriving as the ports step aside).
+	onStepAside func()
 }
 
 func (h *host) setStats(s portfwd.Stats) {
@@ -341,6 +344,30 @@ func (p fakePorts) Stop(context.Context, string) error              { return p.h
 func (p fakePorts) SetTarget(string, netip.Addr) error              { return nil }
 func (p fakePorts) SetState(_ string, s portfwd.State) error {
 	return p.h.call("ports.setstate." + string(s))
+}
+func (p fakePorts) SetStateIf(id string, s portfwd.State, proceed func(portfwd.PodStats) bool) error {
+	if err := p.h.call("ports.setstate." + string(s)); err != nil {
+		return err
+	}
+	p.h.mu.Lock()
+	hook := p.h.onStepAside
+	p.h.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	ps := portfwd.PodStats{PodID: id}
+	for _, x := range p.Stats().Pods {
+		if x.PodID == id {
+			ps = x
+		}
+	}
+	if !proceed(ps) {
+		if err := p.h.call("ports.setstate." + string(portfwd.Running)); err != nil { // as the real one does
+			return err
+		}
+		return portfwd.ErrActive
+	}
+	return nil
 }
 func (p fakePorts) Stats() portfwd.Stats {
 	p.h.mu.Lock()

@@ -73,6 +73,12 @@ func syncFiles(ctx context.Context, u *unit) error {
 }
 
 func portsHibernated(_ context.Context, u *unit) error {
+	if u.stillIdle != nil {
+		// The sweep's last look came before this step: a connection
+		// since then calls the hibernate off and is served, untouched
+		// (portfwd.ErrActive).
+		return u.m.cfg.Ports.SetStateIf(u.id, portfwd.Hibernated, u.stillIdle)
+	}
 	return u.m.cfg.Ports.SetState(u.id, portfwd.Hibernated)
 }
 
@@ -161,6 +167,12 @@ func (m *Manager) Hibernate(ctx context.Context, idOrName string) (*api.Pod, err
 // hibernate runs hibernateSteps on a running pod (under its lock). On
 // failure the pod is running again, and the error says why.
 func (m *Manager) hibernate(ctx context.Context, id string) error {
+	return m.hibernateIf(ctx, id, nil)
+}
+
+// hibernateIf is hibernate, called off (portfwd.ErrActive, the pod
+// running) if stillIdle, when set, says no as the ports step aside.
+func (m *Manager) hibernateIf(ctx context.Context, id string, stillIdle func(portfwd.PodStats) bool) error {
 	dec, p, err := m.cfg.Store.ApplyOp(ctx, id, lifecycle.OpHibernate, "")
 	if err != nil {
 		return err
@@ -172,6 +184,7 @@ func (m *Manager) hibernate(ctx context.Context, id string) error {
 		return fmt.Errorf("pod %s is %s: %w", id, p.State, errdefs.ErrConflict)
 	}
 	u := m.unitFor(id)
+	u.stillIdle = stillIdle
 	st := m.statusOf(ctx, p)
 	u.st = &st
 	t := &timing{}
@@ -179,7 +192,11 @@ func (m *Manager) hibernate(ctx context.Context, id string) error {
 		m.log.Warn("undo "+step, "pod", id, "err", err)
 	})
 	if err != nil {
-		m.event(ctx, id, "warning", "HibernateFailed", err.Error()+"; the pod keeps running")
+		if errors.Is(err, portfwd.ErrActive) {
+			m.event(ctx, id, "idle", "IdleHibernateCalledOff", "a connection came as the hibernate began; the pod keeps running")
+		} else {
+			m.event(ctx, id, "warning", "HibernateFailed", err.Error()+"; the pod keeps running")
+		}
 		if _, terr := m.cfg.Store.Transition(context.WithoutCancel(ctx), id, lifecycle.Running, ""); terr != nil {
 			return m.fail(ctx, id, errors.Join(err, terr))
 		}

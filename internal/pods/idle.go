@@ -2,6 +2,7 @@ package pods
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -162,7 +163,19 @@ func (m *Manager) idleHibernate(ctx context.Context, id string, timeout time.Dur
 		return nil
 	}
 	m.event(ctx, id, "idle", "IdleTimeout", fmt.Sprintf("no activity for %s; hibernating", timeout))
-	if err := m.hibernate(ctx, id); err != nil {
+	// Asked again once new connections wait at the listeners instead of
+	// reaching the sandbox: one that came since this look is counted
+	// then, and its flow is still whole.
+	stillIdle := func(ps portfwd.PodStats) bool {
+		mk := seen
+		return m.idleFor(p, &mk, ps, now(), timeout)
+	}
+	err = m.hibernateIf(ctx, id, stillIdle)
+	switch {
+	case errors.Is(err, portfwd.ErrActive):
+		m.log.Info("idle hibernate called off: a connection came as it began", "pod", id)
+		return nil
+	case err != nil:
 		m.log.Warn("idle hibernate", "pod", id, "err", err)
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -147,4 +148,41 @@ func TestIdleRecheckedBeforeHibernate(t *testing.T) {
 	if r.hasEvent("web", "IdleTimeout") {
 		t.Error("an IdleTimeout event for a hibernate called off")
 	}
+}
+
+// TestIdleCalledOffAsThePortsStepAside: a connection that comes after the
+// last look, as the ports step aside for the hibernate, calls it off: the
+// pod keeps running, with no checkpoint and its ports running again.
+func TestIdleCalledOffAsThePortsStepAside(t *testing.T) {
+	r := idleRig(t)
+	r.mustCreate("web")
+	marks := map[string]*idleMark{}
+	now := time.Now()
+	r.m.idleSweep(marks, now)
+	r.h.mu.Lock()
+	r.h.onStepAside = func() {
+		r.h.setStats(portfwd.Stats{Pods: []portfwd.PodStats{{PodID: "web", Counters: portfwd.Counters{ConnsTotal: 1}}}})
+	}
+	r.h.mu.Unlock()
+	r.m.idleSweep(marks, now.Add(2*time.Minute))
+	poll(t, "the hibernate called off", func() bool { return r.hasEvent("web", "IdleHibernateCalledOff") })
+	poll(t, "the pod running", func() bool { return r.record("web").State == lifecycle.Running })
+	if r.hasEvent("web", "HibernateFailed") {
+		t.Error("a called-off idle hibernate reported as failed")
+	}
+	log := r.h.log()
+	if slices.Contains(log, "runtime.checkpoint") {
+		t.Errorf("checkpointed though the hibernate was called off: %v", log)
+	}
+	i := slices.Index(log, "ports.setstate.hibernated")
+	if i < 0 || !slices.Contains(log[i:], "ports.setstate.running") {
+		t.Errorf("calls %v: want the ports hibernated, then running again", log)
+	}
+	// Still idle at the next look, with no new activity: it hibernates.
+	r.h.mu.Lock()
+	r.h.onStepAside = nil
+	r.h.mu.Unlock()
+	r.m.idleSweep(marks, now.Add(5*time.Minute)) // a new mark: the connection counted
+	r.m.idleSweep(marks, now.Add(7*time.Minute))
+	r.waitState("web", lifecycle.Hibernated)
 }

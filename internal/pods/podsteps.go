@@ -81,6 +81,9 @@ type unit struct {
 	// rootfs and sandbox are up, and the steps hand them to the pod
 	// (docs/warmpool.md).
 	warm *warmEntry
+	// stillIdle, set for an idle hibernate, is asked once more when no
+	// new connection can reach the sandbox: false calls it off.
+	stillIdle func(portfwd.PodStats) bool
 }
 
 // unitFor is what the undo and release of pod id need.

@@ -13,7 +13,6 @@ import (
 	"sync"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/pinacle/pinacle-node/internal/errdefs"
 	"github.com/pinacle/pinacle-node/internal/fileutil"
@@ -33,6 +32,18 @@ type kernel struct {
 
 	mu   sync.Mutex                             // serialises read-modify-write of the rules
 	base map[string]map[uint16]portfwd.Counters // counts of rules since rewritten or removed
+	// detached holds, per pod, the flows a Detach left for Cut.
+	detached map[string]detached
+	// afterSave, set by tests, runs between reading the rules and
+	// writing them when a pod's rules go.
+	afterSave func()
+}
+
+// detached is what taking a pod's rules out leaves behind: the flows the
+// kernel still forwards to it and the bridge its route_localnet is on.
+type detached struct {
+	flows  []flow
+	bridge string
 }
 
 var _ portfwd.KernelPath = (*kernel)(nil)
@@ -63,7 +74,8 @@ func newKernel(opts ...Option) (*kernel, error) {
 			return nil, err
 		}
 	}
-	return &kernel{config: c, names: newNames(c.prefix, c.owner), base: map[string]map[uint16]portfwd.Counters{}}, nil
+	return &kernel{config: c, names: newNames(c.prefix, c.owner),
+		base: map[string]map[uint16]portfwd.Counters{}, detached: map[string]detached{}}, nil
 }
 
 func (k *kernel) Apply(ctx context.Context, pod string, target netip.Addr, ports []portfwd.Allocation) error {
@@ -94,6 +106,9 @@ func (k *kernel) Apply(ctx context.Context, pod string, target netip.Addr, ports
 		return err
 	}
 	defer unlock()
+	// The flows a Detach left go on under the rules again (a hibernate
+	// called off).
+	delete(k.detached, pod)
 	lines := k.nodeLines(d) // someone may have removed them (cleanup, a reboot of iptables)
 	for t, l := range k.podLines(d, pod, target, ports, bridge) {
 		lines[t] = append(lines[t], l...)
@@ -154,44 +169,47 @@ func (k *kernel) removePod(ctx context.Context, pod string, forget bool) error {
 	return err
 }
 
-// remove takes the pod's rules out and cuts its flows. Callers hold k.mu.
+// remove takes the pods' rules out and cuts their flows, those of an
+// earlier Detach too. Callers hold k.mu.
 func (k *kernel) remove(ctx context.Context, pods ...string) error {
-	d, err := k.save(ctx)
+	gone, err := k.strip(ctx, pods...)
 	if err != nil {
 		return err
 	}
-	lines := map[string][]string{}
-	type gone struct {
-		flows  []flow
-		bridge string
+	var errs []error
+	for i, g := range gone {
+		if old, ok := k.detached[pods[i]]; ok {
+			delete(k.detached, pods[i])
+			errs = append(errs, old.cut())
+		}
+		errs = append(errs, g.cut())
 	}
-	var removed []gone
+	return errors.Join(errs...)
+}
+
+// strip takes the pods' rules out in one restore, their counters folded
+// into base first, and returns what each leaves behind, in order.
+// Callers hold k.mu.
+func (k *kernel) strip(ctx context.Context, pods ...string) ([]detached, error) {
+	d, err := k.save(ctx)
+	if err != nil {
+		return nil, err
+	}
+	lines := map[string][]string{}
+	gone := make([]detached, 0, len(pods))
 	for _, pod := range pods {
 		k.removeLines(d, pod, lines)
 		flows, bridge := k.podState(d, pod)
-		removed = append(removed, gone{flows, bridge})
+		gone = append(gone, detached{flows, bridge})
 		k.fold(d, pod)
 	}
+	if k.afterSave != nil {
+		k.afterSave()
+	}
 	if err := k.restore(ctx, lines); err != nil {
-		return err
+		return nil, err
 	}
-	var errs []error
-	for _, g := range removed {
-		// Flows the kernel is forwarding keep their NAT in conntrack
-		// after the rules go, towards a backend that is going away.
-		// Without their entries, the client's next packet is a new,
-		// un-NATed flow to the host port, where the listener's socket
-		// answers a stray segment with a reset: a prompt close.
-		if err := cutFlows(g.flows); err != nil {
-			errs = append(errs, err)
-		}
-		if g.bridge != "" {
-			if err := setRouteLocalnet(g.bridge, false); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	return errors.Join(errs...)
+	return gone, nil
 }
 
 func (k *kernel) Prune(ctx context.Context, keep []string) error {
@@ -395,35 +413,6 @@ func setRouteLocalnet(dev string, on bool) error {
 	}
 	if err != nil {
 		return fmt.Errorf("route_localnet on %s: %w", dev, err)
-	}
-	return nil
-}
-
-// flowFilter matches the conntrack entries of DNAT'd flows to one host
-// port and pod: original destination port the host port, replies from the
-// pod, and an original destination other than the pod (which excludes the
-// userspace forwarder's own connections to the pod).
-type flowFilter []flow
-
-func (ff flowFilter) MatchConntrackFlow(f *netlink.ConntrackFlow) bool {
-	if f.Forward.Protocol != unix.IPPROTO_TCP {
-		return false
-	}
-	for _, x := range ff {
-		ip := net.IP(x.target.AsSlice())
-		if f.Forward.DstPort == x.hostPort && f.Reverse.SrcIP.Equal(ip) && !f.Forward.DstIP.Equal(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-func cutFlows(flows []flow) error {
-	if len(flows) == 0 {
-		return nil
-	}
-	if _, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, flowFilter(flows)); err != nil {
-		return fmt.Errorf("dnat: delete conntrack entries: %w", err)
 	}
 	return nil
 }

@@ -1,7 +1,9 @@
 package dnat_test
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -315,5 +317,97 @@ func TestHibernateWake(t *testing.T) {
 			t.Fatalf("after the wake the backend still sees %s, want the client %s (kernel path)", src, tp.cliIP)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSetStateIfKeepsFlows: a SetStateIf told no leaves the pod's kernel
+// flows open and its rules back; a connection that begins while the rules
+// go (after the counters were read) calls it off even when proceed says
+// yes, and that connection goes on; told yes, the flows are cut.
+func TestSetStateIfKeepsFlows(t *testing.T) {
+	requireRoot(t)
+	t.Cleanup(func() { noChains(t) })
+	tp := newTopo(t, 6)
+	serveWho(t, tp.podNS, tp.podIP.String()+":8080")
+	k := newKernel(t, t.Name())
+	f := newFwd(t, 41960, 41969, k)
+	ctx := context.Background()
+	a, err := f.Allocate(ctx, "sif", []portfwd.PortRequest{{PodPort: 8080}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Start(ctx, "sif", tp.podIP); err != nil {
+		t.Fatal(err)
+	}
+	remote := netip.AddrPortFrom(tp.cliHostIP, a[0].HostPort)
+	src, c1 := who(t, tp.cliNS, remote)
+	if src != tp.cliIP.String() {
+		t.Fatalf("backend saw %s, want the client %s (kernel path)", src, tp.cliIP)
+	}
+	echo := func(c net.Conn, msg string) {
+		t.Helper()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		defer c.SetDeadline(time.Time{})
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != msg {
+			t.Fatalf("echo %q: got %q, %v", msg, buf, err)
+		}
+	}
+	no := func(portfwd.PodStats) bool { return false }
+	yes := func(portfwd.PodStats) bool { return true }
+
+	if err := f.SetStateIf("sif", portfwd.Hibernated, no); !errors.Is(err, portfwd.ErrActive) {
+		t.Fatalf("SetStateIf told no: %v, want ErrActive", err)
+	}
+	echo(c1, "still there")
+	if src, _ := who(t, tp.cliNS, remote); src != tp.cliIP.String() {
+		t.Errorf("after a called-off SetStateIf the backend saw %s, want %s (rules back)", src, tp.cliIP)
+	}
+
+	var late net.Conn
+	var lateErr error
+	dnat.SetAfterSave(k, func() {
+		dnat.SetAfterSave(k, nil)
+		late, lateErr = dialFrom(tp.cliNS, remote) // not t.Fatal: locks are held here
+	})
+	err = f.SetStateIf("sif", portfwd.Hibernated, yes)
+	if lateErr != nil {
+		t.Fatalf("dial as the rules went: %v", lateErr)
+	}
+	t.Cleanup(func() { late.Close() })
+	if !errors.Is(err, portfwd.ErrActive) {
+		t.Fatalf("SetStateIf with a connection begun as the rules went: %v, want ErrActive", err)
+	}
+	late.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(late)
+	if line, err := br.ReadString('\n'); err != nil || strings.TrimSpace(line) != tp.cliIP.String() {
+		t.Fatalf("greeting on the connection begun as the rules went: %q, %v; want the client %s (kernel path)", line, err, tp.cliIP)
+	}
+	late.SetDeadline(time.Time{})
+	if br.Buffered() != 0 {
+		t.Fatalf("unexpected bytes after the greeting")
+	}
+	echo(late, "served")
+	echo(c1, "and this one")
+
+	if err := f.SetStateIf("sif", portfwd.Hibernated, yes); err != nil {
+		t.Fatalf("SetStateIf told yes: %v", err)
+	}
+	expectClosed(t, c1)
+	expectClosed(t, late)
+	if strings.Contains(iptablesSave(t), "--to-destination "+tp.podIP.String()) {
+		t.Error("DNAT rules still present after SetStateIf(Hibernated)")
+	}
+	if v := sysctl(t, tp.podIf, "route_localnet"); v != "0" {
+		t.Errorf("route_localnet on %s = %s after the flows were cut, want 0", tp.podIf, v)
+	}
+	// The counters are kept across the removals (the connection begun
+	// between the save and the restore is counted by nothing but the
+	// conntrack look, as any rewrite of the rules can lose it).
+	if ps := portStats(t, f, "sif"); ps.Kernel.ConnsTotal < 2 {
+		t.Errorf("kernel connections %d, want at least 2 (counters kept)", ps.Kernel.ConnsTotal)
 	}
 }
