@@ -69,18 +69,13 @@ func (m *manager) recordedContainerIDs() (map[string]bool, error) {
 // they are a CNI plugin at work for one of containerIDs (plugins that
 // delegate, as bridge does to host-local, pass the environment on).
 func stalePlugins(containerIDs map[string]bool) []int {
-	ents, err := os.ReadDir("/proc")
+	all, err := procfs.PIDs()
 	if err != nil {
 		return nil
 	}
-	self := os.Getpid()
 	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+	for _, pid := range all {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
 		if err != nil {
 			continue // gone meanwhile, or a kernel thread
 		}

@@ -108,24 +108,22 @@ func (r *reaper) owns(pid int) bool {
 // its orphans have just been reparented to us.
 func (r *reaper) adopt(binary string) []int {
 	self := os.Getpid()
-	ents, err := os.ReadDir("/proc")
+	pids, err := procfs.PIDs()
 	if err != nil {
 		return nil
 	}
 	var found []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || ppid(pid) != self {
+	for _, pid := range pids {
+		if ppid(pid) != self {
 			continue
 		}
-		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		argv, err := procfs.Cmdline(pid)
 		if err != nil {
 			continue
 		}
-		argv0, _, _ := strings.Cut(string(cmd), "\x00")
-		exe, _ := os.Readlink("/proc/" + e.Name() + "/exe")
-		ours := strings.HasPrefix(argv0, "runsc-") || exe == binary
-		if len(cmd) == 0 {
+		exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+		ours := exe == binary || (len(argv) > 0 && strings.HasPrefix(argv[0], "runsc-"))
+		if len(argv) == 0 {
 			// A zombie has no cmdline or exe left: a sandbox whose process
 			// exited at once (`run --detach` of /bin/true) can be one by
 			// now. Its comm survives: runsc re-executes /proc/self/exe for

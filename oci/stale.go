@@ -87,23 +87,17 @@ func (r *runsc) killAndWait(ctx context.Context, id string, pids []int) error {
 // sandbox and gofer processes that name id (last, or in a path such as
 // the bundle's).
 func (r *runsc) staleInvocations(id string, sandboxes bool) []int {
-	ents, err := os.ReadDir("/proc")
+	all, err := procfs.PIDs()
 	if err != nil {
 		return nil
 	}
-	self := os.Getpid()
 	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self || theReaper.owns(pid) {
+	for _, pid := range all {
+		if theReaper.owns(pid) {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil || len(b) == 0 {
-			continue
-		}
-		argv := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if len(argv) < 2 || !slices.Contains(argv, "--root="+r.root) {
+		argv, err := procfs.Cmdline(pid)
+		if err != nil || len(argv) < 2 || !slices.Contains(argv, "--root="+r.root) {
 			continue
 		}
 		if sandboxes {
@@ -112,7 +106,7 @@ func (r *runsc) staleInvocations(id string, sandboxes bool) []int {
 			}
 			continue
 		}
-		exe, _ := os.Readlink("/proc/" + e.Name() + "/exe")
+		exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
 		if !strings.HasPrefix(filepath.Base(argv[0]), "runsc-") && argv[len(argv)-1] == id && (argv[0] == r.binary || exe == r.binary) {
 			pids = append(pids, pid)
 		}

@@ -166,12 +166,8 @@ func endSession(sid int, grace time.Duration) {
 // signalSession sends sig to every live process of session sid and says
 // how many there were (sig 0 only counts them).
 func signalSession(sid int, sig unix.Signal) (n int) {
-	ents, _ := os.ReadDir("/proc") // unreadable: nothing to signal
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	pids, _ := procfs.PIDs() // unreadable: nothing to signal
+	for _, pid := range pids {
 		st, err := procfs.ReadStat(pid)
 		if err != nil || st.State == 'Z' || st.Session != sid {
 			continue // gone meanwhile, finished, or another session's

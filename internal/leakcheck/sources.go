@@ -10,8 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pinacle/pinacle-node/internal/procfs"
 )
 
 // A source reads one kind of host resource. Its error means it could not
@@ -160,23 +163,19 @@ func readFiles(root string, fn func(string)) error {
 // line contains one of match. Zombies and processes that exit meanwhile
 // are skipped (they have no command line left).
 func readProcs(match []string, fn func(string)) error {
-	ents, err := os.ReadDir("/proc")
+	pids, err := procfs.PIDs()
 	if err != nil {
 		return err
 	}
-	self := fmt.Sprint(os.Getpid())
-	for _, e := range ents {
-		if e.Name() == self || e.Name()[0] < '0' || e.Name()[0] > '9' {
+	for _, pid := range pids {
+		argv, err := procfs.Cmdline(pid)
+		if err != nil || len(argv) == 0 {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil || len(b) == 0 {
-			continue
-		}
-		cmd := strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ")
+		cmd := strings.Join(argv, " ")
 		for _, m := range match {
 			if strings.Contains(cmd, m) {
-				fn(e.Name() + " " + firstN(cmd, 300))
+				fn(strconv.Itoa(pid) + " " + firstN(cmd, 300))
 				break
 			}
 		}

@@ -52,3 +52,30 @@ func Alive(pid int) bool {
 	st, err := ReadStat(pid)
 	return err == nil && st.State != 'Z'
 }
+
+// PIDs lists the processes in /proc other than this one. A process may
+// exit before the caller reads it: each read of one must allow for that.
+func PIDs() ([]int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	self := os.Getpid()
+	pids := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && pid != self {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// Cmdline reads /proc/pid/cmdline as argv; a zombie and a kernel thread
+// have none (nil, no error).
+func Cmdline(pid int) ([]string, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || len(b) == 0 {
+		return nil, err
+	}
+	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), nil
+}

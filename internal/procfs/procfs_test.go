@@ -3,6 +3,7 @@ package procfs
 import (
 	"os"
 	"os/exec"
+	"slices"
 	"testing"
 	"time"
 )
@@ -51,5 +52,31 @@ func TestAlive(t *testing.T) {
 	_ = c.Wait()
 	if Alive(pid) {
 		t.Fatalf("reaped child %d alive", pid)
+	}
+}
+
+// TestPIDsAndCmdline: a child shows in PIDs with its argv, this process
+// does not, and an exited child is gone from both.
+func TestPIDsAndCmdline(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	pids, err := PIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(pids, pid) || slices.Contains(pids, os.Getpid()) {
+		t.Errorf("PIDs: child %d listed %v, self %d listed %v; want the child only",
+			pid, slices.Contains(pids, pid), os.Getpid(), slices.Contains(pids, os.Getpid()))
+	}
+	if argv, err := Cmdline(pid); err != nil || !slices.Equal(argv, []string{"sleep", "30"}) {
+		t.Errorf("Cmdline(%d) = %q, %v; want [sleep 30]", pid, argv, err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if argv, err := Cmdline(pid); err == nil && argv != nil {
+		t.Errorf("Cmdline of a reaped child = %q, want an error or nothing", argv)
 	}
 }
